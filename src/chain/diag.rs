@@ -1,0 +1,999 @@
+//! Diagnostics for chain files.
+//!
+//! Every problem the loader finds is one [`ChainDiagnostic`]: a stable code
+//! (`bootstrap::chain::*`), the file it is in (as a [`miette::NamedSource`]
+//! named by its path relative to the chain directory), a labelled span and a
+//! help line. The loader collects all of them from all files before it gives
+//! up, so one run of `bootstrap check` shows everything that is wrong.
+//!
+//! A problem that involves a second place (a duplicate name, a cycle, a need
+//! on a later stage) labels that place too: in the same diagnostic when it is
+//! in the same file, as a related note when it is in another.
+
+use std::sync::Arc;
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+use thiserror::Error;
+
+/// A chain file's text, named by its path relative to the chain directory.
+pub type Src = NamedSource<Arc<str>>;
+
+/// A second place that a diagnostic points to, in another file.
+#[derive(Debug, Error, Diagnostic)]
+#[error("{message}")]
+#[diagnostic(severity(Advice))]
+pub struct Elsewhere {
+    /// What this place is (e.g. "`hex0` is first defined here").
+    pub message: String,
+    /// The file the place is in.
+    #[source_code]
+    pub src: Src,
+    /// The place itself.
+    #[label("{label}")]
+    pub span: SourceSpan,
+    /// The label text on the span.
+    pub label: String,
+}
+
+/// One problem in a chain. Each variant has its own stable code.
+#[derive(Debug, Error, Diagnostic)]
+pub enum ChainDiagnostic {
+    /// The chain directory has no `chain/chain.kdl`.
+    #[error("no chain/chain.kdl in {dir}")]
+    #[diagnostic(
+        code(bootstrap::chain::no_chain_file),
+        help("run bootstrap inside a chain directory, or pass -C DIR; a chain directory holds chain/chain.kdl")
+    )]
+    NoChainFile {
+        /// The directory that was searched.
+        dir: String,
+    },
+
+    /// A chain file or directory could not be read.
+    #[error("cannot read {path}: {reason}")]
+    #[diagnostic(
+        code(bootstrap::chain::unreadable),
+        help("check that the path exists and that you may read it")
+    )]
+    Unreadable {
+        /// The path, relative to the chain directory where possible.
+        path: String,
+        /// What the operating system said.
+        reason: String,
+    },
+
+    /// A chain file is not UTF-8 text.
+    #[error("{path} is not UTF-8 text (invalid byte at offset {offset})")]
+    #[diagnostic(
+        code(bootstrap::chain::not_utf8),
+        help("KDL files are UTF-8; re-save the file as UTF-8")
+    )]
+    NotUtf8 {
+        /// The path relative to the chain directory.
+        path: String,
+        /// Byte offset of the first invalid byte.
+        offset: usize,
+    },
+
+    /// The KDL parser rejected the file.
+    #[error("KDL syntax error: {message}")]
+    #[diagnostic(code(bootstrap::chain::syntax))]
+    Syntax {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// Where the parser stopped.
+        #[label("{label}")]
+        span: SourceSpan,
+        /// The parser's message.
+        message: String,
+        /// The parser's label.
+        label: String,
+        /// The parser's advice, or ours.
+        #[help]
+        help: String,
+    },
+
+    /// A node this place does not know.
+    #[error("unknown node `{name}` in {context}")]
+    #[diagnostic(code(bootstrap::chain::unknown_node))]
+    UnknownNode {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The node's name.
+        #[label("not a node of {context}")]
+        span: SourceSpan,
+        /// The unknown name.
+        name: String,
+        /// Where it stands ("a step", "the top level of a stage file", …).
+        context: String,
+        /// The allowed nodes, and a close match if there is one.
+        #[help]
+        help: String,
+    },
+
+    /// A node that is known, but not in this kind of file.
+    #[error("`{name}` does not belong in {place}")]
+    #[diagnostic(code(bootstrap::chain::misplaced_node))]
+    MisplacedNode {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The node.
+        #[label("not allowed here")]
+        span: SourceSpan,
+        /// The node's name.
+        name: String,
+        /// The kind of file it is in.
+        place: String,
+        /// Where it belongs instead.
+        #[help]
+        help: String,
+    },
+
+    /// A property this node does not take.
+    #[error("unknown property `{name}` on `{node}`")]
+    #[diagnostic(code(bootstrap::chain::unknown_property))]
+    UnknownProperty {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The property.
+        #[label("unknown property")]
+        span: SourceSpan,
+        /// The property's name.
+        name: String,
+        /// The node's name.
+        node: String,
+        /// The allowed properties, and a close match if there is one.
+        #[help]
+        help: String,
+    },
+
+    /// A property given twice on one node.
+    #[error("property `{name}` is given twice on `{node}`")]
+    #[diagnostic(
+        code(bootstrap::chain::repeated_property),
+        help("keep one of them; KDL would silently use the last, which hides mistakes")
+    )]
+    RepeatedProperty {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The second occurrence.
+        #[label("given again here")]
+        span: SourceSpan,
+        /// The first occurrence.
+        #[label("first given here")]
+        first: SourceSpan,
+        /// The property's name.
+        name: String,
+        /// The node's name.
+        node: String,
+    },
+
+    /// More arguments than the node takes.
+    #[error("`{node}` takes {expected}, this is one too many")]
+    #[diagnostic(code(bootstrap::chain::extra_argument))]
+    ExtraArgument {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The first argument too many.
+        #[label("unexpected argument")]
+        span: SourceSpan,
+        /// The node's name.
+        node: String,
+        /// What the node takes ("one argument", "no arguments").
+        expected: String,
+        /// How to write it instead.
+        #[help]
+        help: String,
+    },
+
+    /// A node lacks an argument it needs.
+    #[error("`{node}` needs {what}")]
+    #[diagnostic(code(bootstrap::chain::missing_argument))]
+    MissingArgument {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The node.
+        #[label("missing {what}")]
+        span: SourceSpan,
+        /// The node's name.
+        node: String,
+        /// What is missing ("a name", "a URL", …).
+        what: String,
+        /// An example.
+        #[help]
+        help: String,
+    },
+
+    /// A node lacks a required property.
+    #[error("`{node}` needs the property `{property}`")]
+    #[diagnostic(code(bootstrap::chain::missing_property))]
+    MissingProperty {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The node.
+        #[label("no `{property}` here")]
+        span: SourceSpan,
+        /// The node's name.
+        node: String,
+        /// The missing property.
+        property: String,
+        /// An example.
+        #[help]
+        help: String,
+    },
+
+    /// A node lacks a required child node.
+    #[error("{parent} has no `{child}`")]
+    #[diagnostic(code(bootstrap::chain::missing_node))]
+    MissingNode {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The parent node.
+        #[label("needs a `{child}` node")]
+        span: SourceSpan,
+        /// The parent, described ("source `foo`").
+        parent: String,
+        /// The missing child's name.
+        child: String,
+        /// An example.
+        #[help]
+        help: String,
+    },
+
+    /// A value of the wrong type.
+    #[error("{what} must be {expected}, found {found}")]
+    #[diagnostic(code(bootstrap::chain::wrong_type))]
+    WrongType {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("this is {found}")]
+        span: SourceSpan,
+        /// What the value is ("the argument of `timeout`").
+        what: String,
+        /// The expected type ("a string").
+        expected: String,
+        /// The found type ("an integer").
+        found: String,
+        /// How to write it.
+        #[help]
+        help: String,
+    },
+
+    /// A number outside the allowed range.
+    #[error("{what} must be {range}, found {value}")]
+    #[diagnostic(code(bootstrap::chain::out_of_range))]
+    OutOfRange {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("out of range")]
+        span: SourceSpan,
+        /// What the value is.
+        what: String,
+        /// The allowed range, in words.
+        range: String,
+        /// The value found.
+        value: String,
+        /// How to fix it.
+        #[help]
+        help: String,
+    },
+
+    /// A type annotation such as `(u8)1` or `(foo)node`.
+    #[error("type annotations are not part of the chain language")]
+    #[diagnostic(
+        code(bootstrap::chain::type_annotation),
+        help("remove the `(…)` before the value or node name")
+    )]
+    TypeAnnotation {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The annotated node or value.
+        #[label("annotated here")]
+        span: SourceSpan,
+    },
+
+    /// A child block on a node that takes none.
+    #[error("`{node}` takes no children block")]
+    #[diagnostic(
+        code(bootstrap::chain::unexpected_children),
+        help("remove the `{{ … }}` block; `{node}` is written on one line")
+    )]
+    UnexpectedChildren {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The node.
+        #[label("has a children block")]
+        span: SourceSpan,
+        /// The node's name.
+        node: String,
+    },
+
+    /// A node that may appear once appears again.
+    #[error("`{node}` is given twice in {parent}")]
+    #[diagnostic(code(bootstrap::chain::repeated_node))]
+    RepeatedNode {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The second occurrence.
+        #[label("given again here")]
+        span: SourceSpan,
+        /// The first occurrence.
+        #[label("first given here")]
+        first: SourceSpan,
+        /// The node's name.
+        node: String,
+        /// The parent, described.
+        parent: String,
+        /// How to fix it.
+        #[help]
+        help: String,
+    },
+
+    /// `chain/chain.kdl` has no `chain` node.
+    #[error("chain/chain.kdl has no `chain` node")]
+    #[diagnostic(
+        code(bootstrap::chain::no_chain_node),
+        help("add `chain \"NAME\" {{ arch \"x86_64\"; stage \"stage0\" }}` to chain/chain.kdl")
+    )]
+    NoChainNode {
+        /// chain/chain.kdl.
+        #[source_code]
+        src: Src,
+        /// The start of the file.
+        #[label("expected a `chain` node in this file")]
+        span: SourceSpan,
+    },
+
+    /// A name that cannot be used as a path component.
+    #[error("invalid {kind} name `{name}`: {reason}")]
+    #[diagnostic(
+        code(bootstrap::chain::invalid_name),
+        help("names are 1 to 128 characters of A-Z a-z 0-9 . _ + -, not starting with . or -")
+    )]
+    InvalidName {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The name.
+        #[label("invalid name")]
+        span: SourceSpan,
+        /// What is named ("step", "source", …).
+        kind: String,
+        /// The name as written.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Two stages with one name.
+    #[error("stage `{name}` is declared twice")]
+    #[diagnostic(
+        code(bootstrap::chain::duplicate_stage),
+        help("stage names are unique; rename or remove one of them")
+    )]
+    DuplicateStage {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The second declaration.
+        #[label("declared again here")]
+        span: SourceSpan,
+        /// The first declaration.
+        #[label("first declared here")]
+        first: SourceSpan,
+        /// The name.
+        name: String,
+    },
+
+    /// Two seeds with one name.
+    #[error("seed `{name}` is declared twice")]
+    #[diagnostic(
+        code(bootstrap::chain::duplicate_seed),
+        help("seed names are unique across the chain; rename or remove one of them")
+    )]
+    DuplicateSeed {
+        /// The file of the second declaration.
+        #[source_code]
+        src: Src,
+        /// The second declaration.
+        #[label("declared again here")]
+        span: SourceSpan,
+        /// The first declaration, when in the same file.
+        #[label("first declared here")]
+        first: Option<SourceSpan>,
+        /// The first declaration, when in another file.
+        #[related]
+        elsewhere: Vec<Elsewhere>,
+        /// The name.
+        name: String,
+    },
+
+    /// Two sources with one name.
+    #[error("source `{name}` is declared twice")]
+    #[diagnostic(
+        code(bootstrap::chain::duplicate_source),
+        help("source names are unique across the chain; a version belongs in the name if two versions are needed (e.g. `gcc-4.7.4`)")
+    )]
+    DuplicateSource {
+        /// The file of the second declaration.
+        #[source_code]
+        src: Src,
+        /// The second declaration.
+        #[label("declared again here")]
+        span: SourceSpan,
+        /// The first declaration, when in the same file.
+        #[label("first declared here")]
+        first: Option<SourceSpan>,
+        /// The first declaration, when in another file.
+        #[related]
+        elsewhere: Vec<Elsewhere>,
+        /// The name.
+        name: String,
+    },
+
+    /// Two steps with one name.
+    #[error("step `{name}` is declared twice")]
+    #[diagnostic(
+        code(bootstrap::chain::duplicate_step),
+        help("step names are unique across all stages; rename one of them and update its `needs`")
+    )]
+    DuplicateStep {
+        /// The file of the second declaration.
+        #[source_code]
+        src: Src,
+        /// The second declaration.
+        #[label("declared again here")]
+        span: SourceSpan,
+        /// The first declaration, when in the same file.
+        #[label("first declared here")]
+        first: Option<SourceSpan>,
+        /// The first declaration, when in another file.
+        #[related]
+        elsewhere: Vec<Elsewhere>,
+        /// The name.
+        name: String,
+    },
+
+    /// The same name twice in one step's `needs` or `source` lists.
+    #[error("step `{step}` lists {kind} `{name}` twice")]
+    #[diagnostic(
+        code(bootstrap::chain::repeated_reference),
+        help("remove the second mention; each {kind} is used once")
+    )]
+    RepeatedReference {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The second mention.
+        #[label("listed again here")]
+        span: SourceSpan,
+        /// The first mention.
+        #[label("first listed here")]
+        first: SourceSpan,
+        /// The step.
+        step: String,
+        /// "need" or "source".
+        kind: String,
+        /// The repeated name.
+        name: String,
+    },
+
+    /// A `needs` that names no step.
+    #[error("step `{step}` needs `{name}`, which is not a step of this chain")]
+    #[diagnostic(code(bootstrap::chain::unknown_need))]
+    UnknownNeed {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The name in `needs`.
+        #[label("no step is called `{name}`")]
+        span: SourceSpan,
+        /// The step that needs it.
+        step: String,
+        /// The unknown name.
+        name: String,
+        /// A close name, or where steps are declared.
+        #[help]
+        help: String,
+    },
+
+    /// A step `source` that names no declared source.
+    #[error("step `{step}` uses source `{name}`, which is not declared")]
+    #[diagnostic(code(bootstrap::chain::unknown_source))]
+    UnknownSource {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The name in `source`.
+        #[label("no source is called `{name}`")]
+        span: SourceSpan,
+        /// The step that uses it.
+        step: String,
+        /// The unknown name.
+        name: String,
+        /// A close name, or how to declare it.
+        #[help]
+        help: String,
+    },
+
+    /// A step needs a step of a later stage.
+    #[error("step `{step}` of {stage} needs `{name}` of the later {need_stage}")]
+    #[diagnostic(
+        code(bootstrap::chain::later_stage_need),
+        help("a stage may only build on itself and earlier stages: move `{name}` to {stage} or earlier, or `{step}` to {need_stage} or later")
+    )]
+    LaterStageNeed {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The name in `needs`.
+        #[label("`{name}` is in {need_stage}")]
+        span: SourceSpan,
+        /// Where the needed step is declared.
+        #[related]
+        declared: Vec<Elsewhere>,
+        /// The step that needs it.
+        step: String,
+        /// Its stage.
+        stage: String,
+        /// The needed step.
+        name: String,
+        /// The needed step's stage.
+        need_stage: String,
+    },
+
+    /// Steps that need each other in a cycle.
+    #[error("steps need each other in a cycle: {path}")]
+    #[diagnostic(
+        code(bootstrap::chain::cycle),
+        help("a step cannot be built before itself; remove one of the `needs` marked here to break the cycle")
+    )]
+    Cycle {
+        /// The file of the first member.
+        #[source_code]
+        src: Src,
+        /// Each member's `needs` entry inside the cycle, in this file.
+        #[label(collection)]
+        spans: Vec<LabeledSpan>,
+        /// Members in other files.
+        #[related]
+        elsewhere: Vec<Elsewhere>,
+        /// The cycle, written out (`a → b → a`).
+        path: String,
+    },
+
+    /// A sha256 that is not 64 hex digits.
+    #[error("malformed sha256: {reason}")]
+    #[diagnostic(
+        code(bootstrap::chain::malformed_sha256),
+        help("a sha256 is 64 hexadecimal digits, as printed by `sha256sum FILE`")
+    )]
+    MalformedSha256 {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("{reason}")]
+        span: SourceSpan,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A URL that cannot be fetched.
+    #[error("unsupported URL scheme `{scheme}`")]
+    #[diagnostic(
+        code(bootstrap::chain::url_scheme),
+        help("sources are fetched over http://, https:// or file://")
+    )]
+    UrlScheme {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The URL.
+        #[label("scheme `{scheme}`")]
+        span: SourceSpan,
+        /// The scheme found.
+        scheme: String,
+    },
+
+    /// A string that is not a URL at all.
+    #[error("malformed URL: {reason}")]
+    #[diagnostic(
+        code(bootstrap::chain::malformed_url),
+        help("write a full URL such as https://example.org/pkg-1.0.tar.gz or file:///srv/distfiles/pkg-1.0.tar.gz")
+    )]
+    MalformedUrl {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The URL.
+        #[label("{reason}")]
+        span: SourceSpan,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A `{…}` placeholder other than `{version}`, or `{version}` with no version.
+    #[error("URL placeholder `{{{placeholder}}}` cannot be expanded")]
+    #[diagnostic(code(bootstrap::chain::bad_placeholder))]
+    BadPlaceholder {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The URL.
+        #[label("`{{{placeholder}}}` here")]
+        span: SourceSpan,
+        /// The placeholder's name.
+        placeholder: String,
+        /// Why it cannot be expanded.
+        #[help]
+        help: String,
+    },
+
+    /// Fewer than two seeds.
+    #[error("the chain declares {count} seed(s); at least two are needed")]
+    #[diagnostic(
+        code(bootstrap::chain::too_few_seeds),
+        help("a stage is only trusted when independently built seed distros agree; declare a second `seed \"NAME\" {{ … }}` in chain/chain.kdl")
+    )]
+    TooFewSeeds {
+        /// chain/chain.kdl.
+        #[source_code]
+        src: Src,
+        /// The chain node.
+        #[label("this chain has {count} seed(s)")]
+        span: SourceSpan,
+        /// How many seeds there are.
+        count: usize,
+    },
+
+    /// A timeout that is not `<n><unit>…`.
+    #[error("malformed timeout `{value}`: {reason}")]
+    #[diagnostic(
+        code(bootstrap::chain::malformed_timeout),
+        help("write a duration such as \"90s\", \"10m\", \"6h\" or \"1h30m\" (units s, m, h, d)")
+    )]
+    MalformedTimeout {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("{reason}")]
+        span: SourceSpan,
+        /// The value as written.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Both `run` and `script` in one step.
+    #[error("step `{step}` has both `run` and `script`")]
+    #[diagnostic(
+        code(bootstrap::chain::run_and_script),
+        help("use `run` lines (argv, no shell) or one `script` (run by a shell), not both")
+    )]
+    RunAndScript {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The script.
+        #[label("`script` here")]
+        span: SourceSpan,
+        /// The first run.
+        #[label("`run` here")]
+        run: SourceSpan,
+        /// The step.
+        step: String,
+    },
+
+    /// Neither `run` nor `script`.
+    #[error("step `{step}` has nothing to run")]
+    #[diagnostic(
+        code(bootstrap::chain::no_command),
+        help("add `run \"PROGRAM\" \"ARG\"…` (an argv) or `script #\"\"\"…\"\"\"#` (a shell script)")
+    )]
+    NoCommand {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The step.
+        #[label("no `run` or `script` in this step")]
+        span: SourceSpan,
+        /// The step.
+        step: String,
+    },
+
+    /// `shell` without `script`.
+    #[error("step `{step}` sets `shell` but has no `script`")]
+    #[diagnostic(
+        code(bootstrap::chain::shell_without_script),
+        help("`shell` only says which shell runs `script`; `run` lines are argvs and run without a shell")
+    )]
+    ShellWithoutScript {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The shell node.
+        #[label("unused `shell`")]
+        span: SourceSpan,
+        /// The step.
+        step: String,
+    },
+
+    /// A `root` other than scratch or seed.
+    #[error("unknown root `{value}`")]
+    #[diagnostic(
+        code(bootstrap::chain::invalid_root),
+        help("`root \"scratch\"` starts from an empty root, `root \"seed\"` from the seed distro's rootfs")
+    )]
+    InvalidRoot {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("expected \"scratch\" or \"seed\"")]
+        span: SourceSpan,
+        /// The value as written.
+        value: String,
+    },
+
+    /// A path that must be absolute is not.
+    #[error("`{node}` must be an absolute path, found `{value}`")]
+    #[diagnostic(
+        code(bootstrap::chain::relative_path),
+        help("paths inside the sandbox start with /, e.g. /src/NAME or /bin/sh")
+    )]
+    RelativePath {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("not absolute")]
+        span: SourceSpan,
+        /// The node.
+        node: String,
+        /// The value.
+        value: String,
+    },
+
+    /// An output path that cannot be captured safely.
+    #[error("invalid output path `{value}`: {reason}")]
+    #[diagnostic(
+        code(bootstrap::chain::invalid_output),
+        help("write a plain path relative to `workdir` (e.g. AMD64/bin/M1) or an absolute one (e.g. /result/out), without `.` or `..` components")
+    )]
+    InvalidOutput {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The path.
+        #[label("{reason}")]
+        span: SourceSpan,
+        /// The path as written.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The same output declared twice.
+    #[error("output `{path}` is declared twice in step `{step}`")]
+    #[diagnostic(
+        code(bootstrap::chain::duplicate_output),
+        help("declare each output once; a pinned sha256 belongs on that one line")
+    )]
+    DuplicateOutput {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The second declaration.
+        #[label("declared again here")]
+        span: SourceSpan,
+        /// The first declaration.
+        #[label("first declared here")]
+        first: SourceSpan,
+        /// The path.
+        path: String,
+        /// The step.
+        step: String,
+    },
+
+    /// An environment variable name that is not a name.
+    #[error("invalid environment variable name `{name}`")]
+    #[diagnostic(
+        code(bootstrap::chain::invalid_env_name),
+        help("names are letters, digits and _, not starting with a digit")
+    )]
+    InvalidEnvName {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The entry.
+        #[label("invalid name")]
+        span: SourceSpan,
+        /// The name.
+        name: String,
+    },
+
+    /// A variable the sandbox sets itself.
+    #[error("`{name}` is set by the sandbox and cannot be overridden")]
+    #[diagnostic(
+        code(bootstrap::chain::reserved_env),
+        help("HOME, TZ, LC_ALL and SOURCE_DATE_EPOCH are fixed by the sandbox contract (SOURCE_DATE_EPOCH comes from the chain's `source-date-epoch`); remove this entry")
+    )]
+    ReservedEnv {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The entry.
+        #[label("reserved")]
+        span: SourceSpan,
+        /// The name.
+        name: String,
+    },
+
+    /// The same variable set twice in one step.
+    #[error("`{name}` is set twice in step `{step}`")]
+    #[diagnostic(
+        code(bootstrap::chain::duplicate_env),
+        help("set each variable once")
+    )]
+    DuplicateEnv {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The second setting.
+        #[label("set again here")]
+        span: SourceSpan,
+        /// The first setting.
+        #[label("first set here")]
+        first: SourceSpan,
+        /// The variable.
+        name: String,
+        /// The step.
+        step: String,
+    },
+
+    /// An arch the engine does not know.
+    #[error("unknown arch `{value}`")]
+    #[diagnostic(
+        code(bootstrap::chain::unknown_arch),
+        help("one of: x86_64, i686, aarch64, riscv64")
+    )]
+    UnknownArch {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("unknown arch")]
+        span: SourceSpan,
+        /// The value.
+        value: String,
+    },
+
+    /// A seed image not pinned by digest.
+    #[error("seed image `{value}` is not pinned by digest")]
+    #[diagnostic(
+        code(bootstrap::chain::unpinned_image),
+        help("pin the image: NAME@sha256:<64 hex> (or the bare image id sha256:<64 hex>); a tag can move")
+    )]
+    UnpinnedImage {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("no @sha256: digest")]
+        span: SourceSpan,
+        /// The value.
+        value: String,
+    },
+
+    /// An empty string where a value is needed.
+    #[error("{what} is empty")]
+    #[diagnostic(code(bootstrap::chain::empty_value))]
+    EmptyValue {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("empty")]
+        span: SourceSpan,
+        /// What the value is.
+        what: String,
+        /// What to write.
+        #[help]
+        help: String,
+    },
+}
+
+impl ChainDiagnostic {
+    /// The file and byte span of the primary label, when there is one.
+    pub fn location(&self) -> Option<(&Src, SourceSpan)> {
+        use ChainDiagnostic as D;
+        match self {
+            D::NoChainFile { .. } | D::Unreadable { .. } | D::NotUtf8 { .. } => None,
+            D::Cycle { src, spans, .. } => spans.first().map(|s| (src, *s.inner())),
+            D::Syntax { src, span, .. }
+            | D::UnknownNode { src, span, .. }
+            | D::MisplacedNode { src, span, .. }
+            | D::UnknownProperty { src, span, .. }
+            | D::RepeatedProperty { src, span, .. }
+            | D::ExtraArgument { src, span, .. }
+            | D::MissingArgument { src, span, .. }
+            | D::MissingProperty { src, span, .. }
+            | D::MissingNode { src, span, .. }
+            | D::WrongType { src, span, .. }
+            | D::OutOfRange { src, span, .. }
+            | D::TypeAnnotation { src, span }
+            | D::UnexpectedChildren { src, span, .. }
+            | D::RepeatedNode { src, span, .. }
+            | D::NoChainNode { src, span }
+            | D::InvalidName { src, span, .. }
+            | D::DuplicateStage { src, span, .. }
+            | D::DuplicateSeed { src, span, .. }
+            | D::DuplicateSource { src, span, .. }
+            | D::DuplicateStep { src, span, .. }
+            | D::RepeatedReference { src, span, .. }
+            | D::UnknownNeed { src, span, .. }
+            | D::UnknownSource { src, span, .. }
+            | D::LaterStageNeed { src, span, .. }
+            | D::MalformedSha256 { src, span, .. }
+            | D::UrlScheme { src, span, .. }
+            | D::MalformedUrl { src, span, .. }
+            | D::BadPlaceholder { src, span, .. }
+            | D::TooFewSeeds { src, span, .. }
+            | D::MalformedTimeout { src, span, .. }
+            | D::RunAndScript { src, span, .. }
+            | D::NoCommand { src, span, .. }
+            | D::ShellWithoutScript { src, span, .. }
+            | D::InvalidRoot { src, span, .. }
+            | D::RelativePath { src, span, .. }
+            | D::InvalidOutput { src, span, .. }
+            | D::DuplicateOutput { src, span, .. }
+            | D::InvalidEnvName { src, span, .. }
+            | D::ReservedEnv { src, span, .. }
+            | D::DuplicateEnv { src, span, .. }
+            | D::UnknownArch { src, span, .. }
+            | D::UnpinnedImage { src, span, .. }
+            | D::EmptyValue { src, span, .. } => Some((src, *span)),
+        }
+    }
+
+    /// The file the diagnostic is about, relative to the chain directory.
+    pub fn file(&self) -> Option<String> {
+        match self {
+            ChainDiagnostic::Unreadable { path, .. } | ChainDiagnostic::NotUtf8 { path, .. } => {
+                Some(path.clone())
+            }
+            ChainDiagnostic::NoChainFile { .. } => Some("chain/chain.kdl".to_owned()),
+            _ => self.location().map(|(src, _)| src.name().to_owned()),
+        }
+    }
+}
+
+/// "Did you mean `x`?" for the closest of `candidates`, when one is close.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut best: Option<(f64, &str)> = None;
+    for candidate in candidates {
+        let score = strsim::jaro_winkler(name, candidate);
+        if score >= 0.8 && best.is_none_or(|(b, _)| score > b) {
+            best = Some((score, candidate));
+        }
+    }
+    best.map(|(_, c)| format!("did you mean `{c}`?"))
+}

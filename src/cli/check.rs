@@ -1,0 +1,155 @@
+//! `bootstrap check`: load and validate the chain; a summary of what it holds.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::{Context, write_json};
+use crate::Error;
+use crate::chain::{Chain, Placement};
+
+/// Arguments of `check` (none beyond the global ones).
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+#[derive(Serialize)]
+struct StageSummary<'a> {
+    name: &'a str,
+    description: Option<&'a str>,
+    steps: usize,
+    unverified: usize,
+}
+
+#[derive(Serialize)]
+struct SeedSummary<'a> {
+    name: &'a str,
+    description: Option<&'a str>,
+    image: Option<&'a str>,
+    rootfs: Option<&'a crate::chain::model::PinnedUrl>,
+}
+
+#[derive(Serialize)]
+struct SourceSummary<'a> {
+    name: &'a str,
+    version: Option<&'a str>,
+    urls: &'a [String],
+    sha256: &'a str,
+    unpack: Option<u32>,
+}
+
+/// The JSON document of `check` (docs/json.md).
+#[derive(Serialize)]
+struct Report<'a> {
+    ok: bool,
+    chain: &'a str,
+    arch: &'a str,
+    source_date_epoch: u64,
+    files: usize,
+    steps: usize,
+    unverified: usize,
+    stages: Vec<StageSummary<'a>>,
+    seeds: Vec<SeedSummary<'a>>,
+    sources: Vec<SourceSummary<'a>>,
+}
+
+fn report(chain: &Chain) -> Report<'_> {
+    let stages = chain
+        .stages()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let steps = chain.steps.iter().filter(|st| st.stage == i);
+            StageSummary {
+                name: &s.name,
+                description: s.description.as_deref(),
+                steps: steps.clone().count(),
+                unverified: steps.filter(|st| st.unverified).count(),
+            }
+        })
+        .collect();
+    Report {
+        ok: true,
+        chain: &chain.decl.name,
+        arch: &chain.decl.arch,
+        source_date_epoch: chain.decl.source_date_epoch,
+        files: chain.files.len(),
+        steps: chain.steps.len(),
+        unverified: chain.steps.iter().filter(|s| s.unverified).count(),
+        stages,
+        seeds: chain
+            .seeds
+            .iter()
+            .map(|s| SeedSummary {
+                name: &s.name,
+                description: s.description.as_deref(),
+                image: s.image.as_deref(),
+                rootfs: s.rootfs.as_ref(),
+            })
+            .collect(),
+        sources: chain
+            .sources
+            .iter()
+            .map(|s| SourceSummary {
+                name: &s.name,
+                version: s.version.as_deref(),
+                urls: &s.urls,
+                sha256: &s.sha256,
+                unpack: match s.placement {
+                    Placement::File => None,
+                    Placement::Unpack { strip_components } => Some(strip_components),
+                },
+            })
+            .collect(),
+    }
+}
+
+/// Runs `check`.
+pub fn run(cx: &Context, _args: &Args, out: &mut dyn Write) -> Result<(), Error> {
+    let chain = cx.load()?;
+    let r = report(&chain);
+    if cx.json {
+        return write_json(out, &r);
+    }
+    if cx.verbosity < 0 {
+        return Ok(());
+    }
+    write_human(&r, out).map_err(Error::Output)
+}
+
+fn write_human(r: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "chain {} ({}, SOURCE_DATE_EPOCH={})", r.chain, r.arch, r.source_date_epoch)?;
+    writeln!(
+        out,
+        "  {} stages, {} steps ({} unverified), {} sources, {} seeds, {} files",
+        r.stages.len(),
+        r.steps,
+        r.unverified,
+        r.sources.len(),
+        r.seeds.len(),
+        r.files
+    )?;
+    writeln!(out)?;
+    let width = r.stages.iter().map(|s| s.name.len()).max().unwrap_or(5).max(5);
+    writeln!(out, "  {:<width$}  {:>5}  {:>10}  description", "stage", "steps", "unverified")?;
+    for s in &r.stages {
+        writeln!(out, "  {:<width$}  {:>5}  {:>10}  {}", s.name, s.steps, s.unverified, s.description.unwrap_or("-"))?;
+    }
+    writeln!(out)?;
+    let width = r.seeds.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
+    writeln!(out, "  {:<width$}  artefact", "seed")?;
+    for s in &r.seeds {
+        let mut what = Vec::new();
+        if let Some(rootfs) = s.rootfs {
+            what.push(format!("rootfs {} (sha256 {}…)", rootfs.url, &rootfs.sha256[..12]));
+        }
+        if let Some(image) = s.image {
+            what.push(format!("image {image}"));
+        }
+        if what.is_empty() {
+            what.push(format!("none pinned: supply it with --seed {}=…", s.name));
+        }
+        writeln!(out, "  {:<width$}  {}", s.name, what.join("; "))?;
+    }
+    writeln!(out)?;
+    writeln!(out, "ok: no problems")
+}

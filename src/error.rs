@@ -1,0 +1,49 @@
+//! The engine's top-level error and the exit codes of DESIGN §5.
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+use crate::chain::ChainErrors;
+use crate::plan::UnknownTarget;
+
+/// Exit codes, the same for every command.
+pub mod exit {
+    /// Ok, verified.
+    pub const OK: u8 = 0;
+    /// Bad input, usage or infrastructure error.
+    pub const BAD_INPUT: u8 = 1;
+    /// Verification failed (mismatch, unexpected hash, tampered source, signatures).
+    pub const VERIFICATION_FAILED: u8 = 2;
+    /// Blocked or inconclusive (an earlier stage not verified, a seed unavailable).
+    pub const BLOCKED: u8 = 3;
+    /// A step failed.
+    pub const STEP_FAILED: u8 = 4;
+}
+
+/// Everything a command can fail with.
+#[derive(Debug, Error, Diagnostic)]
+pub enum Error {
+    /// The chain did not load.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Chain(#[from] ChainErrors),
+
+    /// A command named a stage or step that does not exist.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    UnknownTarget(#[from] UnknownTarget),
+
+    /// Writing the command's output failed.
+    #[error("cannot write output: {0}")]
+    #[diagnostic(code(bootstrap::io::output), help("check the file or pipe that standard output goes to"))]
+    Output(#[source] std::io::Error),
+}
+
+impl Error {
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Chain(_) | Error::UnknownTarget(_) | Error::Output(_) => exit::BAD_INPUT,
+        }
+    }
+}

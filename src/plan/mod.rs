@@ -1,0 +1,115 @@
+//! Planning: the needs DAG over a loaded chain, the execution order, what a
+//! target transitively needs, and each step's definition digest.
+//!
+//! The order is deterministic: stage by stage (a need never points to a
+//! later stage), and within a stage a topological order that prefers the
+//! step declared first (file name order, then position in the file). The
+//! same chain always gives the same order, whatever the hash seeds or
+//! thread scheduling.
+
+pub mod digest;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use miette::Diagnostic;
+use petgraph::graph::{DiGraph, NodeIndex};
+use thiserror::Error;
+
+use crate::chain::Chain;
+
+pub use digest::{SANDBOX_CONTRACT_VERSION, definition_digest};
+
+/// A target that names neither a stage nor a step.
+#[derive(Debug, Error, Diagnostic)]
+#[error("`{target}` is neither a stage nor a step of this chain")]
+#[diagnostic(code(bootstrap::plan::unknown_target))]
+pub struct UnknownTarget {
+    /// The target as given.
+    pub target: String,
+    /// A close name, or the stages.
+    #[help]
+    pub help: String,
+}
+
+/// The needs graph of a chain with its order and digests.
+#[derive(Debug)]
+pub struct Plan<'c> {
+    /// The chain planned.
+    pub chain: &'c Chain,
+    /// Edge `a → b` means step `a` needs step `b`; node weights are step indexes.
+    pub graph: DiGraph<usize, ()>,
+    /// Every step index, in execution order.
+    pub order: Vec<usize>,
+    /// Definition digest per step index.
+    pub digests: Vec<String>,
+}
+
+impl<'c> Plan<'c> {
+    /// Plans the whole chain. The chain's invariants (acyclic, resolved)
+    /// guarantee an order exists.
+    pub fn new(chain: &'c Chain) -> Self {
+        let n = chain.steps.len();
+        let mut graph = DiGraph::with_capacity(n, n * 2);
+        for i in 0..n {
+            graph.add_node(i);
+        }
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut pending: Vec<usize> = vec![0; n];
+        for (i, step) in chain.steps.iter().enumerate() {
+            for need in &step.needs {
+                if let Some(j) = chain.step_id(&need.name) {
+                    graph.add_edge(NodeIndex::new(i), NodeIndex::new(j), ());
+                    dependents[j].push(i);
+                    pending[i] += 1;
+                }
+            }
+        }
+        // Kahn's algorithm, always taking the lowest ready index.
+        let mut ready: BinaryHeap<Reverse<usize>> = (0..n).filter(|&i| pending[i] == 0).map(Reverse).collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(Reverse(i)) = ready.pop() {
+            order.push(i);
+            for &d in &dependents[i] {
+                pending[d] -= 1;
+                if pending[d] == 0 {
+                    ready.push(Reverse(d));
+                }
+            }
+        }
+        let mut digests = vec![String::new(); n];
+        for &i in &order {
+            digests[i] = definition_digest(chain, &chain.steps[i], &digests);
+        }
+        Plan { chain, graph, order, digests }
+    }
+
+    /// The steps to run for `target` (a stage or a step; `None` for the
+    /// whole chain), with everything they transitively need, in execution
+    /// order.
+    pub fn select(&self, target: Option<&str>) -> Result<Vec<usize>, UnknownTarget> {
+        let chain = self.chain;
+        let Some(target) = target else { return Ok(self.order.clone()) };
+        let roots: Vec<usize> = if let Some(stage) = chain.stage_id(target) {
+            (0..chain.steps.len()).filter(|&i| chain.steps[i].stage == stage).collect()
+        } else if let Some(step) = chain.step_id(target) {
+            vec![step]
+        } else {
+            let names = chain.stages().iter().map(|s| s.name.as_str()).chain(chain.steps.iter().map(|s| s.name.as_str()));
+            let help = crate::chain::diag::did_you_mean(target, names).unwrap_or_else(|| {
+                let stages: Vec<&str> = chain.stages().iter().map(|s| s.name.as_str()).collect();
+                format!("the stages are {}; `bootstrap check` lists them", stages.join(", "))
+            });
+            return Err(UnknownTarget { target: target.to_owned(), help });
+        };
+        let mut wanted = vec![false; chain.steps.len()];
+        let mut stack = roots;
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut wanted[i], true) {
+                continue;
+            }
+            stack.extend(self.graph.neighbors(NodeIndex::new(i)).map(|n| n.index()));
+        }
+        Ok(self.order.iter().copied().filter(|&i| wanted[i]).collect())
+    }
+}
