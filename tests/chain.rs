@@ -1,0 +1,220 @@
+//! `check`, `plan` and `graph` run as a user runs them: the built binary on
+//! fixture chains. Diagnostics, summaries, plans and digests are insta
+//! snapshots rendered without colour at width 80.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+
+use common::{copy_tree, digests, fixture, root, run_in};
+
+/// Every bad fixture fails with exit 1 and renders as its snapshot; together
+/// they cover at least 30 distinct diagnostic codes.
+#[test]
+fn bad_fixtures_render_their_diagnostics() {
+    let state = tempfile::tempdir().unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(fixture("bad"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 30, "only {} bad fixtures", names.len());
+    let mut codes = BTreeSet::new();
+    for name in &names {
+        let run = run_in(&fixture("bad").join(name), state.path(), &["check"]);
+        assert_eq!(run.code, 1, "{name}: exit code; stderr:\n{}", run.stderr);
+        assert!(run.stdout.is_empty(), "{name}: stdout should be empty, got {}", run.stdout);
+        assert!(!run.stderr.contains("panicked"), "{name} panicked");
+        let found: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("bootstrap::chain::"))
+            .collect();
+        assert!(!found.is_empty(), "{name}: no diagnostic code in\n{}", run.stderr);
+        codes.extend(found.iter().map(|c| c.to_string()));
+        insta::assert_snapshot!(format!("bad__{name}"), run.stderr);
+    }
+    assert!(codes.len() >= 30, "only {} distinct codes: {codes:?}", codes.len());
+}
+
+/// All problems of all files come in one run, and `--json` lists them with
+/// file, line and column.
+#[test]
+fn all_problems_in_one_run_and_as_json() {
+    let state = tempfile::tempdir().unwrap();
+    let run = run_in(&fixture("bad/many_problems"), state.path(), &["--json", "check"]);
+    assert_eq!(run.code, 1);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["ok"], false);
+    let files: BTreeSet<&str> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, BTreeSet::from(["stage0/steps.kdl", "stage1/x.kdl"]));
+    insta::assert_snapshot!("many_problems_json", run.stdout);
+}
+
+#[test]
+fn check_summarises_a_good_chain() {
+    let state = tempfile::tempdir().unwrap();
+    let run = run_in(&fixture("digests"), state.path(), &["check"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("check_digests", run.stdout);
+    let json = run_in(&fixture("digests"), state.path(), &["check", "--json"]);
+    assert_eq!(json.code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["steps"], 6);
+    assert_eq!(doc["unverified"], 1);
+    assert_eq!(doc["stages"][0]["steps"], 2);
+    assert_eq!(doc["sources"][0]["urls"][0], "https://example.org/hexsrc-1.0.tar.gz");
+}
+
+/// The digests of a fixture chain are pinned: a change to the encoding is a
+/// change every receipt would notice.
+#[test]
+fn plan_and_its_digests_are_pinned() {
+    let state = tempfile::tempdir().unwrap();
+    let human = run_in(&fixture("digests"), state.path(), &["plan"]);
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    insta::assert_snapshot!("plan_digests", human.stdout);
+    let json = run_in(&fixture("digests"), state.path(), &["plan", "--json"]);
+    insta::assert_snapshot!("plan_digests_json", json.stdout);
+}
+
+/// Whitespace, comments, node order inside blocks, how files are split and
+/// named, descriptions, timeouts, mirrors and pinned hashes leave every
+/// definition digest unchanged.
+#[test]
+fn reformatting_leaves_digests_unchanged() {
+    let state = tempfile::tempdir().unwrap();
+    let a = run_in(&fixture("digests"), state.path(), &["plan", "--json"]);
+    let b = run_in(&fixture("reformatted"), state.path(), &["plan", "--json"]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    assert_eq!(digests(&a.stdout), digests(&b.stdout));
+}
+
+/// Changing one argv entry changes exactly that step's digest and those of
+/// the steps that (transitively) need it.
+#[test]
+fn one_argv_change_moves_that_step_and_its_dependents() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    copy_tree(&fixture("digests"), dir.path());
+    let before = digests(&run_in(dir.path(), state.path(), &["plan", "--json"]).stdout);
+    let file = dir.path().join("stage1/tools.kdl");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("\"hex1.hex0\"", "\"hex1-v2.hex0\"")).unwrap();
+    let run = run_in(dir.path(), state.path(), &["plan", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let after = digests(&run.stdout);
+    let changed: BTreeSet<&str> =
+        before.keys().filter(|k| before[*k] != after[*k]).map(String::as_str).collect();
+    assert_eq!(changed, BTreeSet::from(["hex1", "hex2", "bundle"]));
+}
+
+/// The parse cache never serves a stale model: an edited file is parsed
+/// again, and damaged cache entries are ignored.
+#[test]
+fn parse_cache_is_never_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    copy_tree(&fixture("digests"), dir.path());
+    let cold = run_in(dir.path(), state.path(), &["plan", "--json"]);
+    let warm = run_in(dir.path(), state.path(), &["plan", "--json"]);
+    assert_eq!(cold.stdout, warm.stdout);
+    let cache = state.path().join("cache/parse");
+    let entries: Vec<_> = walk(&cache);
+    assert_eq!(entries.len(), 4, "expected one entry per file, found {entries:?}");
+
+    // An edit is seen at once.
+    let file = dir.path().join("stage2/all.kdl");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("/bin/true", "/bin/false")).unwrap();
+    let edited = run_in(dir.path(), state.path(), &["plan", "--json"]);
+    assert_ne!(digests(&edited.stdout)["standalone"], digests(&cold.stdout)["standalone"]);
+
+    // An edit that introduces an error is reported, not masked by the cache.
+    std::fs::write(&file, text.replace("run \"/bin/true\"", "runn \"/bin/true\"")).unwrap();
+    let broken = run_in(dir.path(), state.path(), &["plan"]);
+    assert_eq!(broken.code, 1);
+    assert!(broken.stderr.contains("unknown node `runn`"), "{}", broken.stderr);
+
+    // Damaged entries are misses.
+    std::fs::write(&file, &text).unwrap();
+    for entry in walk(&cache) {
+        std::fs::write(&entry, b"{\"key\":\"nonsense\"").unwrap();
+    }
+    let after_damage = run_in(dir.path(), state.path(), &["plan", "--json"]);
+    assert_eq!(after_damage.code, 0, "{}", after_damage.stderr);
+    assert_eq!(after_damage.stdout, cold.stdout);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(walk(&entry.path()));
+        } else {
+            out.push(entry.path());
+        }
+    }
+    out
+}
+
+#[test]
+fn plan_selects_what_a_target_needs() {
+    let state = tempfile::tempdir().unwrap();
+    let names = |args: &[&str]| -> Vec<String> {
+        let run = run_in(&fixture("digests"), state.path(), args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        v["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(names(&["plan", "--json", "hex2"]), ["hex0", "hex1", "hex2"]);
+    assert_eq!(names(&["plan", "--json", "stage1"]), ["hex0", "hex1", "hex2"]);
+    assert_eq!(names(&["plan", "--json", "stage0"]), ["hex0", "check"]);
+    assert_eq!(names(&["plan", "--json"]).len(), 6);
+
+    let unknown = run_in(&fixture("digests"), state.path(), &["plan", "hex3"]);
+    assert_eq!(unknown.code, 1);
+    insta::assert_snapshot!("plan_unknown_target", unknown.stderr);
+}
+
+/// The dot output is valid Graphviz: `dot -Tsvg` renders it.
+#[test]
+fn graph_renders_with_graphviz() {
+    let state = tempfile::tempdir().unwrap();
+    let run = run_in(&fixture("digests"), state.path(), &["graph", "--format", "dot"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("graph_dot", run.stdout);
+    let mut dot = match Command::new("dot").arg("-Tsvg").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn() {
+        Ok(child) => child,
+        Err(e) => panic!("Graphviz `dot` is needed for this test (apt-get install graphviz): {e}"),
+    };
+    use std::io::Write;
+    dot.stdin.take().unwrap().write_all(run.stdout.as_bytes()).unwrap();
+    let out = dot.wait_with_output().unwrap();
+    assert!(out.status.success(), "dot rejected the graph: {}", String::from_utf8_lossy(&out.stderr));
+    let svg = String::from_utf8_lossy(&out.stdout);
+    assert!(svg.contains("<svg"), "no svg from dot");
+    for step in ["hex0", "hex1", "hex2", "check", "bundle", "standalone"] {
+        assert!(svg.contains(step), "{step} missing from the svg");
+    }
+
+    let json = run_in(&fixture("digests"), state.path(), &["graph", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 6);
+    assert!(v["edges"].as_array().unwrap().iter().any(|e| e["from"] == "hex1" && e["to"] == "hex2"));
+}
+
+/// The repository's own chain always passes `check`.
+#[test]
+fn the_repository_chain_checks() {
+    let state = tempfile::tempdir().unwrap();
+    let run = run_in(&root(), state.path(), &["check"]);
+    assert_eq!(run.code, 0, "bootstrap check on the repository failed:\n{}", run.stderr);
+}
