@@ -50,11 +50,12 @@ fn report_error(err: &Error, json: bool) {
                 let _ = stderr.write_all(render(d).as_bytes());
             }
             let files: std::collections::BTreeSet<_> = errors.diagnostics.iter().filter_map(|d| d.file()).collect();
+            let (n, f) = (errors.diagnostics.len(), files.len().max(1));
             let _ = writeln!(
                 stderr,
-                "error: {} problem(s) in {} file(s); nothing was run. Fix them and run `bootstrap check` again.",
-                errors.diagnostics.len(),
-                files.len().max(1)
+                "error: {n} problem{} in {f} file{}; nothing was run. Fix them and run `bootstrap check` again.",
+                if n == 1 { "" } else { "s" },
+                if f == 1 { "" } else { "s" },
             );
             if json {
                 let doc = serde_json::json!({

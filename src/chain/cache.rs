@@ -93,7 +93,8 @@ impl ParseCache {
         fs::create_dir_all(dir)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
         let entry = Entry { key: key.to_owned(), items: items.clone() };
-        serde_json::to_writer(&mut tmp, &entry)?;
+        // One write: serde_json on an unbuffered file would make a syscall per token.
+        tmp.write_all(&serde_json::to_vec(&entry)?)?;
         tmp.flush()?;
         tmp.persist(&path).map_err(|e| e.error)?;
         Ok(())

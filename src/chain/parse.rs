@@ -72,7 +72,8 @@ const TOP_LEVEL: &[&str] = &["chain", "seed", "source", "step"];
 /// `syntax` diagnostic and an empty item list.
 pub fn parse_file(kind: FileKind, src: &Src) -> (FileItems, Vec<D>) {
     let text: &str = src.inner();
-    let doc = match std::panic::catch_unwind(|| KdlDocument::parse_v2(text)) {
+    let parsed = super::fastkdl::parse(text).map(Ok);
+    let doc = match parsed.map_or_else(|| std::panic::catch_unwind(|| KdlDocument::parse_v2(text)), Ok) {
         Ok(Ok(doc)) => doc,
         Ok(Err(err)) => {
             let diags = err

@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use bootstrap::chain::Input;
+
 /// What one run of the binary produced.
 pub struct Run {
     pub code: i32,
@@ -67,3 +69,87 @@ pub fn digests(plan_json: &str) -> std::collections::BTreeMap<String, String> {
         .map(|s| (s["step"].as_str().unwrap().to_owned(), s["definition_digest"].as_str().unwrap().to_owned()))
         .collect()
 }
+
+/// splitmix64: tiny, deterministic, good enough to pick mutations.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+    }
+}
+
+/// Every fixture chain, as in-memory file sets.
+pub fn corpora() -> Vec<Vec<Input>> {
+    let mut dirs = vec![fixture("digests"), fixture("reformatted")];
+    let mut bad: Vec<_> = std::fs::read_dir(fixture("bad")).unwrap().map(|e| e.unwrap().path()).collect();
+    bad.sort();
+    dirs.extend(bad);
+    dirs.iter()
+        .map(|dir| {
+            let mut files = Vec::new();
+            collect(dir, dir, &mut files);
+            files
+        })
+        .collect()
+}
+
+pub fn collect(base: &std::path::Path, dir: &std::path::Path, out: &mut Vec<Input>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            collect(base, &entry.path(), out);
+        } else {
+            let path = entry.path().strip_prefix(base).unwrap().to_string_lossy().replace('\\', "/");
+            out.push(Input { path, bytes: std::fs::read(entry.path()).unwrap() });
+        }
+    }
+}
+
+pub fn mutate(rng: &mut Rng, bytes: &[u8]) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    match rng.below(6) {
+        0 | 1 => {
+            // Flip one to three bytes, to anything (including invalid UTF-8).
+            for _ in 0..=rng.below(3) {
+                if !b.is_empty() {
+                    let i = rng.below(b.len());
+                    b[i] ^= 1 << rng.below(8);
+                }
+            }
+        }
+        2 => {
+            // Replace a byte with a KDL-significant one.
+            const SPECIAL: &[u8] = b"{}\"#;=()/\\*\n -0.";
+            if !b.is_empty() {
+                let i = rng.below(b.len());
+                b[i] = SPECIAL[rng.below(SPECIAL.len())];
+            }
+        }
+        3 => b.truncate(rng.below(b.len() + 1)),
+        4 | 5 => {
+            let text = String::from_utf8_lossy(&b).into_owned();
+            let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+            if !lines.is_empty() {
+                let i = rng.below(lines.len());
+                if rng.below(2) == 0 {
+                    let line = lines[i];
+                    lines.insert(rng.below(lines.len() + 1), line);
+                } else {
+                    lines.remove(i);
+                }
+            }
+            b = lines.concat().into_bytes();
+        }
+        _ => unreachable!(),
+    }
+    b
+}
+
