@@ -237,6 +237,10 @@ pub struct Chain {
     pub steps: Vec<Step>,
     pub(crate) step_index: BTreeMap<String, usize>,
     pub(crate) source_index: BTreeMap<String, usize>,
+    /// Per step, the indexes of its needs in [`Chain::steps`], in the order written.
+    pub need_ids: Vec<Vec<usize>>,
+    /// Per step, the indexes of its sources in [`Chain::sources`], in the order written.
+    pub source_ids: Vec<Vec<usize>>,
 }
 
 impl Chain {

@@ -110,10 +110,15 @@ pub(crate) fn validate(g: Gathered, diags: &mut Vec<D>) -> Option<Chain> {
     for i in 0..g.steps.len() {
         graph.add_node(i);
     }
+    let mut need_ids: Vec<Vec<usize>> = Vec::with_capacity(g.steps.len());
+    let mut source_ids: Vec<Vec<usize>> = Vec::with_capacity(g.steps.len());
     for (i, step) in g.steps.iter().enumerate() {
         let src = &srcs[step.file];
+        let mut ids = Vec::with_capacity(step.sources.len());
         for used in &step.sources {
-            if !source_index.contains_key(&used.name) {
+            if let Some(&k) = source_index.get(&used.name) {
+                ids.push(k);
+            } else {
                 let help = did_you_mean(&used.name, source_index.keys().map(String::as_str)).unwrap_or_else(|| {
                     format!("declare it: source \"{}\" {{ url \"…\"; sha256 \"…\" }} in chain/sources.kdl or a stage file", used.name)
                 });
@@ -126,6 +131,8 @@ pub(crate) fn validate(g: Gathered, diags: &mut Vec<D>) -> Option<Chain> {
                 });
             }
         }
+        source_ids.push(ids);
+        let mut ids = Vec::with_capacity(step.needs.len());
         for need in &step.needs {
             let Some(&j) = step_index.get(&need.name) else {
                 let help = did_you_mean(&need.name, step_index.keys().map(String::as_str))
@@ -158,7 +165,9 @@ pub(crate) fn validate(g: Gathered, diags: &mut Vec<D>) -> Option<Chain> {
                 continue;
             }
             graph.add_edge(NodeIndex::new(i), NodeIndex::new(j), need.span);
+            ids.push(j);
         }
+        need_ids.push(ids);
     }
     cycles(&graph, &g.steps, srcs, diags);
 
@@ -175,6 +184,8 @@ pub(crate) fn validate(g: Gathered, diags: &mut Vec<D>) -> Option<Chain> {
         steps: g.steps,
         step_index,
         source_index,
+        need_ids,
+        source_ids,
     })
 }
 

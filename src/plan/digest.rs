@@ -30,38 +30,53 @@
 //! `unverified` marker, comments, formatting and which file a step is in do
 //! not enter the digest: none of them changes the bytes a step produces.
 
-use crate::chain::{Chain, Command, Placement, Step};
+use crate::chain::{Chain, Command, Placement};
 
 /// Version of the sandbox contract (DESIGN §3) that digests are made under.
 pub const SANDBOX_CONTRACT_VERSION: u32 = 1;
 
-struct Canon(blake3::Hasher);
+/// Builds the canonical byte string; one buffer is reused across steps.
+struct Canon<'b>(&'b mut Vec<u8>);
 
-impl Canon {
+impl Canon<'_> {
     fn field(&mut self, tag: &str, value: &[u8]) {
-        self.0.update(tag.as_bytes());
-        self.0.update(&[0]);
-        self.0.update(&(value.len() as u64).to_le_bytes());
-        self.0.update(value);
+        self.0.extend_from_slice(tag.as_bytes());
+        self.0.push(0);
+        self.0.extend_from_slice(&(value.len() as u64).to_le_bytes());
+        self.0.extend_from_slice(value);
     }
 
-    fn count(&mut self, tag: &str, n: usize) {
-        self.field(tag, n.to_string().as_bytes());
+    fn number(&mut self, tag: &str, n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut n = n;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.field(tag, &digits[i..]);
     }
 }
 
-/// The definition digest of `step`, given the digests of the steps it needs
-/// (looked up by step index in `need_digests`).
-pub fn definition_digest(chain: &Chain, step: &Step, need_digests: &[String]) -> String {
-    let mut c = Canon(blake3::Hasher::new());
+/// The definition digest of step `id` of `chain`, given the digests of all
+/// steps by index (those of its needs must be filled in). `buf` is scratch
+/// space, reused across calls.
+pub fn definition_digest(chain: &Chain, id: usize, digests: &[String], buf: &mut Vec<u8>) -> String {
+    let step = &chain.steps[id];
+    buf.clear();
+    let mut c = Canon(buf);
     c.field("format", b"bootstrap-definition-v1");
-    c.field("contract", SANDBOX_CONTRACT_VERSION.to_string().as_bytes());
+    c.number("contract", u64::from(SANDBOX_CONTRACT_VERSION));
     c.field("arch", chain.decl.arch.as_bytes());
-    c.field("source-date-epoch", chain.decl.source_date_epoch.to_string().as_bytes());
+    c.number("source-date-epoch", chain.decl.source_date_epoch);
     c.field("name", step.name.as_bytes());
     c.field("root", step.root.as_str().as_bytes());
     c.field("workdir", step.workdir.as_deref().unwrap_or("").as_bytes());
-    c.count("env-count", step.env.len());
+    c.number("env-count", step.env.len() as u64);
     for (k, v) in &step.env {
         c.field("env-key", k.as_bytes());
         c.field("env-value", v.as_bytes());
@@ -69,9 +84,9 @@ pub fn definition_digest(chain: &Chain, step: &Step, need_digests: &[String]) ->
     match &step.command {
         Command::Run(argvs) => {
             c.field("command", b"run");
-            c.count("argv-count", argvs.len());
+            c.number("argv-count", argvs.len() as u64);
             for argv in argvs {
-                c.count("arg-count", argv.len());
+                c.number("arg-count", argv.len() as u64);
                 for arg in argv {
                     c.field("arg", arg.as_bytes());
                 }
@@ -83,28 +98,26 @@ pub fn definition_digest(chain: &Chain, step: &Step, need_digests: &[String]) ->
             c.field("script", script.as_bytes());
         }
     }
-    c.count("source-count", step.sources.len());
-    for used in &step.sources {
-        // The chain's invariants guarantee the source exists.
-        if let Some(source) = chain.source(&used.name) {
-            c.field("source-name", source.name.as_bytes());
-            c.field("source-sha256", source.sha256.as_bytes());
-            let placement = match source.placement {
-                Placement::File => "file".to_owned(),
-                Placement::Unpack { strip_components } => format!("unpack:{strip_components}"),
-            };
-            c.field("source-placement", placement.as_bytes());
+    c.number("source-count", step.sources.len() as u64);
+    for &k in &chain.source_ids[id] {
+        let source = &chain.sources[k];
+        c.field("source-name", source.name.as_bytes());
+        c.field("source-sha256", source.sha256.as_bytes());
+        match source.placement {
+            Placement::File => c.field("source-placement", b"file"),
+            Placement::Unpack { strip_components } => {
+                c.field("source-placement", format!("unpack:{strip_components}").as_bytes())
+            }
         }
     }
-    c.count("needs-count", step.needs.len());
-    for need in &step.needs {
-        if let Some(id) = chain.step_id(&need.name) {
-            c.field("needs", need_digests[id].as_bytes());
-        }
+    let needs = &chain.need_ids[id];
+    c.number("needs-count", needs.len() as u64);
+    for &j in needs {
+        c.field("needs", digests[j].as_bytes());
     }
-    c.count("output-count", step.outputs.len());
+    c.number("output-count", step.outputs.len() as u64);
     for output in &step.outputs {
         c.field("output", output.path.as_bytes());
     }
-    format!("blake3:{}", c.0.finalize().to_hex())
+    format!("blake3:{}", blake3::hash(buf).to_hex())
 }

@@ -56,13 +56,12 @@ impl<'c> Plan<'c> {
         }
         let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut pending: Vec<usize> = vec![0; n];
-        for (i, step) in chain.steps.iter().enumerate() {
-            for need in &step.needs {
-                if let Some(j) = chain.step_id(&need.name) {
-                    graph.add_edge(NodeIndex::new(i), NodeIndex::new(j), ());
-                    dependents[j].push(i);
-                    pending[i] += 1;
-                }
+        let needs = &chain.need_ids;
+        for (i, ids) in needs.iter().enumerate() {
+            for &j in ids {
+                graph.add_edge(NodeIndex::new(i), NodeIndex::new(j), ());
+                dependents[j].push(i);
+                pending[i] += 1;
             }
         }
         // Kahn's algorithm, always taking the lowest ready index.
@@ -78,8 +77,9 @@ impl<'c> Plan<'c> {
             }
         }
         let mut digests = vec![String::new(); n];
+        let mut buf = Vec::with_capacity(4096);
         for &i in &order {
-            digests[i] = definition_digest(chain, &chain.steps[i], &digests);
+            digests[i] = definition_digest(chain, i, &digests, &mut buf);
         }
         Plan { chain, graph, order, digests }
     }
