@@ -355,18 +355,22 @@ impl Cx<'_> {
         });
     }
 
+    fn wrong_type(&mut self, entry: &KdlEntry, found: &KdlValue, what: &str, expected: &str, usage: &str) {
+        self.diags.push(D::WrongType {
+            src: self.src(),
+            span: entry.span(),
+            what: what.to_owned(),
+            expected: expected.to_owned(),
+            found: type_name(found).to_owned(),
+            help: format!("write it as: {usage}"),
+        });
+    }
+
     fn string(&mut self, entry: &KdlEntry, what: &str, usage: &str) -> Option<String> {
         match entry.value() {
             KdlValue::String(s) => Some(s.clone()),
             other => {
-                self.diags.push(D::WrongType {
-                    src: self.src(),
-                    span: entry.span(),
-                    what: what.to_owned(),
-                    expected: "a string".to_owned(),
-                    found: type_name(other).to_owned(),
-                    help: format!("write it as: {usage}"),
-                });
+                self.wrong_type(entry, other, what, "a string", usage);
                 None
             }
         }
@@ -407,14 +411,7 @@ impl Cx<'_> {
                 None
             }
             other => {
-                self.diags.push(D::WrongType {
-                    src: self.src(),
-                    span: entry.span(),
-                    what: what.to_owned(),
-                    expected: "an integer".to_owned(),
-                    found: type_name(other).to_owned(),
-                    help: format!("write it as: {usage}"),
-                });
+                self.wrong_type(entry, other, what, "an integer", usage);
                 None
             }
         }
@@ -994,14 +991,7 @@ impl Cx<'_> {
                     if let Some((arg, _)) = self.leaf(child, &[], "#true or #false", U) {
                         match arg.value() {
                             KdlValue::Bool(b) => step.unverified = *b,
-                            other => self.diags.push(D::WrongType {
-                                src: self.src(),
-                                span: arg.span(),
-                                what: "the argument of `unverified`".to_owned(),
-                                expected: "#true or #false".to_owned(),
-                                found: type_name(other).to_owned(),
-                                help: format!("write it as: {U}"),
-                            }),
+                            other => self.wrong_type(arg, other, "the argument of `unverified`", "#true or #false", U),
                         }
                     }
                 }
