@@ -18,9 +18,9 @@ fn handler() -> GraphicalReportHandler {
     GraphicalReportHandler::new_themed(theme).with_width(width).with_links(false)
 }
 
-fn render(diag: &dyn Diagnostic) -> String {
+fn render(handler: &GraphicalReportHandler, diag: &dyn Diagnostic) -> String {
     let mut s = String::new();
-    if handler().render_report(&mut s, diag).is_err() {
+    if handler.render_report(&mut s, diag).is_err() {
         s = format!("{diag}\n");
     }
     s
@@ -44,10 +44,11 @@ fn diag_json(d: &ChainDiagnostic) -> serde_json::Value {
 
 fn report_error(err: &Error, json: bool) {
     let mut stderr = std::io::stderr().lock();
+    let handler = handler();
     match err {
         Error::Chain(errors) => {
             for d in &errors.diagnostics {
-                let _ = stderr.write_all(render(d).as_bytes());
+                let _ = stderr.write_all(render(&handler, d).as_bytes());
             }
             let files: std::collections::BTreeSet<_> = errors.diagnostics.iter().filter_map(|d| d.file()).collect();
             let (n, f) = (errors.diagnostics.len(), files.len().max(1));
@@ -66,7 +67,7 @@ fn report_error(err: &Error, json: bool) {
             }
         }
         other => {
-            let _ = stderr.write_all(render(other).as_bytes());
+            let _ = stderr.write_all(render(&handler, other).as_bytes());
             if json {
                 let doc = serde_json::json!({
                     "ok": false,

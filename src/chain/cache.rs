@@ -16,8 +16,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use serde::{Deserialize, Serialize};
-
 use super::parse::{FileItems, FileKind};
 
 const FORMAT: &str = "bootstrap-parse-cache-v2";
@@ -39,12 +37,6 @@ fn parser_fingerprint() -> &'static str {
         }
         h.finalize().to_hex().to_string()
     })
-}
-
-#[derive(Serialize, Deserialize)]
-struct Entry {
-    key: String,
-    items: FileItems,
 }
 
 /// The parse cache in `<state>/cache/parse/`.
@@ -79,8 +71,9 @@ impl ParseCache {
     /// The cached items for this text, if present and intact.
     pub fn get(&self, key: &str) -> Option<FileItems> {
         let bytes = fs::read(self.path(key)).ok()?;
-        let entry: Entry = postcard::from_bytes(&bytes).ok()?;
-        (entry.key == key).then_some(entry.items)
+        // An entry is the pair (key, items).
+        let (stored, items): (String, FileItems) = postcard::from_bytes(&bytes).ok()?;
+        (stored == key).then_some(items)
     }
 
     /// Stores items; failures are ignored (the cache is an optimisation).
@@ -93,9 +86,8 @@ impl ParseCache {
         let dir = path.parent().unwrap_or(&self.dir);
         fs::create_dir_all(dir)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        let entry = Entry { key: key.to_owned(), items: items.clone() };
         // One write of the whole entry (postcard: compact and fast to decode).
-        let bytes = postcard::to_stdvec(&entry).map_err(std::io::Error::other)?;
+        let bytes = postcard::to_stdvec(&(key, items)).map_err(std::io::Error::other)?;
         tmp.write_all(&bytes)?;
         tmp.flush()?;
         tmp.persist(&path).map_err(|e| e.error)?;

@@ -72,8 +72,13 @@ const TOP_LEVEL: &[&str] = &["chain", "seed", "source", "step"];
 /// `syntax` diagnostic and an empty item list.
 pub fn parse_file(kind: FileKind, src: &Src) -> (FileItems, Vec<D>) {
     let text: &str = src.inner();
-    let parsed = super::fastkdl::parse(text).map(Ok);
-    let doc = match parsed.map_or_else(|| std::panic::catch_unwind(|| KdlDocument::parse_v2(text)), Ok) {
+    // Plain files take the fast path; the crate takes the rest and reports
+    // every syntax error.
+    let parsed = match super::fastkdl::parse(text) {
+        Some(doc) => Ok(Ok(doc)),
+        None => std::panic::catch_unwind(|| KdlDocument::parse_v2(text)),
+    };
+    let doc = match parsed {
         Ok(Ok(doc)) => doc,
         Ok(Err(err)) => {
             let diags = err
@@ -621,7 +626,7 @@ impl Cx<'_> {
 
     fn chain(&mut self, node: &KdlNode) -> Option<ChainDecl> {
         const USAGE: &str = "chain \"NAME\" { arch \"x86_64\"; stage \"stage0\" }";
-        let e = self.entries(node, 1, Props::Only(&[]), USAGE);
+        self.entries(node, 1, Props::Only(&[]), USAGE);
         let name = self.name_of(node, "chain", USAGE);
         let mut decl = ChainDecl {
             name: name.map(|n| n.name).unwrap_or_default(),
@@ -630,7 +635,6 @@ impl Cx<'_> {
             stages: Vec::new(),
             span: sp(node.span()),
         };
-        drop(e);
         let mut seen = HashMap::new();
         let mut arch_seen = false;
         for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
