@@ -33,6 +33,32 @@ pub enum Error {
     #[diagnostic(transparent)]
     UnknownTarget(#[from] UnknownTarget),
 
+    /// A tree could not be hashed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Hash(#[from] crate::hash::HashError),
+
+    /// The state directory failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] crate::store::StoreError),
+
+    /// Some sources could not be fetched.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Fetch(#[from] crate::fetch::FetchErrors),
+
+    /// `store verify` found damaged objects (listed on stdout).
+    #[error("the store has {count} damaged or stray object(s)")]
+    #[diagnostic(
+        code(bootstrap::store::corrupt),
+        help("run `bootstrap store verify --remove` to delete them; `bootstrap fetch` and later runs recreate what is needed")
+    )]
+    StoreCorrupt {
+        /// How many problems.
+        count: usize,
+    },
+
     /// Writing the command's output failed.
     #[error("cannot write output: {0}")]
     #[diagnostic(code(bootstrap::io::output), help("check the file or pipe that standard output goes to"))]
@@ -43,7 +69,11 @@ impl Error {
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Chain(_) | Error::UnknownTarget(_) | Error::Output(_) => exit::BAD_INPUT,
+            Error::Chain(_) | Error::UnknownTarget(_) | Error::Output(_) | Error::Hash(_) => exit::BAD_INPUT,
+            Error::Store(crate::store::StoreError::Busy { .. }) => exit::BLOCKED,
+            Error::Store(_) => exit::BAD_INPUT,
+            Error::Fetch(e) => e.exit_code(),
+            Error::StoreCorrupt { .. } => exit::VERIFICATION_FAILED,
         }
     }
 }

@@ -13,6 +13,9 @@
 pub mod chain;
 pub mod cli;
 pub mod error;
+pub mod fetch;
+pub mod hash;
 pub mod plan;
+pub mod store;
 
 pub use error::{Error, exit};

@@ -6,8 +6,11 @@
 //! how errors look and which exit code they get.
 
 pub mod check;
+pub mod fetch;
 pub mod graph;
+pub mod hash;
 pub mod plan;
+pub mod store;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,6 +19,7 @@ use clap::{Parser, Subcommand};
 
 use crate::Error;
 use crate::chain::{self, Chain, LoadOptions, ParseCache};
+use crate::store::{LockMode, Store, Wait};
 
 /// bootstrap: prove a toolchain comes from source, stage by stage, on independent seed distros.
 #[derive(Debug, Parser)]
@@ -30,6 +34,18 @@ pub struct Cli {
     /// Print one JSON document on stdout (shapes in docs/json.md).
     #[arg(long, global = true)]
     pub json: bool,
+    /// A local mirror of source files, looked in before any URL (by file name and by sha256); repeatable.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub distfiles: Vec<PathBuf>,
+    /// Use only the store and --distfiles; never the network.
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// How many things to do at once [default: the number of CPUs].
+    #[arg(short, long, value_name = "N", global = true, env = "BOOTSTRAP_JOBS")]
+    pub jobs: Option<usize>,
+    /// Fail at once (exit 3) instead of waiting when another process holds the store lock.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
     /// Say more.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -50,6 +66,13 @@ pub enum Cmd {
     Plan(plan::Args),
     /// The needs graph as Graphviz dot or JSON.
     Graph(graph::Args),
+    /// Download and check the sources of a stage or step (default: all).
+    Fetch(fetch::Args),
+    /// Tree digest and sha256 list of a directory.
+    Hash(hash::Args),
+    /// Check or clean the state directory.
+    #[command(subcommand)]
+    Store(store::Cmd),
 }
 
 /// What every subcommand gets.
@@ -63,6 +86,14 @@ pub struct Context {
     pub json: bool,
     /// Verbosity: -1 quiet, 0 normal, 1+ verbose.
     pub verbosity: i8,
+    /// `--distfiles` directories.
+    pub distfiles: Vec<PathBuf>,
+    /// `--offline`.
+    pub offline: bool,
+    /// `--jobs`, or the number of CPUs.
+    pub jobs: usize,
+    /// `--no-wait`.
+    pub no_wait: bool,
 }
 
 impl Context {
@@ -70,7 +101,29 @@ impl Context {
     pub fn from_cli(cli: &Cli) -> Self {
         let state = cli.state.clone().unwrap_or_else(|| cli.dir.join(".bootstrap"));
         let verbosity = if cli.quiet { -1 } else { cli.verbose.min(100) as i8 };
-        Context { dir: cli.dir.clone(), state, json: cli.json, verbosity }
+        let jobs = cli.jobs.filter(|&j| j > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        Context {
+            dir: cli.dir.clone(),
+            state,
+            json: cli.json,
+            verbosity,
+            distfiles: cli.distfiles.clone(),
+            offline: cli.offline,
+            jobs,
+            no_wait: cli.no_wait,
+        }
+    }
+
+    /// Opens the store, taking its lock; says on stderr when it has to wait.
+    pub fn open_store(&self, mode: LockMode) -> Result<Store, Error> {
+        let wait = if self.no_wait { Wait::NoWait } else { Wait::Block };
+        let quiet = self.verbosity < 0;
+        let notify = |msg: &str| {
+            if !quiet {
+                eprintln!("{msg}");
+            }
+        };
+        Ok(Store::open(&self.state, mode, wait, &notify)?)
     }
 
     /// Loads the chain, using the parse cache under the state directory.
@@ -87,6 +140,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
         Cmd::Check(args) => check::run(&cx, args, out),
         Cmd::Plan(args) => plan::run(&cx, args, out),
         Cmd::Graph(args) => graph::run(&cx, args, out),
+        Cmd::Fetch(args) => fetch::run(&cx, args, out),
+        Cmd::Hash(args) => hash::run(&cx, args, out),
+        Cmd::Store(cmd) => store::run(&cx, cmd, out),
     };
     result?;
     out.flush().map_err(Error::Output)

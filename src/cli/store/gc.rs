@@ -1,0 +1,44 @@
+//! `bootstrap store gc [--dry-run]`: remove unreferenced objects, interrupted
+//! work and the parse cache; say how much that freed.
+
+use std::io::Write;
+
+use super::super::{Context, write_json};
+use crate::Error;
+use crate::hash::Sha256;
+use crate::store::{LockMode, human_size};
+
+/// Arguments of `store gc`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// List what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Runs `store gc`. The chain must load: its declared sources are kept, and
+/// collecting without knowing them would throw away downloads.
+pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
+    let chain = cx.load()?;
+    let keep: Vec<Sha256> = chain.sources.iter().filter_map(|s| Sha256::from_hex(&s.sha256)).collect();
+    let store = cx.open_store(LockMode::Exclusive)?;
+    let report = store.gc(&keep, args.dry_run)?;
+    if cx.json {
+        return write_json(out, &report);
+    }
+    if cx.verbosity > 0 || args.dry_run {
+        for r in &report.removed {
+            writeln!(out, "  {:11} {:>10}  {}", r.what, human_size(r.bytes), r.path.display()).map_err(Error::Output)?;
+        }
+    }
+    let verb = if args.dry_run { "would free" } else { "freed" };
+    writeln!(
+        out,
+        "{verb} {} in {} object(s); kept {}",
+        human_size(report.freed),
+        report.removed.len(),
+        report.kept
+    )
+    .map_err(Error::Output)?;
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! Safe unpacking of `.tar`, `.tar.gz`, `.tar.bz2` and `.tar.xz` archives.
+//!
+//! The compression is recognised by its magic bytes, not the file name.
+//! Members are written without ever following a symlink: every parent of a
+//! member must be a real directory created by the archive. Refused, each
+//! naming the archive and the member: absolute paths, `..` components,
+//! symlinks whose target (resolved through the links in the tree) leaves it,
+//! hard links to anything but an earlier regular file, device files, fifos
+//! and unknown member types. setuid, setgid and sticky bits are dropped.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use miette::Diagnostic;
+use tar::EntryType;
+use thiserror::Error;
+
+/// Why an archive was not unpacked.
+#[derive(Debug, Error, Diagnostic)]
+pub enum UnpackError {
+    /// A member that would be unsafe to write.
+    #[error("refusing to unpack {archive}: member `{member}` {reason}")]
+    #[diagnostic(
+        code(bootstrap::fetch::unsafe_archive),
+        help("the archive matches its pinned sha256, so this is what upstream shipped; pin another artefact or drop `unpack` to use the file as-is")
+    )]
+    Refused {
+        /// The archive's file name.
+        archive: String,
+        /// The member's path as written in the archive.
+        member: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The bytes are not an archive (or are damaged).
+    #[error("cannot unpack {archive}: {reason}")]
+    #[diagnostic(
+        code(bootstrap::fetch::bad_archive),
+        help("`unpack` accepts .tar, .tar.gz, .tar.bz2 and .tar.xz; omit `unpack` to place the file as-is")
+    )]
+    Damaged {
+        /// The archive's file name.
+        archive: String,
+        /// The decoder's or tar reader's message.
+        reason: String,
+    },
+    /// Writing the unpacked tree failed.
+    #[error("cannot unpack {archive} into {}: {source}", path.display())]
+    #[diagnostic(code(bootstrap::fetch::unpack_io), help("check free space and permissions of the state directory"))]
+    Io {
+        /// The archive's file name.
+        archive: String,
+        /// Where writing failed.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The decompressor the magic bytes call for.
+fn decoder(mut file: File) -> io::Result<Box<dyn Read>> {
+    let mut magic = [0u8; 6];
+    let n = file.read(&mut magic)?;
+    use std::io::Seek;
+    file.rewind()?;
+    let buf = BufReader::with_capacity(1 << 20, file);
+    let m = &magic[..n];
+    Ok(if m.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(buf))
+    } else if m.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(buf))
+    } else if m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(liblzma::read::XzDecoder::new_multi_decoder(buf))
+    } else {
+        Box::new(buf)
+    })
+}
+
+/// Splits an archive path into its components, refusing absolute paths and
+/// `..`; `.` and empty components are dropped.
+fn components(raw: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
+    if raw.first() == Some(&b'/') {
+        return Err("has an absolute path");
+    }
+    let mut out = Vec::new();
+    for c in raw.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return Err("has a `..` component"),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+fn join(comps: &[&[u8]]) -> PathBuf {
+    let mut p = PathBuf::new();
+    for c in comps {
+        p.push(std::ffi::OsStr::from_bytes(c));
+    }
+    p
+}
+
+struct Unpacker<'a> {
+    archive: &'a str,
+    dest: &'a Path,
+    strip: usize,
+    symlinks: Vec<(String, PathBuf)>,
+}
+
+impl Unpacker<'_> {
+    fn refuse(&self, member: &str, reason: impl Into<String>) -> UnpackError {
+        UnpackError::Refused { archive: self.archive.to_string(), member: member.to_string(), reason: reason.into() }
+    }
+
+    fn io(&self, path: &Path) -> impl FnOnce(io::Error) -> UnpackError + '_ {
+        let path = path.to_path_buf();
+        move |source| UnpackError::Io { archive: self.archive.to_string(), path, source }
+    }
+
+    /// The member's path inside the tree after stripping, or None when it is
+    /// stripped away entirely.
+    fn target(&self, member: &str, raw: &[u8]) -> Result<Option<PathBuf>, UnpackError> {
+        let comps = components(raw).map_err(|r| self.refuse(member, r))?;
+        Ok((comps.len() > self.strip).then(|| join(&comps[self.strip..])))
+    }
+
+    /// Makes every parent of `rel` a real directory, refusing to go through a
+    /// symlink or a file.
+    fn parents(&self, member: &str, rel: &Path) -> Result<(), UnpackError> {
+        let mut p = self.dest.to_path_buf();
+        let Some(parent) = rel.parent() else { return Ok(()) };
+        for c in parent.components() {
+            p.push(c);
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) if m.is_symlink() => {
+                    return Err(self.refuse(member, format!("is written through the symlink `{}`", shown(&p, self.dest))));
+                }
+                Ok(_) => return Err(self.refuse(member, format!("is below `{}`, which is not a directory", shown(&p, self.dest)))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    fs::create_dir(&p).map_err(self.io(&p))?;
+                }
+                Err(e) => return Err(self.io(&p)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes what is at `path` so a later member can replace it (tar
+    /// semantics), but never a directory.
+    fn clear(&self, member: &str, path: &Path) -> Result<(), UnpackError> {
+        match fs::symlink_metadata(path) {
+            Ok(m) if m.is_dir() => Err(self.refuse(member, "would replace a directory")),
+            Ok(_) => fs::remove_file(path).map_err(self.io(path)),
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn entry(&mut self, mut entry: tar::Entry<'_, Box<dyn Read>>) -> Result<(), UnpackError> {
+        let raw = entry.path_bytes().into_owned();
+        let member = String::from_utf8_lossy(&raw).into_owned();
+        let kind = entry.header().entry_type();
+        if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink) {
+            return Ok(());
+        }
+        let Some(rel) = self.target(&member, &raw)? else { return Ok(()) };
+        let path = self.dest.join(&rel);
+        // setuid, setgid and sticky dropped; the store normalises the rest.
+        let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
+        match kind {
+            EntryType::Regular | EntryType::Continuous => {
+                self.parents(&member, &rel)?;
+                self.clear(&member, &path)?;
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    // O_EXCL: never opens through a symlink left at this name.
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(self.io(&path))?;
+                io::copy(&mut entry, &mut f).map_err(|e| UnpackError::Damaged {
+                    archive: self.archive.to_string(),
+                    reason: format!("reading member `{member}`: {e}"),
+                })?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode | 0o600)).map_err(self.io(&path))?;
+            }
+            EntryType::Directory => {
+                self.parents(&member, &rel)?;
+                match fs::symlink_metadata(&path) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => {
+                        fs::remove_file(&path).map_err(self.io(&path))?;
+                        fs::create_dir(&path).map_err(self.io(&path))?;
+                    }
+                    Err(_) => fs::create_dir(&path).map_err(self.io(&path))?,
+                }
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| self.refuse(&member, "is a symlink without a target"))?
+                    .into_owned();
+                if target.first() == Some(&b'/') {
+                    return Err(self.refuse(&member, format!("is a symlink to the absolute path `{}`", String::from_utf8_lossy(&target))));
+                }
+                self.parents(&member, &rel)?;
+                self.clear(&member, &path)?;
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path).map_err(self.io(&path))?;
+                self.symlinks.push((member, rel));
+            }
+            EntryType::Link => {
+                let raw_target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| self.refuse(&member, "is a hard link without a target"))?
+                    .into_owned();
+                let shown_target = String::from_utf8_lossy(&raw_target).into_owned();
+                let target_rel = components(&raw_target)
+                    .map_err(|r| self.refuse(&member, format!("is a hard link to `{shown_target}`, which {r}")))?;
+                if target_rel.len() <= self.strip {
+                    return Err(self.refuse(&member, format!("is a hard link to `{shown_target}`, which is stripped away")));
+                }
+                let target_rel = join(&target_rel[self.strip..]);
+                // The target must be a regular file already in the tree, reached without symlinks.
+                self.parents(&member, &target_rel)?;
+                let target = self.dest.join(&target_rel);
+                match fs::symlink_metadata(&target) {
+                    Ok(m) if m.is_file() => {}
+                    _ => {
+                        return Err(self.refuse(
+                            &member,
+                            format!("is a hard link to `{shown_target}`, which is not an earlier regular file of the archive"),
+                        ));
+                    }
+                }
+                self.parents(&member, &rel)?;
+                self.clear(&member, &path)?;
+                fs::hard_link(&target, &path).map_err(self.io(&path))?;
+            }
+            EntryType::Char | EntryType::Block => return Err(self.refuse(&member, "is a device file")),
+            EntryType::Fifo => return Err(self.refuse(&member, "is a fifo")),
+            other => return Err(self.refuse(&member, format!("has the unsupported member type {:?}", other.as_byte() as char))),
+        }
+        Ok(())
+    }
+
+    /// Resolves a symlink through the links in the tree; true when it leaves
+    /// the tree (or loops).
+    fn escapes(&self, link: &Path) -> Result<bool, UnpackError> {
+        let mut stack: Vec<std::ffi::OsString> =
+            link.parent().map(|p| p.iter().map(|c| c.to_os_string()).collect()).unwrap_or_default();
+        let first = fs::read_link(self.dest.join(link)).map_err(self.io(link))?;
+        let mut pending: VecDeque<std::ffi::OsString> = first.iter().map(|c| c.to_os_string()).collect();
+        let mut hops = 0;
+        while let Some(c) = pending.pop_front() {
+            match c.as_bytes() {
+                b"" | b"." => {}
+                b"/" => return Ok(true),
+                b".." => {
+                    if stack.pop().is_none() {
+                        return Ok(true);
+                    }
+                }
+                _ => {
+                    stack.push(c);
+                    let here: PathBuf = stack.iter().collect();
+                    if fs::symlink_metadata(self.dest.join(&here)).is_ok_and(|m| m.is_symlink()) {
+                        hops += 1;
+                        if hops > 40 {
+                            return Ok(true);
+                        }
+                        let t = fs::read_link(self.dest.join(&here)).map_err(self.io(&here))?;
+                        stack.pop();
+                        for c in t.iter().rev() {
+                            pending.push_front(c.to_os_string());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+}
+
+fn shown(p: &Path, dest: &Path) -> String {
+    p.strip_prefix(dest).unwrap_or(p).display().to_string()
+}
+
+/// Unpacks `archive` (named `name` in messages) into the existing empty
+/// directory `dest`, dropping `strip` leading components of every member.
+pub fn unpack(archive: &Path, name: &str, strip: u32, dest: &Path) -> Result<(), UnpackError> {
+    let file = File::open(archive).map_err(|source| UnpackError::Io {
+        archive: name.to_string(),
+        path: archive.to_path_buf(),
+        source,
+    })?;
+    let damaged = |e: io::Error| UnpackError::Damaged { archive: name.to_string(), reason: e.to_string() };
+    let mut tar = tar::Archive::new(decoder(file).map_err(damaged)?);
+    let mut u = Unpacker { archive: name, dest, strip: strip as usize, symlinks: Vec::new() };
+    for entry in tar.entries().map_err(damaged)? {
+        u.entry(entry.map_err(damaged)?)?;
+    }
+    for (member, rel) in std::mem::take(&mut u.symlinks) {
+        // A later member may have replaced the link; only links still there count.
+        if fs::symlink_metadata(dest.join(&rel)).is_ok_and(|m| m.is_symlink()) && u.escapes(&rel)? {
+            let target = fs::read_link(dest.join(&rel)).map(|t| t.display().to_string()).unwrap_or_default();
+            return Err(u.refuse(&member, format!("is a symlink to `{target}`, which leads outside the tree")));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! The content-addressed state directory (DESIGN §4), `.bootstrap/` under the
+//! chain directory unless `--state` moves it:
+//!
+//! ```text
+//! lock                          the store lock (holder's pid and command inside)
+//! sources/<sha256 hex>          fetched source files, named by their sha256
+//! layers/<blake3 hex>/          trees (unpacked sources, step outputs), named by tree digest
+//! logs/<blake3 hex>             step logs, named by the BLAKE3 of their bytes
+//! receipts/**.json              what runs produced; they keep objects alive
+//! index/unpack/<sha256 hex>-strip<N>   the layer a source unpacks to
+//! tmp/                          work in progress; nothing here is ever final
+//! cache/parse/                  the chain parse cache (see `chain::cache`)
+//! ```
+//!
+//! Every object is written under `tmp/`, fsynced, and renamed to its final
+//! name, so a crash leaves at most garbage in `tmp/`, never a partial object.
+//! Objects are never modified after the rename. [`Store::open`] takes the
+//! store lock ([`lock`]); `verify` and `gc` are in their own modules.
+
+mod gc;
+mod lock;
+mod verify;
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use miette::Diagnostic;
+use rayon::prelude::*;
+use thiserror::Error;
+
+use crate::hash::{self, Blake3, EntryKind, HashError, Sha256, Tree};
+
+pub use gc::{GcReport, Removed};
+pub use lock::{LockMode, StoreLock, Wait};
+pub use verify::{Problem, VerifyReport};
+
+/// Errors of the store.
+#[derive(Debug, Error, Diagnostic)]
+pub enum StoreError {
+    /// A filesystem operation in the store failed.
+    #[error("store: {}: {source}", path.display())]
+    #[diagnostic(code(bootstrap::store::io), help("check the state directory's permissions and free space (`--state` moves it)"))]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Another process holds the lock and `--no-wait` was given.
+    #[error("the store is in use: {} is held by {holder}", path.display())]
+    #[diagnostic(code(bootstrap::store::busy), help("wait for that process to finish, or run again without --no-wait to queue behind it"))]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as written in the lock file.
+        holder: String,
+    },
+    /// Hashing a tree being committed failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Hash(#[from] HashError),
+}
+
+pub(crate) fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
+}
+
+/// An open store, holding the store lock for as long as it lives.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    _lock: StoreLock,
+}
+
+const DIRS: &[&str] = &["sources", "layers", "logs", "receipts", "index/unpack", "tmp"];
+
+impl Store {
+    /// Opens (creating if needed) the store at `root` and takes its lock.
+    /// `notify` is told when the call has to wait for another process.
+    pub fn open(root: &Path, mode: LockMode, wait: Wait, notify: &dyn Fn(&str)) -> Result<Store, StoreError> {
+        for d in DIRS {
+            let p = root.join(d);
+            fs::create_dir_all(&p).map_err(io_at(&p))?;
+        }
+        let lock = StoreLock::acquire(&root.join("lock"), mode, wait, notify)?;
+        Ok(Store { root: root.to_path_buf(), _lock: lock })
+    }
+
+    /// The state directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a source file with this sha256 lives (it may not exist).
+    pub fn source_path(&self, sha: &Sha256) -> PathBuf {
+        self.root.join("sources").join(sha.hex())
+    }
+
+    /// Whether the source is in the store.
+    pub fn has_source(&self, sha: &Sha256) -> bool {
+        self.source_path(sha).is_file()
+    }
+
+    /// Where a layer with this tree digest lives (it may not exist).
+    pub fn layer_path(&self, digest: &Blake3) -> PathBuf {
+        self.root.join("layers").join(digest.hex())
+    }
+
+    /// The temporary directory; same filesystem as the objects, so renames are atomic.
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// A fresh temporary file under `tmp/`, removed when dropped unless committed.
+    pub fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
+        let tmp = self.tmp();
+        tempfile::Builder::new().prefix("obj-").tempfile_in(&tmp).map_err(io_at(&tmp))
+    }
+
+    /// A fresh temporary directory under `tmp/`, removed when dropped unless committed.
+    pub fn temp_dir(&self) -> Result<tempfile::TempDir, StoreError> {
+        let tmp = self.tmp();
+        tempfile::Builder::new().prefix("tree-").tempdir_in(&tmp).map_err(io_at(&tmp))
+    }
+
+    /// Moves a fully written file (already checked to have `sha`) to
+    /// `sources/<hex>`: fsync, rename, fsync the directory.
+    pub fn commit_source(&self, file: &Path, sha: &Sha256) -> Result<PathBuf, StoreError> {
+        let dest = self.source_path(sha);
+        File::open(file).and_then(|f| f.sync_all()).map_err(io_at(file))?;
+        fs::set_permissions(file, fs::Permissions::from_mode(0o644)).map_err(io_at(file))?;
+        fs::rename(file, &dest).map_err(io_at(&dest))?;
+        sync_dir(&self.root.join("sources"))?;
+        Ok(dest)
+    }
+
+    /// Normalises the tree at `dir` (modes 0644/0755, nothing else), hashes
+    /// it, fsyncs it and renames it to `layers/<digest>`. When that layer
+    /// already exists the new copy is dropped: same digest, same bytes.
+    pub fn commit_tree(&self, dir: tempfile::TempDir) -> Result<(Blake3, Tree), StoreError> {
+        let tree = hash::hash_tree(dir.path())?;
+        let base = dir.path();
+        tree.entries.par_iter().try_for_each(|e| -> Result<(), StoreError> {
+            let p = e.full_path(base);
+            match e.kind {
+                EntryKind::Symlink { .. } => Ok(()),
+                EntryKind::Dir => fs::set_permissions(&p, fs::Permissions::from_mode(e.mode())).map_err(io_at(&p)),
+                EntryKind::File { .. } => {
+                    fs::set_permissions(&p, fs::Permissions::from_mode(e.mode())).map_err(io_at(&p))?;
+                    File::open(&p).and_then(|f| f.sync_all()).map_err(io_at(&p))
+                }
+            }
+        })?;
+        for e in tree.entries.iter().filter(|e| matches!(e.kind, EntryKind::Dir)) {
+            sync_dir(&e.full_path(base))?;
+        }
+        fs::set_permissions(base, fs::Permissions::from_mode(0o755)).map_err(io_at(base))?;
+        sync_dir(base)?;
+        let digest = tree.digest();
+        let dest = self.layer_path(&digest);
+        if dest.exists() {
+            return Ok((digest, tree));
+        }
+        let kept = dir.keep();
+        if let Err(e) = fs::rename(&kept, &dest) {
+            let _ = fs::remove_dir_all(&kept);
+            // Another writer may have won the race with the same bytes.
+            if !dest.exists() {
+                return Err(io_at(&dest)(e));
+            }
+        }
+        sync_dir(&self.root.join("layers"))?;
+        Ok((digest, tree))
+    }
+
+    fn unpack_index(&self, sha: &Sha256, strip: u32) -> PathBuf {
+        self.root.join("index").join("unpack").join(format!("{}-strip{strip}", sha.hex()))
+    }
+
+    /// The layer a source unpacks to, if it was unpacked before and the layer is present.
+    pub fn unpacked(&self, sha: &Sha256, strip: u32) -> Option<Blake3> {
+        let text = fs::read_to_string(self.unpack_index(sha, strip)).ok()?;
+        let digest: Blake3 = text.trim().parse().ok()?;
+        self.layer_path(&digest).is_dir().then_some(digest)
+    }
+
+    /// Records that the source unpacks to `layer`.
+    pub fn set_unpacked(&self, sha: &Sha256, strip: u32, layer: &Blake3) -> Result<(), StoreError> {
+        self.write_atomic(&self.unpack_index(sha, strip), format!("{layer}\n").as_bytes())
+    }
+
+    /// Writes `bytes` to `path` (inside the store) by temp file, fsync and rename.
+    pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(bytes).and_then(|()| tmp.as_file().sync_all()).map_err(io_at(tmp.path()))?;
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(io_at(parent))?;
+        }
+        tmp.persist(path).map_err(|e| io_at(path)(e.error))?;
+        if let Some(parent) = path.parent() {
+            sync_dir(parent)?;
+        }
+        Ok(())
+    }
+}
+
+/// fsyncs a directory so a rename into it survives a crash.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|f| f.sync_all()).map_err(io_at(dir))
+}
+
+/// Human size: `12.3 MiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
