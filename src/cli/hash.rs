@@ -1,5 +1,6 @@
 //! `bootstrap hash DIR`: the tree digest of a directory (docs/tree-digest.md),
-//! or with `--sha256sums` a list `sha256sum -c --strict` accepts inside DIR.
+//! or with `--sha256sums` a list `sha256sum -c --strict` accepts inside DIR,
+//! or with `--manifest` the exact bytes the digest is taken of.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,8 +17,11 @@ pub struct Args {
     /// The directory to hash (not followed if it is a symlink).
     pub dir: PathBuf,
     /// Print a `sha256sum` list of the regular files instead of the digest.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "manifest")]
     pub sha256sums: bool,
+    /// Print the canonical manifest bytes the digest is taken of (NUL-separated).
+    #[arg(long)]
+    pub manifest: bool,
 }
 
 #[derive(Serialize)]
@@ -60,6 +64,9 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
             total_size: tree.total_size(),
         };
         return write_json(out, &doc);
+    }
+    if args.manifest {
+        return out.write_all(&tree.manifest()).map_err(Error::Output);
     }
     if args.sha256sums {
         return out.write_all(&tree.sha256sums()).map_err(Error::Output);
