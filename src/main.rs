@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme};
 
-use bootstrap::chain::ChainDiagnostic;
 use bootstrap::cli::{self, Cli};
 use bootstrap::{Error, exit};
 
@@ -15,7 +14,8 @@ fn handler() -> GraphicalReportHandler {
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal();
     let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(80);
-    GraphicalReportHandler::new_themed(theme).with_width(width).with_links(false)
+    // Digests and URLs are never broken across lines, so they can be copied.
+    GraphicalReportHandler::new_themed(theme).with_width(width).with_links(false).with_break_words(false)
 }
 
 fn render(handler: &GraphicalReportHandler, diag: &dyn Diagnostic) -> String {
@@ -26,60 +26,59 @@ fn render(handler: &GraphicalReportHandler, diag: &dyn Diagnostic) -> String {
     s
 }
 
-/// One diagnostic as JSON, for `--json` (docs/json.md).
-fn diag_json(d: &ChainDiagnostic) -> serde_json::Value {
-    let (line, column) = d
-        .location()
-        .map(|(src, span)| bootstrap::chain::model::line_col(src.inner(), span.offset()))
-        .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+/// One diagnostic as JSON, for `--json` (docs/json.md): where its first
+/// label points, when it has one.
+fn diag_json(d: &dyn Diagnostic) -> serde_json::Value {
+    let at = d.labels().and_then(|mut l| l.next()).and_then(|label| {
+        let contents = d.source_code()?.read_span(label.inner(), 0, 0).ok()?;
+        Some((contents.name().map(str::to_string), contents.line() + 1, contents.column() + 1))
+    });
+    let (file, line, column) = at.map_or((None, None, None), |(f, l, c)| (f, Some(l), Some(c)));
     serde_json::json!({
         "code": d.code().map(|c| c.to_string()),
         "message": d.to_string(),
-        "file": d.file(),
+        "file": file,
         "line": line,
         "column": column,
         "help": d.help().map(|h| h.to_string()),
     })
 }
 
+/// The diagnostics an error is made of, and the closing line after them.
+fn parts(err: &Error) -> (Vec<&dyn Diagnostic>, Option<String>) {
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    match err {
+        Error::Chain(errors) => {
+            let files: std::collections::BTreeSet<_> = errors.diagnostics.iter().filter_map(|d| d.file()).collect();
+            let n = errors.diagnostics.len();
+            let line = format!(
+                "error: {} in {}; nothing was run. Fix them and run `bootstrap check` again.",
+                plural(n, "problem"),
+                plural(files.len().max(1), "file")
+            );
+            (errors.diagnostics.iter().map(|d| d as &dyn Diagnostic).collect(), Some(line))
+        }
+        Error::Fetch(f) => (f.errors.iter().map(|d| d as &dyn Diagnostic).collect(), Some(format!("error: {f}"))),
+        other => (vec![other as &dyn Diagnostic], None),
+    }
+}
+
 fn report_error(err: &Error, json: bool) {
     let mut stderr = std::io::stderr().lock();
     let handler = handler();
-    match err {
-        Error::Chain(errors) => {
-            for d in &errors.diagnostics {
-                let _ = stderr.write_all(render(&handler, d).as_bytes());
-            }
-            let files: std::collections::BTreeSet<_> = errors.diagnostics.iter().filter_map(|d| d.file()).collect();
-            let (n, f) = (errors.diagnostics.len(), files.len().max(1));
-            let _ = writeln!(
-                stderr,
-                "error: {n} problem{} in {f} file{}; nothing was run. Fix them and run `bootstrap check` again.",
-                if n == 1 { "" } else { "s" },
-                if f == 1 { "" } else { "s" },
-            );
-            if json {
-                let doc = serde_json::json!({
-                    "ok": false,
-                    "diagnostics": errors.diagnostics.iter().map(diag_json).collect::<Vec<_>>(),
-                });
-                println!("{doc:#}");
-            }
-        }
-        other => {
-            let _ = stderr.write_all(render(&handler, other).as_bytes());
-            if json {
-                let doc = serde_json::json!({
-                    "ok": false,
-                    "diagnostics": [{
-                        "code": other.code().map(|c| c.to_string()),
-                        "message": other.to_string(),
-                        "help": other.help().map(|h| h.to_string()),
-                    }],
-                });
-                println!("{doc:#}");
-            }
-        }
+    let (diags, closing) = parts(err);
+    for d in &diags {
+        let _ = stderr.write_all(render(&handler, *d).as_bytes());
+    }
+    if let Some(line) = closing {
+        let _ = writeln!(stderr, "{line}");
+    }
+    if json {
+        let doc = serde_json::json!({
+            "ok": false,
+            "diagnostics": diags.iter().map(|d| diag_json(*d)).collect::<Vec<_>>(),
+        });
+        println!("{doc:#}");
     }
 }
 

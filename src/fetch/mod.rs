@@ -129,7 +129,7 @@ pub struct Fetched {
 #[derive(Debug, Error, Diagnostic)]
 pub enum SourceError {
     /// No place gave the pinned bytes.
-    #[error("source `{name}`: no place gave the pinned bytes (expected {expected})\n{}", list(attempts))]
+    #[error("source `{name}`: no place gave the pinned bytes\npinned:\n  {expected}\n{}", list(attempts))]
     #[diagnostic(
         code(bootstrap::fetch::failed),
         help("a wrong hash means the server or mirror sent other bytes than the pin: do not trust it; otherwise check the URLs, or put the file in a --distfiles directory")
@@ -187,7 +187,12 @@ pub enum SourceError {
 }
 
 fn list(attempts: &[Attempt]) -> String {
-    attempts.iter().map(|a| format!("  {}: {}", a.location, a.problem)).collect::<Vec<_>>().join("\n")
+    // Digests on lines of their own: they are never broken, so they can be copied.
+    let line = |a: &Attempt| match &a.problem {
+        AttemptProblem::WrongHash { actual, size } => format!("{} gave {size} bytes hashing to\n  {actual}", a.location),
+        other => format!("{}: {other}", a.location),
+    };
+    attempts.iter().map(line).collect::<Vec<_>>().join("\n")
 }
 
 impl SourceError {
@@ -211,8 +216,7 @@ impl SourceError {
 #[error("{} of {total} sources could not be fetched", errors.len())]
 #[diagnostic(code(bootstrap::fetch::summary))]
 pub struct FetchErrors {
-    /// One per failed source.
-    #[related]
+    /// One per failed source (`main` renders each).
     pub errors: Vec<SourceError>,
     /// How many sources were asked for.
     pub total: usize,

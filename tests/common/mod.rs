@@ -9,6 +9,8 @@ use std::process::Command;
 
 use bootstrap::chain::Input;
 
+pub mod http;
+
 /// What one run of the binary produced.
 pub struct Run {
     pub code: i32,

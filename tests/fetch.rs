@@ -1,0 +1,304 @@
+//! `bootstrap fetch` against a real HTTP server on 127.0.0.1: good, tampered,
+//! missing, cut-off and slow responses; distfiles and --offline; SIGKILL
+//! mid-download and resume; two fetches on one store; `store verify`/`gc`.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::http::{Behavior, Server};
+use common::{Run, run_in};
+use sha2::Digest;
+
+fn sha(bytes: &[u8]) -> String {
+    bootstrap::hash::to_hex(&sha2::Sha256::digest(bytes))
+}
+
+/// Deterministic pseudo-random bytes.
+fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = common::Rng(seed);
+    (0..len).map(|_| rng.next() as u8).collect()
+}
+
+struct Src {
+    name: &'static str,
+    urls: Vec<String>,
+    sha: String,
+    unpack: Option<u32>,
+}
+
+/// A one-stage chain declaring `sources`, all used by one step.
+fn chain(dir: &Path, sources: &[Src]) {
+    fs::create_dir_all(dir.join("chain")).unwrap();
+    fs::create_dir_all(dir.join("stage0")).unwrap();
+    fs::write(
+        dir.join("chain/chain.kdl"),
+        "chain \"t\" {\n    arch \"x86_64\"\n    source-date-epoch 0\n    stage \"stage0\" description=\"s\"\n}\n\
+         seed \"a\" { description \"a\" }\nseed \"b\" { description \"b\" }\n",
+    )
+    .unwrap();
+    let mut text = String::new();
+    for s in sources {
+        text.push_str(&format!("source \"{}\" {{\n", s.name));
+        for u in &s.urls {
+            text.push_str(&format!("    url \"{u}\"\n"));
+        }
+        text.push_str(&format!("    sha256 \"{}\"\n", s.sha));
+        if let Some(n) = s.unpack {
+            text.push_str(&format!("    unpack strip-components={n}\n"));
+        }
+        text.push_str("}\n");
+    }
+    fs::write(dir.join("chain/sources.kdl"), text).unwrap();
+    let uses: String = sources.iter().map(|s| format!("    source \"{}\"\n", s.name)).collect();
+    fs::write(
+        dir.join("stage0/use.kdl"),
+        format!("step \"use\" {{\n    root \"seed\"\n{uses}    run \"/bin/true\"\n    output \"/out\"\n}}\n"),
+    )
+    .unwrap();
+}
+
+fn fetch(dir: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["fetch"];
+    args.extend_from_slice(extra);
+    run_in(dir, &dir.join(".bootstrap"), &args)
+}
+
+fn stored(dir: &Path, sha: &str) -> PathBuf {
+    dir.join(".bootstrap/sources").join(sha)
+}
+
+/// Everything under tmp/ (nothing may stay there after a finished run).
+fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.join(".bootstrap/tmp")];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn tries_urls_in_order_and_keeps_only_the_pinned_bytes() {
+    let server = Server::start();
+    let good = payload(300_000, 1);
+    let mut flipped = good.clone();
+    flipped[123_456] ^= 0x40;
+    let h = sha(&good);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let missing = format!("{}/missing.tar", server.base);
+    let bad = server.route("/flipped/file.bin", Behavior::Serve(flipped.clone()));
+    let ok = server.route("/good/file.bin", Behavior::Serve(good.clone()));
+    chain(dir, &[Src { name: "thing", urls: vec![missing.clone(), bad.clone(), ok.clone()], sha: h.clone(), unpack: None }]);
+
+    let run = fetch(dir, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(&format!("fetched  thing")), "{}", run.stdout);
+    assert!(run.stdout.contains(&format!("from {ok}")), "{}", run.stdout);
+    assert!(run.stderr.contains(&format!("{missing} failed (HTTP status 404)")), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("{bad} failed (wrong bytes: 300000 bytes hashing to sha256:{})", sha(&flipped))), "{}", run.stderr);
+    assert_eq!(fs::read(stored(dir, &h)).unwrap(), good);
+    assert!(leftovers(dir).is_empty(), "{:?}", leftovers(dir));
+
+    // Second run: nothing downloaded.
+    let before = server.requests("/good/file.bin").len();
+    let run = fetch(dir, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("present  thing"), "{}", run.stdout);
+    assert_eq!(server.requests("/good/file.bin").len(), before);
+}
+
+#[test]
+fn a_tampered_source_never_enters_the_store_and_exits_2() {
+    let server = Server::start();
+    let good = payload(50_000, 2);
+    let mut flipped = good.clone();
+    flipped[0] ^= 1;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let bad = server.route("/tampered.tar.gz", Behavior::Serve(flipped.clone()));
+    let h = sha(&good);
+    chain(dir, &[Src { name: "tampered", urls: vec![bad.clone()], sha: h.clone(), unpack: None }]);
+    let run = fetch(dir, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    for needle in [
+        "source `tampered`: no place gave the pinned bytes".to_string(),
+        format!("pinned:\n  │   sha256:{h}"),
+        format!("{bad} gave 50000 bytes hashing to\n  │   sha256:{}", sha(&flipped)),
+        "chain/sources.kdl:1:".to_string(),
+    ] {
+        assert!(run.stderr.contains(&needle), "missing {needle:?} in\n{}", run.stderr);
+    }
+    assert!(!stored(dir, &h).exists());
+    assert!(leftovers(dir).iter().all(|p| fs::metadata(p).unwrap().len() == 0), "{:?}", leftovers(dir));
+    let sources: Vec<_> = fs::read_dir(dir.join(".bootstrap/sources")).unwrap().collect();
+    assert!(sources.is_empty());
+}
+
+#[test]
+fn a_body_cut_off_mid_transfer_is_resumed_with_a_range_request() {
+    let server = Server::start();
+    let body = payload(1_000_000, 3);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let url = server.route("/cut.bin", Behavior::CutOnce { body: body.clone(), cut_at: 400_000 });
+    let h = sha(&body);
+    chain(dir, &[Src { name: "cut", urls: vec![url], sha: h.clone(), unpack: None }]);
+    let run = fetch(dir, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(server.cuts(), 1);
+    let reqs = server.requests("/cut.bin");
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(reqs[1].range.as_deref(), Some("bytes=400000-"));
+    assert_eq!(fs::read(stored(dir, &h)).unwrap(), body);
+}
+
+#[test]
+fn a_response_slower_than_the_timeout_fails_that_url_only() {
+    let server = Server::start();
+    let body = payload(10_000, 4);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let slow = server.route("/slow.bin", Behavior::Slow { delay: Duration::from_secs(6), body: body.clone() });
+    let h = sha(&body);
+    chain(dir, &[Src { name: "slow", urls: vec![slow.clone()], sha: h.clone(), unpack: None }]);
+    let started = Instant::now();
+    let run = fetch(dir, &["--timeout", "1s"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(6), "the timeout was not applied");
+    assert!(run.stderr.contains("timed out"), "{}", run.stderr);
+    assert!(!stored(dir, &h).exists());
+
+    // With a good mirror after it, the fetch succeeds and says what was slow.
+    let good = server.route("/fast.bin", Behavior::Serve(body.clone()));
+    chain(dir, &[Src { name: "slow", urls: vec![slow.clone(), good], sha: h.clone(), unpack: None }]);
+    let run = fetch(dir, &["--timeout", "1s"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("{slow} failed (timed out")), "{}", run.stderr);
+}
+
+#[test]
+fn distfiles_by_name_and_by_sha256_and_offline_lists_what_is_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mirror = dir.join("mirror");
+    fs::create_dir_all(&mirror).unwrap();
+    let (a, b, c) = (payload(1000, 5), payload(2000, 6), payload(3000, 7));
+    fs::write(mirror.join("a-1.0.tar"), &a).unwrap();
+    fs::write(mirror.join(sha(&b)), &b).unwrap();
+    // A wrong file under the right name is refused, not used.
+    fs::write(mirror.join("c.bin"), payload(3000, 8)).unwrap();
+    chain(
+        dir,
+        &[
+            Src { name: "a", urls: vec!["https://unreachable.invalid/a-1.0.tar".into()], sha: sha(&a), unpack: None },
+            Src { name: "b", urls: vec!["https://unreachable.invalid/b.bin".into()], sha: sha(&b), unpack: None },
+            Src { name: "c", urls: vec!["https://unreachable.invalid/c.bin".into()], sha: sha(&c), unpack: None },
+        ],
+    );
+    let run = fetch(dir, &["--offline", "--distfiles", "mirror"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stdout.contains("fetched  a"), "{}", run.stdout);
+    assert!(run.stdout.contains("fetched  b"), "{}", run.stdout);
+    assert!(run.stderr.contains("source `c` is not in the store or any --distfiles directory"), "{}", run.stderr);
+    assert!(run.stderr.contains("1 of 3 sources could not be fetched"), "{}", run.stderr);
+    assert_eq!(fs::read(stored(dir, &sha(&a))).unwrap(), a);
+    assert_eq!(fs::read(stored(dir, &sha(&b))).unwrap(), b);
+    assert!(!stored(dir, &sha(&c)).exists());
+}
+
+#[test]
+fn sigkill_mid_download_then_rerun_resumes_and_completes() {
+    let server = Server::start();
+    let body = payload(6 << 20, 9);
+    let h = sha(&body);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let url = server.route(
+        "/big.bin",
+        Behavior::Throttled { body: body.clone(), chunk: 256 << 10, pause: Duration::from_millis(100) },
+    );
+    chain(dir, &[Src { name: "big", urls: vec![url], sha: h.clone(), unpack: None }]);
+    let part = dir.join(".bootstrap/tmp/fetch").join(format!("{h}.part"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .current_dir(dir)
+        .args(["fetch"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fs::metadata(&part).map(|m| m.len()).unwrap_or(0) < (1 << 20) {
+        assert!(Instant::now() < deadline, "download never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let kept = fs::metadata(&part).unwrap().len();
+    assert!(kept > 0 && kept < body.len() as u64);
+    assert!(!stored(dir, &h).exists(), "a partial download sits under its final name");
+
+    let before = server.requests("/big.bin").len();
+    let run = fetch(dir, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(fs::read(stored(dir, &h)).unwrap(), body);
+    let rerun = server.requests("/big.bin").split_off(before);
+    assert_eq!(rerun.len(), 1, "{rerun:?}");
+    assert_eq!(rerun[0].range, Some(format!("bytes={kept}-")), "resumes exactly where the killed run stopped");
+    assert!(leftovers(dir).is_empty(), "{:?}", leftovers(dir));
+}
+
+#[test]
+fn two_fetches_on_one_store_queue_on_the_lock_and_no_wait_fails_fast() {
+    let server = Server::start();
+    let body = payload(2 << 20, 10);
+    let h = sha(&body);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let url = server.route(
+        "/shared.bin",
+        Behavior::Throttled { body: body.clone(), chunk: 128 << 10, pause: Duration::from_millis(60) },
+    );
+    chain(dir, &[Src { name: "shared", urls: vec![url], sha: h.clone(), unpack: None }]);
+    let spawn = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+            .current_dir(dir)
+            .args(extra)
+            .arg("fetch")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn(&[]);
+    let lock = dir.join(".bootstrap/lock");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fs::read_to_string(&lock).map(|s| s.is_empty()).unwrap_or(true) {
+        assert!(Instant::now() < deadline, "first fetch never took the lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = spawn(&[]);
+    let busy = spawn(&["--no-wait"]).wait_with_output().unwrap();
+    assert_eq!(busy.status.code(), Some(3), "{}", String::from_utf8_lossy(&busy.stderr));
+    let busy_err = String::from_utf8_lossy(&busy.stderr);
+    assert!(busy_err.contains("the store is in use") && busy_err.contains("bootstrap") && busy_err.contains("fetch"), "{busy_err}");
+
+    let (a, b) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    assert!(String::from_utf8_lossy(&b.stderr).contains("waiting for the store lock"));
+    assert!(String::from_utf8_lossy(&b.stdout).contains("present  shared"));
+    assert_eq!(server.requests("/shared.bin").len(), 1, "downloaded once");
+    assert_eq!(fs::read(stored(dir, &h)).unwrap(), body);
+}
