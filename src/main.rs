@@ -82,17 +82,36 @@ fn report_error(err: &Error, json: bool) {
     }
 }
 
+/// Standard output, remembering whether the command wrote anything.
+struct Tracked<W> {
+    inner: W,
+    wrote: bool,
+}
+
+impl<W: Write> Write for Tracked<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.wrote |= !buf.is_empty();
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = Tracked { inner: std::io::BufWriter::new(stdout.lock()), wrote: false };
     match cli::run(&cli, &mut out) {
         Ok(()) => ExitCode::from(exit::OK),
         // A closed pipe (`bootstrap plan | head`) is the reader's choice, not a failure.
         Err(Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(exit::OK),
         Err(err) => {
+            // A command that already wrote its JSON report (with `"ok": false`)
+            // keeps stdout to that one document.
+            let json = cli.json && !out.wrote;
             drop(out);
-            report_error(&err, cli.json);
+            report_error(&err, json);
             ExitCode::from(err.exit_code())
         }
     }

@@ -10,56 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::http::{Behavior, Server};
-use common::{Run, run_in};
-use sha2::Digest;
-
-fn sha(bytes: &[u8]) -> String {
-    bootstrap::hash::to_hex(&sha2::Sha256::digest(bytes))
-}
-
-/// Deterministic pseudo-random bytes.
-fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = common::Rng(seed);
-    (0..len).map(|_| rng.next() as u8).collect()
-}
-
-struct Src {
-    name: &'static str,
-    urls: Vec<String>,
-    sha: String,
-    unpack: Option<u32>,
-}
-
-/// A one-stage chain declaring `sources`, all used by one step.
-fn chain(dir: &Path, sources: &[Src]) {
-    fs::create_dir_all(dir.join("chain")).unwrap();
-    fs::create_dir_all(dir.join("stage0")).unwrap();
-    fs::write(
-        dir.join("chain/chain.kdl"),
-        "chain \"t\" {\n    arch \"x86_64\"\n    source-date-epoch 0\n    stage \"stage0\" description=\"s\"\n}\n\
-         seed \"a\" { description \"a\" }\nseed \"b\" { description \"b\" }\n",
-    )
-    .unwrap();
-    let mut text = String::new();
-    for s in sources {
-        text.push_str(&format!("source \"{}\" {{\n", s.name));
-        for u in &s.urls {
-            text.push_str(&format!("    url \"{u}\"\n"));
-        }
-        text.push_str(&format!("    sha256 \"{}\"\n", s.sha));
-        if let Some(n) = s.unpack {
-            text.push_str(&format!("    unpack strip-components={n}\n"));
-        }
-        text.push_str("}\n");
-    }
-    fs::write(dir.join("chain/sources.kdl"), text).unwrap();
-    let uses: String = sources.iter().map(|s| format!("    source \"{}\"\n", s.name)).collect();
-    fs::write(
-        dir.join("stage0/use.kdl"),
-        format!("step \"use\" {{\n    root \"seed\"\n{uses}    run \"/bin/true\"\n    output \"/out\"\n}}\n"),
-    )
-    .unwrap();
-}
+use common::{Run, Src, chain, payload, run_in, sha};
 
 fn fetch(dir: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["fetch"];
@@ -215,6 +166,14 @@ fn distfiles_by_name_and_by_sha256_and_offline_lists_what_is_missing() {
     assert_eq!(fs::read(stored(dir, &sha(&a))).unwrap(), a);
     assert_eq!(fs::read(stored(dir, &sha(&b))).unwrap(), b);
     assert!(!stored(dir, &sha(&c)).exists());
+
+    // --json: one document on stdout, saying what failed.
+    let run = fetch(dir, &["--json", "--offline", "--distfiles", "mirror"]);
+    assert_eq!(run.code, 3);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["sources"].as_array().unwrap().len(), 2);
+    assert_eq!(v["failed"][0]["code"], "bootstrap::fetch::offline_missing");
 }
 
 #[test]

@@ -79,6 +79,14 @@ impl Progress for Bars {
 struct Report<'a> {
     ok: bool,
     sources: &'a [Fetched],
+    failed: Vec<Failed>,
+}
+
+/// A source that could not be fetched, in the JSON report.
+#[derive(Serialize)]
+struct Failed {
+    code: Option<String>,
+    message: String,
 }
 
 /// The sources a target needs, in declaration order.
@@ -126,7 +134,15 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         }
     }
     if cx.json {
-        write_json(out, &Report { ok: result.is_ok(), sources: fetched })?;
+        let failed = match &result {
+            Ok(_) => Vec::new(),
+            Err(e) => e
+                .errors
+                .iter()
+                .map(|d| Failed { code: miette::Diagnostic::code(d).map(|c| c.to_string()), message: d.to_string() })
+                .collect(),
+        };
+        write_json(out, &Report { ok: result.is_ok(), sources: fetched, failed })?;
     } else if cx.verbosity >= 0 {
         write_table(fetched, out).map_err(Error::Output)?;
         let new: Vec<&Fetched> = fetched.iter().filter(|f| matches!(f.origin, Origin::Fetched(_))).collect();

@@ -170,9 +170,11 @@ pub enum SourceError {
     Unpack {
         /// The source.
         name: String,
-        /// What went wrong.
-        #[diagnostic_source]
+        /// What went wrong (its help becomes this diagnostic's).
         error: UnpackError,
+        /// The inner error's help line.
+        #[help]
+        help: Option<String>,
         /// The chain file.
         #[source_code]
         src: Src,
@@ -369,7 +371,8 @@ impl Job<'_> {
         let dir = self.store.temp_dir()?;
         unpack::unpack(&self.store.source_path(&sha), &archive, strip, dir.path()).map_err(|error| {
             let (src, span) = span_of(self.chain, source);
-            SourceError::Unpack { name: source.name.clone(), error, src, span }
+            let help = miette::Diagnostic::help(&error).map(|h| h.to_string());
+            SourceError::Unpack { name: source.name.clone(), error, help, src, span }
         })?;
         let (layer, _) = self.store.commit_tree(dir)?;
         self.store.set_unpacked(&sha, strip, &layer)?;

@@ -287,6 +287,13 @@ impl Unpacker<'_> {
     }
 }
 
+/// A reader's error message with anything unprintable (bytes of the
+/// archive it quotes) replaced, and cut to a readable length.
+fn printable(e: &io::Error) -> String {
+    let s: String = e.to_string().chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+    if s.len() > 120 { format!("{}…", &s[..120]) } else { s }
+}
+
 fn shown(p: &Path, dest: &Path) -> String {
     p.strip_prefix(dest).unwrap_or(p).display().to_string()
 }
@@ -299,11 +306,16 @@ pub fn unpack(archive: &Path, name: &str, strip: u32, dest: &Path) -> Result<(),
         path: archive.to_path_buf(),
         source,
     })?;
-    let damaged = |e: io::Error| UnpackError::Damaged { archive: name.to_string(), reason: e.to_string() };
-    let mut tar = tar::Archive::new(decoder(file).map_err(damaged)?);
+    let damaged = |e: io::Error, first: bool| UnpackError::Damaged {
+        archive: name.to_string(),
+        reason: if first { format!("it is not a tar archive ({})", printable(&e)) } else { printable(&e) },
+    };
+    let mut tar = tar::Archive::new(decoder(file).map_err(|e| damaged(e, true))?);
     let mut u = Unpacker { archive: name, dest, strip: strip as usize, symlinks: Vec::new() };
-    for entry in tar.entries().map_err(damaged)? {
-        u.entry(entry.map_err(damaged)?)?;
+    let mut first = true;
+    for entry in tar.entries().map_err(|e| damaged(e, true))? {
+        u.entry(entry.map_err(|e| damaged(e, first))?)?;
+        first = false;
     }
     for (member, rel) in std::mem::take(&mut u.symlinks) {
         // A later member may have replaced the link; only links still there count.

@@ -71,6 +71,8 @@ impl std::fmt::Display for Problem {
 /// What `store verify` found.
 #[derive(Debug, Default, Serialize)]
 pub struct VerifyReport {
+    /// No problems.
+    pub ok: bool,
     /// Source files checked.
     pub sources: usize,
     /// Layers checked.
@@ -181,6 +183,7 @@ impl Store {
         }
         problems.sort_by(|a, b| a.path().cmp(b.path()));
         Ok(VerifyReport {
+            ok: problems.is_empty(),
             sources: sources.len(),
             layers: layers.len(),
             logs: logs.len(),

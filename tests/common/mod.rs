@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -153,5 +154,53 @@ pub fn mutate(rng: &mut Rng, bytes: &[u8]) -> Vec<u8> {
         _ => unreachable!(),
     }
     b
+}
+
+pub fn sha(bytes: &[u8]) -> String {
+    bootstrap::hash::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes))
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed);
+    (0..len).map(|_| rng.next() as u8).collect()
+}
+
+pub struct Src {
+    pub name: &'static str,
+    pub urls: Vec<String>,
+    pub sha: String,
+    pub unpack: Option<u32>,
+}
+
+/// A one-stage chain declaring `sources`, all used by one step.
+pub fn chain(dir: &Path, sources: &[Src]) {
+    fs::create_dir_all(dir.join("chain")).unwrap();
+    fs::create_dir_all(dir.join("stage0")).unwrap();
+    fs::write(
+        dir.join("chain/chain.kdl"),
+        "chain \"t\" {\n    arch \"x86_64\"\n    source-date-epoch 0\n    stage \"stage0\" description=\"s\"\n}\n\
+         seed \"a\" { description \"a\" }\nseed \"b\" { description \"b\" }\n",
+    )
+    .unwrap();
+    let mut text = String::new();
+    for s in sources {
+        text.push_str(&format!("source \"{}\" {{\n", s.name));
+        for u in &s.urls {
+            text.push_str(&format!("    url \"{u}\"\n"));
+        }
+        text.push_str(&format!("    sha256 \"{}\"\n", s.sha));
+        if let Some(n) = s.unpack {
+            text.push_str(&format!("    unpack strip-components={n}\n"));
+        }
+        text.push_str("}\n");
+    }
+    fs::write(dir.join("chain/sources.kdl"), text).unwrap();
+    let uses: String = sources.iter().map(|s| format!("    source \"{}\"\n", s.name)).collect();
+    fs::write(
+        dir.join("stage0/use.kdl"),
+        format!("step \"use\" {{\n    root \"seed\"\n{uses}    run \"/bin/true\"\n    output \"/out\"\n}}\n"),
+    )
+    .unwrap();
 }
 
