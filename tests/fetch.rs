@@ -91,6 +91,10 @@ fn a_tampered_source_never_enters_the_store_and_exits_2() {
         assert!(run.stderr.contains(&needle), "missing {needle:?} in\n{}", run.stderr);
     }
     assert!(!stored(dir, &h).exists());
+    let json = fetch(dir, &["--json"]);
+    assert_eq!(json.code, 2);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["failed"][0]["code"], "bootstrap::fetch::failed");
     assert!(leftovers(dir).iter().all(|p| fs::metadata(p).unwrap().len() == 0), "{:?}", leftovers(dir));
     let sources: Vec<_> = fs::read_dir(dir.join(".bootstrap/sources")).unwrap().collect();
     assert!(sources.is_empty());
@@ -133,9 +137,13 @@ fn a_response_slower_than_the_timeout_fails_that_url_only() {
     // With a good mirror after it, the fetch succeeds and says what was slow.
     let good = server.route("/fast.bin", Behavior::Serve(body.clone()));
     chain(dir, &[Src { name: "slow", urls: vec![slow.clone(), good], sha: h.clone(), unpack: None }]);
-    let run = fetch(dir, &["--timeout", "1s"]);
+    let run = fetch(dir, &["--json", "--timeout", "1s"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains(&format!("{slow} failed (timed out")), "{}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let attempt = &v["sources"][0]["failed_attempts"][0];
+    assert_eq!(attempt["location"], slow.as_str());
+    assert_eq!(attempt["problem"]["kind"], "timeout");
 }
 
 #[test]
@@ -260,4 +268,22 @@ fn two_fetches_on_one_store_queue_on_the_lock_and_no_wait_fails_fast() {
     assert!(String::from_utf8_lossy(&b.stdout).contains("present  shared"));
     assert_eq!(server.requests("/shared.bin").len(), 1, "downloaded once");
     assert_eq!(fs::read(stored(dir, &h)).unwrap(), body);
+}
+
+#[test]
+fn file_urls_are_copied_and_checked_like_downloads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let good = payload(70_000, 12);
+    let (wrong, right) = (dir.join("wrong.bin"), dir.join("right.bin"));
+    fs::write(&wrong, payload(70_000, 13)).unwrap();
+    fs::write(&right, &good).unwrap();
+    let urls = vec![format!("file://{}", wrong.display()), format!("file://{}", right.display())];
+    chain(dir, &[Src { name: "local", urls: urls.clone(), sha: sha(&good), unpack: None }]);
+    let run = fetch(dir, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("{} failed (wrong bytes", urls[0])), "{}", run.stderr);
+    assert!(run.stdout.contains(&format!("from {}", urls[1])), "{}", run.stdout);
+    assert_eq!(fs::read(stored(dir, &sha(&good))).unwrap(), good);
+    assert!(leftovers(dir).is_empty(), "{:?}", leftovers(dir));
 }

@@ -29,9 +29,9 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
 
 fn network(e: ureq::Error) -> AttemptProblem {
     match e {
-        ureq::Error::Timeout(t) => AttemptProblem::Timeout(t.to_string()),
-        ureq::Error::Io(e) if e.kind() == io::ErrorKind::TimedOut => AttemptProblem::Timeout(e.to_string()),
-        e => AttemptProblem::Network(e.to_string()),
+        ureq::Error::Timeout(t) => AttemptProblem::Timeout { message: t.to_string() },
+        ureq::Error::Io(e) if e.kind() == io::ErrorKind::TimedOut => AttemptProblem::Timeout { message: e.to_string() },
+        e => AttemptProblem::Network { message: e.to_string() },
     }
 }
 
@@ -64,7 +64,7 @@ pub fn download(
     id: &str,
     progress: &dyn Progress,
 ) -> Result<(), AttemptProblem> {
-    let io_err = |e: io::Error| AttemptProblem::Io(format!("{}: {e}", part.display()));
+    let io_err = |e: io::Error| AttemptProblem::Io { message: format!("{}: {e}", part.display()) };
     let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(part).map_err(io_err)?;
     let (mut hasher, mut have) = rehash(&mut file).map_err(io_err)?;
     let mut resumed_from_disk = have > 0;
@@ -97,7 +97,7 @@ fn transfer(
     id: &str,
     progress: &dyn Progress,
 ) -> Result<(), AttemptProblem> {
-    let io_err = |e: io::Error| AttemptProblem::Io(e.to_string());
+    let io_err = |e: io::Error| AttemptProblem::Io { message: e.to_string() };
     let mut stalls = 0;
     loop {
         let mut req = agent.get(url);
@@ -130,7 +130,7 @@ fn transfer(
                 restart(file, hasher, have).map_err(io_err)?;
                 continue;
             }
-            s => return Err(AttemptProblem::Http(s)),
+            s => return Err(AttemptProblem::Http { status: s }),
         }
         let total = resp.body().content_length().map(|n| n + *have);
         progress.start(id, total, *have);
@@ -147,9 +147,9 @@ fn transfer(
                     stalls += 1;
                     if stalls >= STALLED_RETRIES {
                         return Err(match failed {
-                            Err(e) if e.kind() == io::ErrorKind::TimedOut => AttemptProblem::Timeout(e.to_string()),
-                            Err(e) => AttemptProblem::Network(format!("transfer stopped at byte {have}: {e}")),
-                            Ok(()) => AttemptProblem::Network(format!("transfer stopped at byte {have}")),
+                            Err(e) if e.kind() == io::ErrorKind::TimedOut => AttemptProblem::Timeout { message: e.to_string() },
+                            Err(e) => AttemptProblem::Network { message: format!("transfer stopped at byte {have}: {e}") },
+                            Ok(()) => AttemptProblem::Network { message: format!("transfer stopped at byte {have}") },
                         });
                     }
                 } else {
@@ -239,7 +239,7 @@ fn pipeline(
         drop(to_writer);
         let written = writer.join().unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")));
         let _ = hashing.join();
-        written.map_err(|e| AttemptProblem::Io(e.to_string()))?;
+        written.map_err(|e| AttemptProblem::Io { message: e.to_string() })?;
         Ok(outcome)
     })
 }

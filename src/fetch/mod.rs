@@ -65,13 +65,25 @@ pub enum AttemptProblem {
         size: u64,
     },
     /// The server answered with this status.
-    Http(u16),
+    Http {
+        /// The HTTP status code.
+        status: u16,
+    },
     /// Connecting or reading failed.
-    Network(String),
+    Network {
+        /// What the client said.
+        message: String,
+    },
     /// No answer within the timeout.
-    Timeout(String),
+    Timeout {
+        /// What the client said.
+        message: String,
+    },
     /// A local file could not be read or written.
-    Io(String),
+    Io {
+        /// What failed.
+        message: String,
+    },
     /// The URL's scheme is not http, https or file.
     Scheme,
 }
@@ -80,10 +92,10 @@ impl std::fmt::Display for AttemptProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AttemptProblem::WrongHash { actual, size } => write!(f, "wrong bytes: {size} bytes hashing to {actual}"),
-            AttemptProblem::Http(s) => write!(f, "HTTP status {s}"),
-            AttemptProblem::Network(e) => write!(f, "network error: {e}"),
-            AttemptProblem::Timeout(e) => write!(f, "timed out: {e}"),
-            AttemptProblem::Io(e) => write!(f, "{e}"),
+            AttemptProblem::Http { status } => write!(f, "HTTP status {status}"),
+            AttemptProblem::Network { message } => write!(f, "network error: {message}"),
+            AttemptProblem::Timeout { message } => write!(f, "timed out: {message}"),
+            AttemptProblem::Io { message } => write!(f, "{message}"),
             AttemptProblem::Scheme => write!(f, "unsupported URL scheme (http, https and file are)"),
         }
     }
@@ -257,10 +269,10 @@ fn url_file_name(url: &str) -> Option<&str> {
 
 /// Copies a local file into a temporary file in the store, hashing as it goes.
 fn copy_checked(store: &Store, from: &Path, expected: &Sha256) -> Result<tempfile::NamedTempFile, AttemptProblem> {
-    let mut input = File::open(from).map_err(|e| AttemptProblem::Io(format!("{}: {e}", from.display())))?;
-    let mut tmp = store.temp_file().map_err(|e| AttemptProblem::Io(e.to_string()))?;
+    let mut input = File::open(from).map_err(|e| AttemptProblem::Io { message: format!("{}: {e}", from.display()) })?;
+    let mut tmp = store.temp_file().map_err(|e| AttemptProblem::Io { message: e.to_string() })?;
     let mut hashing = HashingWriter { inner: tmp.as_file_mut(), hasher: <sha2::Sha256 as sha2::Digest>::new(), size: 0 };
-    io::copy(&mut input, &mut hashing).map_err(|e| AttemptProblem::Io(format!("{}: {e}", from.display())))?;
+    io::copy(&mut input, &mut hashing).map_err(|e| AttemptProblem::Io { message: format!("{}: {e}", from.display()) })?;
     let (size, actual) = (hashing.size, Sha256(sha2::Digest::finalize(hashing.hasher).into()));
     if actual != *expected {
         return Err(AttemptProblem::WrongHash { actual, size });
@@ -340,11 +352,11 @@ impl Job<'_> {
         for url in &source.urls {
             let result = if let Some(path) = url.strip_prefix("file://") {
                 copy_checked(self.store, Path::new(path), &sha).and_then(|tmp| {
-                    self.store.commit_source(tmp.path(), &sha).map_err(|e| AttemptProblem::Io(e.to_string()))
+                    self.store.commit_source(tmp.path(), &sha).map_err(|e| AttemptProblem::Io { message: e.to_string() })
                 })
             } else if url.starts_with("http://") || url.starts_with("https://") {
                 http::download(&self.agent, url, &part, &sha, &source.name, self.progress).and_then(|()| {
-                    self.store.commit_source(&part, &sha).map_err(|e| AttemptProblem::Io(e.to_string()))
+                    self.store.commit_source(&part, &sha).map_err(|e| AttemptProblem::Io { message: e.to_string() })
                 })
             } else {
                 Err(AttemptProblem::Scheme)
