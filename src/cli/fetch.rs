@@ -90,8 +90,7 @@ struct Failed {
 }
 
 /// The sources a target needs, in declaration order.
-fn wanted<'c>(cx: &Context, chain: &'c crate::chain::Chain, target: Option<&str>) -> Result<Vec<&'c Source>, Error> {
-    let _ = cx;
+fn wanted<'c>(chain: &'c crate::chain::Chain, target: Option<&str>) -> Result<Vec<&'c Source>, Error> {
     let Some(target) = target else { return Ok(chain.sources.iter().collect()) };
     let plan = Plan::new(chain);
     let names: BTreeSet<&str> =
@@ -114,7 +113,7 @@ fn write_table(rows: &[Fetched], out: &mut dyn Write) -> std::io::Result<()> {
 /// Runs `fetch`.
 pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
     let chain = cx.load()?;
-    let sources = wanted(cx, &chain, args.target.as_deref())?;
+    let sources = wanted(&chain, args.target.as_deref())?;
     let store = cx.open_store(LockMode::Exclusive)?;
     let opts = FetchOptions { distfiles: cx.distfiles.clone(), offline: cx.offline, timeout: args.timeout, jobs: cx.jobs };
     let show = std::io::stderr().is_terminal() && cx.verbosity >= 0;

@@ -104,13 +104,26 @@ fn unreadable(path: &Path, e: impl std::fmt::Display) -> Problem {
     Problem::Unreadable { path: path.to_path_buf(), reason: e.to_string() }
 }
 
-fn check_source(p: &Path) -> Option<Problem> {
-    let Some(want) = Sha256::from_hex(name(p)) else { return Some(Problem::Stray { path: p.to_path_buf() }) };
+/// A file object: its name must be the digest `pick` takes of its bytes.
+fn check_file<D: PartialEq + std::fmt::Display>(
+    p: &Path,
+    want: Option<D>,
+    pick: fn(&hash::ContentDigests) -> D,
+) -> Option<Problem> {
+    let Some(want) = want else { return Some(Problem::Stray { path: p.to_path_buf() }) };
     match hash::hash_file(p) {
-        Ok(c) if c.sha256 == want => None,
-        Ok(c) => Some(Problem::Corrupt { path: p.to_path_buf(), expected: want.to_string(), actual: c.sha256.to_string() }),
+        Ok(c) if pick(&c) == want => None,
+        Ok(c) => Some(Problem::Corrupt { path: p.to_path_buf(), expected: want.to_string(), actual: pick(&c).to_string() }),
         Err(e) => Some(unreadable(p, e)),
     }
+}
+
+fn check_source(p: &Path) -> Option<Problem> {
+    check_file(p, Sha256::from_hex(name(p)), |c| c.sha256)
+}
+
+fn check_log(p: &Path) -> Option<Problem> {
+    check_file(p, Blake3::from_hex(name(p)), |c| c.blake3)
 }
 
 fn check_layer(p: &Path) -> Option<Problem> {
@@ -118,15 +131,6 @@ fn check_layer(p: &Path) -> Option<Problem> {
     match hash::hash_tree(p) {
         Ok(t) if t.digest() == want => None,
         Ok(t) => Some(Problem::Corrupt { path: p.to_path_buf(), expected: want.to_string(), actual: t.digest().to_string() }),
-        Err(e) => Some(unreadable(p, e)),
-    }
-}
-
-fn check_log(p: &Path) -> Option<Problem> {
-    let Some(want) = Blake3::from_hex(name(p)) else { return Some(Problem::Stray { path: p.to_path_buf() }) };
-    match hash::hash_file(p) {
-        Ok(c) if c.blake3 == want => None,
-        Ok(c) => Some(Problem::Corrupt { path: p.to_path_buf(), expected: want.to_string(), actual: c.blake3.to_string() }),
         Err(e) => Some(unreadable(p, e)),
     }
 }
