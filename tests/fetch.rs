@@ -54,7 +54,7 @@ fn tries_urls_in_order_and_keeps_only_the_pinned_bytes() {
 
     let run = fetch(dir, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains(&format!("fetched  thing")), "{}", run.stdout);
+    assert!(run.stdout.contains("fetched  thing"), "{}", run.stdout);
     assert!(run.stdout.contains(&format!("from {ok}")), "{}", run.stdout);
     assert!(run.stderr.contains(&format!("{missing} failed (HTTP status 404)")), "{}", run.stderr);
     assert!(run.stderr.contains(&format!("{bad} failed (wrong bytes: 300000 bytes hashing to sha256:{})", sha(&flipped))), "{}", run.stderr);

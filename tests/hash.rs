@@ -74,8 +74,7 @@ fn documented_example_and_recipe_give_the_documented_digest() {
     let documented = {
         let d = doc();
         let at = d.find("<!-- example-digest -->").unwrap();
-        let line = d[at..].lines().nth(1).unwrap().trim_matches('`').to_string();
-        line
+        d[at..].lines().nth(1).unwrap().trim_matches('`').to_string()
     };
     let example = tmp.path().join("example");
     assert_eq!(digest_of(&example), documented);

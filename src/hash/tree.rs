@@ -202,7 +202,7 @@ enum Found {
     Symlink(Vec<u8>),
 }
 
-fn walk(root: &Path, rel: &mut Vec<u8>, dir: &Path, out: &mut Vec<(Vec<u8>, PathBuf, Found)>) -> Result<(), HashError> {
+fn walk(rel: &mut Vec<u8>, dir: &Path, out: &mut Vec<(Vec<u8>, PathBuf, Found)>) -> Result<(), HashError> {
     for dent in fs::read_dir(dir).map_err(io_err(dir))? {
         let dent = dent.map_err(io_err(dir))?;
         let path = dent.path();
@@ -213,7 +213,7 @@ fn walk(root: &Path, rel: &mut Vec<u8>, dir: &Path, out: &mut Vec<(Vec<u8>, Path
         }
         rel.extend_from_slice(dent.file_name().as_bytes());
         let found = if ft.is_dir() {
-            walk(root, rel, &path, out)?;
+            walk(rel, &path, out)?;
             Found::Dir
         } else if ft.is_file() {
             let mode = fs::symlink_metadata(&path).map_err(io_err(&path))?.permissions().mode();
@@ -247,7 +247,7 @@ pub fn hash_tree(root: &Path) -> Result<Tree, HashError> {
         return Err(HashError::NotADirectory { path: root.to_path_buf() });
     }
     let mut found = Vec::new();
-    walk(root, &mut Vec::new(), root, &mut found)?;
+    walk(&mut Vec::new(), root, &mut found)?;
     found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let entries = found
         .into_par_iter()

@@ -51,10 +51,8 @@ fn size_of(p: &Path) -> u64 {
 /// Collects every `sha256:`/`blake3:` digest written as a string in `v`.
 fn collect_digests(v: &serde_json::Value, out: &mut HashSet<String>) {
     match v {
-        serde_json::Value::String(s) => {
-            if s.parse::<Blake3>().is_ok() || s.parse::<Sha256>().is_ok() {
-                out.insert(s.clone());
-            }
+        serde_json::Value::String(s) if s.parse::<Blake3>().is_ok() || s.parse::<Sha256>().is_ok() => {
+            out.insert(s.clone());
         }
         serde_json::Value::Array(a) => a.iter().for_each(|x| collect_digests(x, out)),
         serde_json::Value::Object(o) => o.values().for_each(|x| collect_digests(x, out)),
@@ -86,10 +84,8 @@ impl Store {
         let mut live: HashSet<String> = chain_sources.iter().map(|s| s.to_string()).collect();
         for p in receipt_files(&root.join("receipts"))? {
             // An unreadable receipt keeps nothing alive, and `store verify` reports it.
-            if let Ok(v) = fs::read(&p).map(|b| serde_json::from_slice::<serde_json::Value>(&b)) {
-                if let Ok(v) = v {
-                    collect_digests(&v, &mut live);
-                }
+            if let Ok(Ok(v)) = fs::read(&p).map(|b| serde_json::from_slice::<serde_json::Value>(&b)) {
+                collect_digests(&v, &mut live);
             }
         }
         let mut victims: Vec<(PathBuf, &'static str)> = Vec::new();
