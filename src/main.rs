@@ -14,8 +14,13 @@ fn handler() -> GraphicalReportHandler {
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal();
     let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(80);
-    // Digests and URLs are never broken across lines, so they can be copied.
-    GraphicalReportHandler::new_themed(theme).with_width(width).with_links(false).with_break_words(false)
+    // Lines break only at spaces: digests, URLs and paths stay whole, so they can be copied.
+    GraphicalReportHandler::new_themed(theme)
+        .with_width(width)
+        .with_links(false)
+        .with_break_words(false)
+        .with_word_separator(textwrap::WordSeparator::AsciiSpace)
+        .with_word_splitter(textwrap::WordSplitter::NoHyphenation)
 }
 
 fn render(handler: &GraphicalReportHandler, diag: &dyn Diagnostic) -> String {
