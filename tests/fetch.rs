@@ -119,6 +119,23 @@ fn a_body_cut_off_mid_transfer_is_resumed_with_a_range_request() {
 }
 
 #[test]
+fn a_server_that_ignores_range_is_downloaded_again_from_the_start() {
+    let server = Server::start();
+    let body = payload(800_000, 14);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let url = server.route("/norange.bin", Behavior::CutOnceNoRange { body: body.clone(), cut_at: 300_000 });
+    let h = sha(&body);
+    chain(dir, &[Src { name: "norange", urls: vec![url], sha: h.clone(), unpack: None }]);
+    let run = fetch(dir, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let reqs = server.requests("/norange.bin");
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(reqs[1].range.as_deref(), Some("bytes=300000-"), "asked to resume");
+    assert_eq!(fs::read(stored(dir, &h)).unwrap(), body, "the whole 200 answer replaced the partial file");
+}
+
+#[test]
 fn a_response_slower_than_the_timeout_fails_that_url_only() {
     let server = Server::start();
     let body = payload(10_000, 4);

@@ -17,6 +17,8 @@ pub enum Behavior {
     /// The first request without a Range gets the full Content-Length but
     /// the connection is closed after `cut_at` bytes; later ones are served.
     CutOnce { body: Vec<u8>, cut_at: usize },
+    /// Like `CutOnce`, but later requests ignore `Range` (200, whole body).
+    CutOnceNoRange { body: Vec<u8>, cut_at: usize },
     /// Wait this long before answering at all.
     Slow { delay: Duration, body: Vec<u8> },
     /// Serve (with Range) in `chunk`-byte pieces, pausing `pause` between them.
@@ -102,19 +104,20 @@ fn handle(
     let Some(behavior) = behavior else {
         return out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found");
     };
-    let (body, chunk, pause, cut) = match behavior {
+    let (body, chunk, pause, cut) = match behavior.clone() {
         Behavior::Serve(b) => (b, usize::MAX, Duration::ZERO, None),
         Behavior::Slow { delay, body } => {
             std::thread::sleep(delay);
             (body, usize::MAX, Duration::ZERO, None)
         }
         Behavior::Throttled { body, chunk, pause } => (body, chunk, pause, None),
-        Behavior::CutOnce { body, cut_at } => {
+        Behavior::CutOnce { body, cut_at } | Behavior::CutOnceNoRange { body, cut_at } => {
             let first = range.is_none() && cuts.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok();
             let cut = first.then_some(cut_at);
             (body, usize::MAX, Duration::ZERO, cut)
         }
     };
+    let range = if matches!(behavior, Behavior::CutOnceNoRange { .. }) { None } else { range };
     let start = range
         .as_deref()
         .and_then(|r| r.strip_prefix("bytes="))
