@@ -13,6 +13,7 @@
 pub mod chain;
 pub mod cli;
 pub mod error;
+pub mod exec;
 pub mod fetch;
 pub mod hash;
 pub mod plan;

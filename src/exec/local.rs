@@ -1,0 +1,137 @@
+//! The local backend: Linux namespaces and overlayfs, no daemon. The engine
+//! side writes a [`Spec`] into a run directory under the store's `tmp/`,
+//! starts `bootstrap __sandbox` (see [`super::sandbox`]) with stdout and
+//! stderr going to the log, enforces the timeout by killing it (which takes
+//! the whole pid namespace with it), then stores the log and the captured
+//! outputs.
+
+use std::fs::{self, File};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::sandbox::{HELPER_ARG, Outcome, Spec, SpecSource};
+use super::{ExecError, Executor, SourceInput, Status, StepRequest, StepResult};
+use crate::hash;
+use crate::store::Store;
+
+/// The local backend. `helper` is the `bootstrap` executable that provides
+/// the sandbox entry points (the running binary, or the built one in tests).
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    helper: PathBuf,
+}
+
+impl LocalBackend {
+    /// A backend that re-executes `helper` for each sandbox.
+    pub fn new(helper: PathBuf) -> Self {
+        LocalBackend { helper }
+    }
+}
+
+fn sandbox_err(what: &str, e: impl std::fmt::Display) -> ExecError {
+    ExecError::Sandbox(format!("{what}: {e}"))
+}
+
+impl LocalBackend {
+    fn spec(&self, req: &StepRequest, run: &std::path::Path, capture: &std::path::Path) -> Result<Spec, ExecError> {
+        let empty = run.join("empty");
+        fs::create_dir_all(&empty).map_err(|e| sandbox_err("run directory", e))?;
+        let mut lowers: Vec<PathBuf> = req.layers.iter().rev().cloned().collect();
+        lowers.push(req.seed_root.clone().unwrap_or(empty.clone()));
+        let sources = req
+            .sources
+            .iter()
+            .map(|(name, input)| {
+                let s = match input {
+                    SourceInput::File(f) => SpecSource::File(f.clone()),
+                    SourceInput::Tree(dir) => {
+                        // The needs' files under /src/<name> go over the source tree.
+                        let mut l: Vec<PathBuf> =
+                            req.layers.iter().rev().map(|layer| layer.join("src").join(name)).filter(|p| p.is_dir()).collect();
+                        l.push(dir.clone());
+                        SpecSource::Tree(l)
+                    }
+                };
+                (name.clone(), s)
+            })
+            .collect();
+        Ok(Spec {
+            run_dir: run.to_path_buf(),
+            capture: capture.to_path_buf(),
+            lowers,
+            sources,
+            commands: req.commands.clone(),
+            env: req.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            workdir: req.workdir.clone(),
+            outputs: req.outputs.clone(),
+        })
+    }
+}
+
+impl Executor for LocalBackend {
+    fn run(&self, req: &StepRequest, store: &Store) -> Result<StepResult, ExecError> {
+        let started = Instant::now();
+        let run = store.temp_dir()?;
+        let capture = store.temp_dir()?;
+        let spec = self.spec(req, run.path(), capture.path())?;
+        let spec_path = run.path().join("spec.json");
+        fs::write(&spec_path, serde_json::to_vec(&spec).map_err(|e| sandbox_err("spec", e))?)
+            .map_err(|e| sandbox_err("spec", e))?;
+        let log_path = run.path().join("log");
+        let log = File::create(&log_path).map_err(|e| sandbox_err("log", e))?;
+        let log2 = log.try_clone().map_err(|e| sandbox_err("log", e))?;
+        let mut child = Command::new(&self.helper)
+            .arg(HELPER_ARG)
+            .arg(&spec_path)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|e| sandbox_err(&format!("start {}", self.helper.display()), e))?;
+        let mut timed_out = false;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if child.try_wait().map_err(|e| sandbox_err("wait", e))?.is_some() {
+                break;
+            }
+            if started.elapsed() >= req.timeout {
+                // Killing the helper kills pid 1 (PDEATHSIG) and with it every
+                // process of the step's pid namespace.
+                let _ = child.kill();
+                let _ = child.wait();
+                timed_out = true;
+                break;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+        let duration = started.elapsed();
+        let log_bytes = fs::read(&log_path).map_err(|e| sandbox_err("log", e))?;
+        let log_digest = hash::hash_bytes(&log_bytes).blake3;
+        let log_dest = store.root().join("logs").join(log_digest.hex());
+        if !log_dest.exists() {
+            store.write_atomic(&log_dest, &log_bytes)?;
+        }
+        let outcome = if timed_out {
+            None
+        } else {
+            let text = fs::read(run.path().join("result.json")).map_err(|e| {
+                sandbox_err("the sandbox ended without a result", format!("{e}; its log: {}", String::from_utf8_lossy(&log_bytes)))
+            })?;
+            Some(serde_json::from_slice::<Outcome>(&text).map_err(|e| sandbox_err("result", e))?)
+        };
+        let status = match outcome {
+            None => Status::TimedOut,
+            Some(Outcome::Succeeded) => Status::Succeeded,
+            Some(Outcome::Exited(index, code)) => Status::Exited { index, code },
+            Some(Outcome::Signaled(index, signal)) => Status::Signaled { index, signal },
+            Some(Outcome::BadOutput(path, reason)) => Status::BadOutput { path, reason },
+            Some(Outcome::SetupFailed(e)) => return Err(ExecError::Sandbox(e)),
+        };
+        let layer = if status == Status::Succeeded { Some(store.commit_tree(capture)?) } else { None };
+        Ok(StepResult { status, layer, log: log_digest, duration })
+    }
+}
+

@@ -1,0 +1,129 @@
+//! Executing one step on one seed (DESIGN §3): the [`Executor`] trait, the
+//! one normalized [`StepRequest`] every backend receives, and the
+//! [`StepResult`] it gives back. Backends differ only behind the trait; this
+//! module knows nothing of KDL (the caller turns a chain step into a request).
+//!
+//! Backends: [`local`] (Linux namespaces, no daemon). The sandbox side of the
+//! local backend, which runs in a re-executed `bootstrap` process, is in
+//! [`sandbox`].
+
+pub mod local;
+pub mod sandbox;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+use crate::hash::{Blake3, Tree};
+use crate::store::StoreError;
+
+/// How a source appears in the sandbox at `/src/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceInput {
+    /// An unpacked tree (a layer in the store), mounted as a directory.
+    Tree(PathBuf),
+    /// A single file (a source placed as-is), mounted read-only as a file.
+    File(PathBuf),
+}
+
+/// Everything a backend needs to run one step on one seed, and nothing else.
+///
+/// Invariants (the caller guarantees them; backends may rely on them):
+/// - `sources` is sorted by name, names are unique and are single path
+///   components; every path exists and is content-addressed in the store.
+/// - `layers` are the needs' output layers in the order written (a later one
+///   wins where paths collide); each holds paths relative to the sandbox root.
+/// - `commands` is not empty; each argv is not empty. A `script` step is
+///   already turned into `[shell, "-e", "-c", script]`.
+/// - `env` is the complete environment of DESIGN §3 (`PATH`, `HOME`,
+///   `TZ`, `LC_ALL`, `SOURCE_DATE_EPOCH` plus the step's own), sorted by the map.
+/// - `workdir` and every entry of `outputs` are absolute, normalised paths
+///   (no `.`, `..` or empty components); `outputs` is sorted and unique.
+#[derive(Debug, Clone)]
+pub struct StepRequest {
+    /// The seed's root filesystem (a directory), or `None` for a scratch root.
+    pub seed_root: Option<PathBuf>,
+    /// Sources by name.
+    pub sources: Vec<(String, SourceInput)>,
+    /// Output layers of the needs, bottom to top.
+    pub layers: Vec<PathBuf>,
+    /// The commands, run in order until one fails.
+    pub commands: Vec<Vec<String>>,
+    /// The whole environment.
+    pub env: BTreeMap<String, String>,
+    /// Working directory inside the sandbox.
+    pub workdir: String,
+    /// Declared outputs (absolute paths inside the sandbox).
+    pub outputs: Vec<String>,
+    /// Killed, with everything it started, after this long.
+    pub timeout: Duration,
+}
+
+/// How the step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Every command exited 0 and every output was captured.
+    Succeeded,
+    /// Command number `index` (from 0) exited with `code`.
+    Exited {
+        /// Which command.
+        index: usize,
+        /// Its exit code.
+        code: i32,
+    },
+    /// Command number `index` was killed by `signal`.
+    Signaled {
+        /// Which command.
+        index: usize,
+        /// The signal number.
+        signal: i32,
+    },
+    /// The timeout passed; everything was killed.
+    TimedOut,
+    /// A declared output could not be captured.
+    BadOutput {
+        /// The output as declared.
+        path: String,
+        /// Why (missing, special file, reached through a symlink).
+        reason: String,
+    },
+}
+
+/// What one step produced.
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    /// How it ended.
+    pub status: Status,
+    /// The captured output layer, its tree digest and tree, when it succeeded.
+    pub layer: Option<(Blake3, Tree)>,
+    /// The log (stdout and stderr, interleaved), stored as `logs/<digest>`.
+    pub log: Blake3,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+/// A step could not be run at all (as opposed to running and failing).
+#[derive(Debug, Error, Diagnostic)]
+pub enum ExecError {
+    /// Setting up or tearing down the sandbox failed.
+    #[error("cannot run the sandbox: {0}")]
+    #[diagnostic(
+        code(bootstrap::exec::sandbox),
+        help("the local backend needs Linux namespaces and overlayfs (root, or unprivileged user namespaces enabled)")
+    )]
+    Sandbox(String),
+    /// The store failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A way of running steps. Every backend gives the same output layer digest
+/// for the same request (the conformance suite holds them to it).
+pub trait Executor: Sync {
+    /// Runs the step; `Ok` whenever the step ran, whatever its status.
+    fn run(&self, req: &StepRequest, store: &crate::store::Store) -> Result<StepResult, ExecError>;
+}
