@@ -53,7 +53,8 @@ fn rehash(file: &mut File) -> io::Result<(sha2::Sha256, u64)> {
 }
 
 /// Downloads `url` into `part`, continuing whatever `part` already holds,
-/// until the server says the body is complete; then checks the sha256. On a
+/// until the server says the body is complete; then checks the sha256
+/// (the caller commits the file to the store, which syncs it). On a
 /// wrong hash the part file is emptied so bad bytes never linger, after one
 /// fresh retry when the bad bytes may have come from an earlier attempt.
 pub fn download(
@@ -72,7 +73,7 @@ pub fn download(
         transfer(agent, url, &mut file, &mut hasher, &mut have, id, progress)?;
         let actual = Sha256(hasher.clone().finalize().into());
         if actual == *expected {
-            file.sync_all().map_err(io_err)?;
+            // `Store::commit_source` syncs it before the rename.
             return Ok(());
         }
         file.set_len(0).map_err(io_err)?;

@@ -133,6 +133,13 @@ impl Unpacker<'_> {
     /// Makes every parent of `rel` a real directory, refusing to go through a
     /// symlink or a file.
     fn parents(&self, member: &str, rel: &Path) -> Result<(), UnpackError> {
+        self.check_parents(member, rel, true)
+    }
+
+    /// Checks that no parent of `rel` is a symlink or a file; with `create`,
+    /// makes the missing ones, otherwise stops at the first missing one (what
+    /// is below it does not exist either).
+    fn check_parents(&self, member: &str, rel: &Path, create: bool) -> Result<(), UnpackError> {
         let mut p = self.dest.to_path_buf();
         let Some(parent) = rel.parent() else { return Ok(()) };
         for c in parent.components() {
@@ -143,6 +150,7 @@ impl Unpacker<'_> {
                     return Err(self.refuse(member, format!("is written through the symlink `{}`", shown(&p, self.dest))));
                 }
                 Ok(_) => return Err(self.refuse(member, format!("is below `{}`, which is not a directory", shown(&p, self.dest)))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     fs::create_dir(&p).map_err(self.io(&p))?;
                 }
@@ -227,7 +235,7 @@ impl Unpacker<'_> {
                 }
                 let target_rel = join(&target_rel[self.strip..]);
                 // The target must be a regular file already in the tree, reached without symlinks.
-                self.parents(&member, &target_rel)?;
+                self.check_parents(&member, &target_rel, false)?;
                 let target = self.dest.join(&target_rel);
                 match fs::symlink_metadata(&target) {
                     Ok(m) if m.is_file() => {}

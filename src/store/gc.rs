@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::verify::receipt_files;
-use super::{Store, StoreError, io_at};
+use super::{Store, StoreError, entries, io_at};
 use crate::hash::{Blake3, Sha256};
 
 /// One removed (or, with a dry run, removable) object.
@@ -58,21 +58,6 @@ fn collect_digests(v: &serde_json::Value, out: &mut HashSet<String>) {
         serde_json::Value::Object(o) => o.values().for_each(|x| collect_digests(x, out)),
         _ => {}
     }
-}
-
-fn entries(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
-    let mut v: Vec<PathBuf> = Vec::new();
-    match fs::read_dir(dir) {
-        Ok(rd) => {
-            for d in rd {
-                v.push(d.map_err(io_at(dir))?.path());
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_at(dir)(e)),
-    }
-    v.sort();
-    Ok(v)
 }
 
 impl Store {

@@ -142,6 +142,12 @@ impl Store {
     /// already exists the new copy is dropped: same digest, same bytes.
     pub fn commit_tree(&self, dir: tempfile::TempDir) -> Result<(Blake3, Tree), StoreError> {
         let tree = hash::hash_tree(dir.path())?;
+        let digest = tree.digest();
+        let dest = self.layer_path(&digest);
+        if dest.exists() {
+            // Same digest, same bytes: nothing to normalise, sync or rename.
+            return Ok((digest, tree));
+        }
         let base = dir.path();
         tree.entries.par_iter().try_for_each(|e| -> Result<(), StoreError> {
             let p = e.full_path(base);
@@ -159,11 +165,6 @@ impl Store {
         }
         fs::set_permissions(base, fs::Permissions::from_mode(0o755)).map_err(io_at(base))?;
         sync_dir(base)?;
-        let digest = tree.digest();
-        let dest = self.layer_path(&digest);
-        if dest.exists() {
-            return Ok((digest, tree));
-        }
         let kept = dir.keep();
         if let Err(e) = fs::rename(&kept, &dest) {
             let _ = fs::remove_dir_all(&kept);
@@ -205,6 +206,22 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The entries of `dir`, sorted by path; none when it does not exist.
+pub(crate) fn entries(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut v: Vec<PathBuf> = Vec::new();
+    match fs::read_dir(dir) {
+        Ok(rd) => {
+            for d in rd {
+                v.push(d.map_err(io_at(dir))?.path());
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_at(dir)(e)),
+    }
+    v.sort();
+    Ok(v)
 }
 
 /// fsyncs a directory so a rename into it survives a crash.

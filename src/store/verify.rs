@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{Store, StoreError, io_at};
+use super::{Store, StoreError, entries, io_at};
 use crate::hash::{self, Blake3, Sha256};
 
 /// One thing wrong with the store.
@@ -87,15 +87,6 @@ pub struct VerifyReport {
     pub problems: Vec<Problem>,
 }
 
-fn list(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
-    let mut v = Vec::new();
-    for d in fs::read_dir(dir).map_err(io_at(dir))? {
-        v.push(d.map_err(io_at(dir))?.path());
-    }
-    v.sort();
-    Ok(v)
-}
-
 fn name(p: &Path) -> &str {
     p.file_name().and_then(|n| n.to_str()).unwrap_or("")
 }
@@ -140,7 +131,7 @@ pub(super) fn receipt_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for p in list(&d)? {
+        for p in entries(&d)? {
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|e| e == "json") {
@@ -156,10 +147,10 @@ impl Store {
     /// Re-hashes every object (in parallel) and reports what does not match.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
         let root = self.root();
-        let sources = list(&root.join("sources"))?;
-        let layers = list(&root.join("layers"))?;
-        let logs = list(&root.join("logs"))?;
-        let index = list(&root.join("index").join("unpack"))?;
+        let sources = entries(&root.join("sources"))?;
+        let layers = entries(&root.join("layers"))?;
+        let logs = entries(&root.join("logs"))?;
+        let index = entries(&root.join("index").join("unpack"))?;
         let receipts = receipt_files(&root.join("receipts"))?;
         let mut problems: Vec<Problem> = sources
             .par_iter()
