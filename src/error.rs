@@ -48,6 +48,11 @@ pub enum Error {
     #[diagnostic(transparent)]
     Fetch(#[from] crate::fetch::FetchErrors),
 
+    /// A build did not run or had failing steps.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Build(#[from] crate::build::BuildError),
+
     /// `store verify` found damaged objects (listed on stdout).
     #[error("the store has {count} damaged or stray object(s)")]
     #[diagnostic(
@@ -73,6 +78,7 @@ impl Error {
             Error::Store(crate::store::StoreError::Busy { .. }) => exit::BLOCKED,
             Error::Store(_) => exit::BAD_INPUT,
             Error::Fetch(e) => e.exit_code(),
+            Error::Build(e) => e.exit_code(),
             Error::StoreCorrupt { .. } => exit::VERIFICATION_FAILED,
         }
     }

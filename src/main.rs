@@ -63,7 +63,18 @@ fn parts(err: &Error) -> (Vec<&dyn Diagnostic>, Option<String>) {
             );
             (errors.diagnostics.iter().map(|d| d as &dyn Diagnostic).collect(), Some(line))
         }
-        Error::Fetch(f) => (f.errors.iter().map(|d| d as &dyn Diagnostic).collect(), Some(format!("error: {f}"))),
+        Error::Fetch(f) | Error::Build(bootstrap::build::BuildError::Fetch(f)) => {
+            (f.errors.iter().map(|d| d as &dyn Diagnostic).collect(), Some(format!("error: {f}")))
+        }
+        Error::Build(bootstrap::build::BuildError::Failed(f)) => {
+            let blocked = if f.blocked.is_empty() {
+                String::new()
+            } else {
+                format!("; not run because of it: {}", f.blocked.join(", "))
+            };
+            let line = format!("error: {} step(s) failed{blocked}", f.failures.len());
+            (f.failures.iter().map(|d| d as &dyn Diagnostic).collect(), Some(line))
+        }
         other => (vec![other as &dyn Diagnostic], None),
     }
 }

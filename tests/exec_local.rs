@@ -65,7 +65,7 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn run(&self, req: &StepRequest) -> StepResult {
-        self.backend.run(req, &self.store).unwrap()
+        self.backend.run(req, &self.store, &bootstrap::exec::NoEcho).unwrap()
     }
     fn layer(&self, r: &StepResult) -> PathBuf {
         let (digest, _) = r.layer.as_ref().unwrap_or_else(|| panic!("no layer: {:?} log: {}", r.status, self.log(r)));

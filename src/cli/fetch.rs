@@ -2,7 +2,7 @@
 //! (all declared sources without a target) into the store, checked and
 //! unpacked. Progress bars on stderr when it is a terminal.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use super::{Context, write_json};
 use crate::Error;
 use crate::chain::Source;
 use crate::chain::parse::parse_duration;
-use crate::fetch::{self, FetchOptions, Fetched, Origin, Progress};
+use crate::fetch::{self, Fetched, Origin, Progress};
 use crate::plan::Plan;
 use crate::store::{LockMode, human_size};
 
@@ -33,13 +33,23 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Progress bars, one per source in flight; lines for notes.
-struct Bars {
+pub(crate) struct Bars {
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
     verbose: bool,
 }
 
 impl Bars {
+    /// Bars on stderr when it is a terminal and not `-q`; hidden otherwise.
+    pub(crate) fn new(cx: &Context) -> Self {
+        let show = std::io::stderr().is_terminal() && cx.verbosity >= 0;
+        Bars {
+            multi: MultiProgress::with_draw_target(if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() }),
+            bars: Mutex::default(),
+            verbose: cx.verbosity > 0,
+        }
+    }
+
     fn bar(&self, id: &str) -> Option<ProgressBar> {
         self.bars.lock().ok()?.get(id).cloned()
     }
@@ -92,10 +102,7 @@ struct Failed {
 /// The sources a target needs, in declaration order.
 fn wanted<'c>(chain: &'c crate::chain::Chain, target: Option<&str>) -> Result<Vec<&'c Source>, Error> {
     let Some(target) = target else { return Ok(chain.sources.iter().collect()) };
-    let plan = Plan::new(chain);
-    let names: BTreeSet<&str> =
-        plan.select(Some(target))?.iter().flat_map(|&i| chain.steps[i].sources.iter().map(|n| n.name.as_str())).collect();
-    Ok(chain.sources.iter().filter(|s| names.contains(s.name.as_str())).collect())
+    Ok(crate::plan::sources_of(chain, &Plan::new(chain).select(Some(target))?))
 }
 
 fn write_table(rows: &[Fetched], out: &mut dyn Write) -> std::io::Result<()> {
@@ -115,13 +122,8 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let chain = cx.load()?;
     let sources = wanted(&chain, args.target.as_deref())?;
     let store = cx.open_store(LockMode::Exclusive)?;
-    let opts = FetchOptions { distfiles: cx.distfiles.clone(), offline: cx.offline, timeout: args.timeout, jobs: cx.jobs };
-    let show = std::io::stderr().is_terminal() && cx.verbosity >= 0;
-    let bars = Bars {
-        multi: MultiProgress::with_draw_target(if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() }),
-        bars: Mutex::default(),
-        verbose: cx.verbosity > 0,
-    };
+    let opts = cx.fetch_options(args.timeout);
+    let bars = Bars::new(cx);
     let result = fetch::fetch(&chain, &sources, &store, &opts, &bars);
     let fetched = match &result {
         Ok(f) => f.as_slice(),

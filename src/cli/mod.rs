@@ -5,6 +5,7 @@
 //! it returns an [`Error`] instead of printing one, so `main` alone decides
 //! how errors look and which exit code they get.
 
+pub mod build;
 pub mod check;
 pub mod fetch;
 pub mod graph;
@@ -43,6 +44,9 @@ pub struct Cli {
     /// How many things to do at once [default: the number of CPUs].
     #[arg(short, long, value_name = "N", global = true, env = "BOOTSTRAP_JOBS")]
     pub jobs: Option<usize>,
+    /// Where a seed's root filesystem is: NAME=DIR or NAME=TARBALL; repeatable (commands that run steps take it too).
+    #[arg(long = "seed", value_name = "NAME=PATH")]
+    pub seeds: Vec<String>,
     /// Fail at once (exit 3) instead of waiting when another process holds the store lock.
     #[arg(long, global = true)]
     pub no_wait: bool,
@@ -70,6 +74,8 @@ pub enum Cmd {
     Fetch(fetch::Args),
     /// Tree digest and sha256 list of a directory.
     Hash(hash::Args),
+    /// Run a step or stage (and what it needs) on one seed, without comparing seeds.
+    Build(build::Args),
     /// Check or clean the state directory.
     #[command(subcommand)]
     Store(store::Cmd),
@@ -94,6 +100,8 @@ pub struct Context {
     pub jobs: usize,
     /// `--no-wait`.
     pub no_wait: bool,
+    /// `--seed` arguments, in the order given.
+    pub seeds: Vec<crate::build::SeedArg>,
 }
 
 impl Context {
@@ -111,6 +119,7 @@ impl Context {
             offline: cli.offline,
             jobs,
             no_wait: cli.no_wait,
+            seeds: cli.seeds.iter().chain(command_seeds(&cli.command)).map(|s| crate::build::SeedArg::parse(s)).collect(),
         }
     }
 
@@ -126,10 +135,25 @@ impl Context {
         Ok(Store::open(&self.state, mode, wait, &notify)?)
     }
 
+    /// Fetch options from the global flags.
+    pub fn fetch_options(&self, timeout: std::time::Duration) -> crate::fetch::FetchOptions {
+        crate::fetch::FetchOptions { distfiles: self.distfiles.clone(), offline: self.offline, timeout, jobs: self.jobs }
+    }
+
     /// Loads the chain, using the parse cache under the state directory.
     pub fn load(&self) -> Result<Chain, Error> {
         let opts = LoadOptions { cache: Some(ParseCache::new(self.state.join("cache").join("parse"))) };
         Ok(chain::load_dir(&self.dir, &opts)?)
+    }
+}
+
+/// The `--seed` arguments given after a subcommand that takes them. (Not
+/// a global option: clap would let the subcommand's occurrences replace,
+/// not join, those given before it.)
+fn command_seeds(cmd: &Cmd) -> &[String] {
+    match cmd {
+        Cmd::Build(args) => &args.seeds,
+        _ => &[],
     }
 }
 
@@ -142,6 +166,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
         Cmd::Graph(args) => graph::run(&cx, args, out),
         Cmd::Fetch(args) => fetch::run(&cx, args, out),
         Cmd::Hash(args) => hash::run(&cx, args, out),
+        Cmd::Build(args) => build::run(&cx, args, out),
         Cmd::Store(cmd) => store::run(&cx, cmd, out),
     };
     result?;

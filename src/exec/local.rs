@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::sandbox::{HELPER_ARG, Outcome, Spec, SpecSource};
-use super::{ExecError, Executor, SourceInput, Status, StepRequest, StepResult};
+use super::{ExecError, Executor, LogSink, SourceInput, Status, StepRequest, StepResult};
 use crate::hash;
 use crate::store::Store;
 
@@ -69,8 +69,25 @@ impl LocalBackend {
     }
 }
 
+/// Passes what was appended to the log since the last call to `echo`.
+fn follow(log: &mut Option<File>, echo: &dyn LogSink) {
+    use std::io::Read;
+    let Some(f) = log else { return };
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        echo.write(&buf[..n]);
+    }
+}
+
 impl Executor for LocalBackend {
-    fn run(&self, req: &StepRequest, store: &Store) -> Result<StepResult, ExecError> {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn run(&self, req: &StepRequest, store: &Store, echo: &dyn LogSink) -> Result<StepResult, ExecError> {
         let started = Instant::now();
         let run = store.temp_dir()?;
         let capture = store.temp_dir()?;
@@ -90,9 +107,11 @@ impl Executor for LocalBackend {
             .stderr(log2)
             .spawn()
             .map_err(|e| sandbox_err(&format!("start {}", self.helper.display()), e))?;
+        let mut reader = File::open(&log_path).ok();
         let mut timed_out = false;
         let mut pause = Duration::from_millis(1);
         loop {
+            follow(&mut reader, echo);
             if child.try_wait().map_err(|e| sandbox_err("wait", e))?.is_some() {
                 break;
             }
@@ -108,6 +127,7 @@ impl Executor for LocalBackend {
             pause = (pause * 2).min(Duration::from_millis(20));
         }
         let duration = started.elapsed();
+        follow(&mut reader, echo);
         let log_bytes = fs::read(&log_path).map_err(|e| sandbox_err("log", e))?;
         let log_digest = hash::hash_bytes(&log_bytes).blake3;
         let log_dest = store.root().join("logs").join(log_digest.hex());

@@ -121,9 +121,26 @@ pub enum ExecError {
     Store(#[from] StoreError),
 }
 
+/// Where a step's log goes as it is written, besides the store: the
+/// terminal with `-v`. Called with chunks of bytes, not whole lines.
+pub trait LogSink: Sync {
+    /// More of the log.
+    fn write(&self, bytes: &[u8]);
+}
+
+/// A [`LogSink`] that drops everything (the log still goes to the store).
+pub struct NoEcho;
+
+impl LogSink for NoEcho {
+    fn write(&self, _: &[u8]) {}
+}
+
 /// A way of running steps. Every backend gives the same output layer digest
 /// for the same request (the conformance suite holds them to it).
 pub trait Executor: Sync {
-    /// Runs the step; `Ok` whenever the step ran, whatever its status.
-    fn run(&self, req: &StepRequest, store: &crate::store::Store) -> Result<StepResult, ExecError>;
+    /// The backend's name in receipts (`local`, `oci`).
+    fn name(&self) -> &'static str;
+    /// Runs the step; `Ok` whenever the step ran, whatever its status. The
+    /// log is also passed to `echo` while the step runs.
+    fn run(&self, req: &StepRequest, store: &crate::store::Store, echo: &dyn LogSink) -> Result<StepResult, ExecError>;
 }

@@ -175,6 +175,43 @@ fn mkdirs(p: &Path) -> Result<(), String> {
     fs::create_dir_all(p).map_err(|e| err(&format!("mkdir {}", p.display()), e))
 }
 
+/// Makes `root/rel` a directory (or, with `file`, a regular file) to mount
+/// on, without following a symlink the seed or a layer put on the way: a
+/// `tmp -> /etc` from a layer must not turn a mount point, or an empty file
+/// written for one, into a path on the host. Whatever is in the way is
+/// removed (in the merged root, so only the scratch upper layer changes):
+/// the contract's mounts win over the root's own entries.
+fn mount_point(root: &Path, rel: &str, file: bool) -> Result<PathBuf, String> {
+    let parts: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+    let mut p = root.to_path_buf();
+    for (i, part) in parts.iter().enumerate() {
+        p.push(part);
+        let last = i + 1 == parts.len();
+        let meta = fs::symlink_metadata(&p).ok();
+        let fail = |e: std::io::Error| err(&format!("mount point /{rel}"), e);
+        if last && file {
+            match meta {
+                Some(m) if m.is_file() => {}
+                Some(m) => {
+                    if m.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) }.map_err(fail)?;
+                    fs::OpenOptions::new().write(true).create_new(true).open(&p).map_err(fail)?;
+                }
+                None => drop(fs::OpenOptions::new().write(true).create_new(true).open(&p).map_err(fail)?),
+            }
+        } else {
+            match meta {
+                Some(m) if m.is_dir() => {}
+                Some(_) => {
+                    fs::remove_file(&p).map_err(fail)?;
+                    fs::create_dir(&p).map_err(fail)?;
+                }
+                None => fs::create_dir(&p).map_err(fail)?,
+            }
+        }
+    }
+    Ok(p)
+}
+
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 fn init(spec: &Spec) -> Result<Outcome, String> {
@@ -185,39 +222,35 @@ fn init(spec: &Spec) -> Result<Outcome, String> {
     }
     overlay(&spec.lowers, &run.join("upper"), &run.join("work"), &merged)?;
     for (name, src) in &spec.sources {
-        let target = merged.join("src").join(name);
         match src {
             SpecSource::Tree(lowers) => {
-                mkdirs(&target)?;
+                let target = mount_point(&merged, &format!("src/{name}"), false)?;
                 let (up, work) = (run.join("src-up").join(name), run.join("src-work").join(name));
                 mkdirs(&up)?;
                 mkdirs(&work)?;
                 overlay(lowers, &up, &work, &target)?;
             }
             SpecSource::File(file) => {
-                mkdirs(&merged.join("src"))?;
-                fs::write(&target, b"").map_err(|e| err("mount point", e))?;
+                let target = mount_point(&merged, &format!("src/{name}"), true)?;
                 rustix::mount::mount_bind(file, &target).map_err(|e| err("bind source file", e))?;
                 rustix::mount::mount_remount(&target, MountFlags::BIND | MountFlags::RDONLY, "")
                     .map_err(|e| err("read-only source file", e))?;
             }
         }
     }
-    let tmp = merged.join("tmp");
-    mkdirs(&tmp)?;
+    let tmp = mount_point(&merged, "tmp", false)?;
     rustix::mount::mount("tmpfs", &tmp, "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, c"mode=1777")
         .map_err(|e| err("mount /tmp", e))?;
-    let dev = merged.join("dev");
-    mkdirs(&dev)?;
+    let dev = mount_point(&merged, "dev", false)?;
     rustix::mount::mount("tmpfs", &dev, "tmpfs", MountFlags::NOSUID | MountFlags::NOEXEC, c"mode=755")
         .map_err(|e| err("mount /dev", e))?;
     for d in DEVICES {
+        // A fresh tmpfs: nothing in the way.
         let node = dev.join(d);
         fs::write(&node, b"").map_err(|e| err("device mount point", e))?;
         rustix::mount::mount_bind(Path::new("/dev").join(d), &node).map_err(|e| err(&format!("bind /dev/{d}"), e))?;
     }
-    let proc = merged.join("proc");
-    mkdirs(&proc)?;
+    let proc = mount_point(&merged, "proc", false)?;
     rustix::mount::mount(
         "proc",
         &proc,

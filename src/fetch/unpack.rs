@@ -7,6 +7,12 @@
 //! symlinks whose target (resolved through the links in the tree) leaves it,
 //! hard links to anything but an earlier regular file, device files, fifos
 //! and unknown member types. setuid, setgid and sticky bits are dropped.
+//!
+//! A seed's root filesystem ([`unpack_rootfs`]) is a whole distro: its
+//! symlinks may be absolute or climb out (`/etc/alternatives/awk` points to
+//! `/usr/bin/mawk`); they only mean something inside the sandbox, and nothing
+//! here follows them. Its device files and fifos are skipped and counted: the
+//! sandbox brings its own `/dev`. Every other rule holds.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -111,6 +117,10 @@ struct Unpacker<'a> {
     dest: &'a Path,
     strip: usize,
     symlinks: Vec<(String, PathBuf)>,
+    /// Unpacking a seed's root filesystem (see the module doc).
+    rootfs: bool,
+    /// Device files and fifos skipped (rootfs only).
+    skipped: u64,
 }
 
 impl Unpacker<'_> {
@@ -214,13 +224,15 @@ impl Unpacker<'_> {
                     .link_name_bytes()
                     .ok_or_else(|| self.refuse(&member, "is a symlink without a target"))?
                     .into_owned();
-                if target.first() == Some(&b'/') {
+                if target.first() == Some(&b'/') && !self.rootfs {
                     return Err(self.refuse(&member, format!("is a symlink to the absolute path `{}`", String::from_utf8_lossy(&target))));
                 }
                 self.parents(&member, &rel)?;
                 self.clear(&member, &path)?;
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path).map_err(self.io(&path))?;
-                self.symlinks.push((member, rel));
+                if !self.rootfs {
+                    self.symlinks.push((member, rel));
+                }
             }
             EntryType::Link => {
                 let raw_target = entry
@@ -250,6 +262,7 @@ impl Unpacker<'_> {
                 self.clear(&member, &path)?;
                 fs::hard_link(&target, &path).map_err(self.io(&path))?;
             }
+            EntryType::Char | EntryType::Block | EntryType::Fifo if self.rootfs => self.skipped += 1,
             EntryType::Char | EntryType::Block => return Err(self.refuse(&member, "is a device file")),
             EntryType::Fifo => return Err(self.refuse(&member, "is a fifo")),
             other => return Err(self.refuse(&member, format!("has the unsupported member type {:?}", other.as_byte() as char))),
@@ -309,6 +322,17 @@ fn shown(p: &Path, dest: &Path) -> String {
 /// Unpacks `archive` (named `name` in messages) into the existing empty
 /// directory `dest`, dropping `strip` leading components of every member.
 pub fn unpack(archive: &Path, name: &str, strip: u32, dest: &Path) -> Result<(), UnpackError> {
+    run(archive, name, strip, dest, false).map(drop)
+}
+
+/// Unpacks a seed's root filesystem tarball into the existing empty
+/// directory `dest` (see the module doc for how it differs from [`unpack`]);
+/// returns how many device files and fifos were skipped.
+pub fn unpack_rootfs(archive: &Path, name: &str, dest: &Path) -> Result<u64, UnpackError> {
+    run(archive, name, 0, dest, true)
+}
+
+fn run(archive: &Path, name: &str, strip: u32, dest: &Path, rootfs: bool) -> Result<u64, UnpackError> {
     let file = File::open(archive).map_err(|source| UnpackError::Io {
         archive: name.to_string(),
         path: archive.to_path_buf(),
@@ -319,7 +343,7 @@ pub fn unpack(archive: &Path, name: &str, strip: u32, dest: &Path) -> Result<(),
         reason: if first { format!("it is not a tar archive ({})", printable(&e)) } else { printable(&e) },
     };
     let mut tar = tar::Archive::new(decoder(file).map_err(|e| damaged(e, true))?);
-    let mut u = Unpacker { archive: name, dest, strip: strip as usize, symlinks: Vec::new() };
+    let mut u = Unpacker { archive: name, dest, strip: strip as usize, symlinks: Vec::new(), rootfs, skipped: 0 };
     let mut first = true;
     for entry in tar.entries().map_err(|e| damaged(e, true))? {
         u.entry(entry.map_err(|e| damaged(e, first))?)?;
@@ -332,5 +356,5 @@ pub fn unpack(archive: &Path, name: &str, strip: u32, dest: &Path) -> Result<(),
             return Err(u.refuse(&member, format!("is a symlink to `{target}`, which leads outside the tree")));
         }
     }
-    Ok(())
+    Ok(u.skipped)
 }

@@ -11,4 +11,4 @@ mod tree;
 
 pub use digest::{BadDigest, Blake3, Sha256, from_hex32, to_hex};
 pub use file::{ContentDigests, DualHasher, hash_bytes, hash_file};
-pub use tree::{Entry, EntryKind, HashError, MANIFEST_HEADER, Tree, hash_tree, sha256sum_line};
+pub use tree::{Entry, EntryKind, HashError, MANIFEST_HEADER, Tree, hash_rootfs, hash_tree, sha256sum_line};

@@ -202,7 +202,22 @@ enum Found {
     Symlink(Vec<u8>),
 }
 
-fn walk(rel: &mut Vec<u8>, dir: &Path, out: &mut Vec<(Vec<u8>, PathBuf, Found)>) -> Result<(), HashError> {
+/// What the walk does with fifos, sockets and device files.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Special {
+    /// Fail: layers hold only directories, files and symlinks.
+    Refuse,
+    /// Leave them out and count them (seed root filesystems).
+    Skip,
+}
+
+fn walk(
+    rel: &mut Vec<u8>,
+    dir: &Path,
+    special: Special,
+    skipped: &mut u64,
+    out: &mut Vec<(Vec<u8>, PathBuf, Found)>,
+) -> Result<(), HashError> {
     for dent in fs::read_dir(dir).map_err(io_err(dir))? {
         let dent = dent.map_err(io_err(dir))?;
         let path = dent.path();
@@ -213,13 +228,17 @@ fn walk(rel: &mut Vec<u8>, dir: &Path, out: &mut Vec<(Vec<u8>, PathBuf, Found)>)
         }
         rel.extend_from_slice(dent.file_name().as_bytes());
         let found = if ft.is_dir() {
-            walk(rel, &path, out)?;
+            walk(rel, &path, special, skipped, out)?;
             Found::Dir
         } else if ft.is_file() {
             let mode = fs::symlink_metadata(&path).map_err(io_err(&path))?.permissions().mode();
             Found::File { exec: mode & 0o111 != 0 }
         } else if ft.is_symlink() {
             Found::Symlink(fs::read_link(&path).map_err(io_err(&path))?.as_os_str().as_bytes().to_vec())
+        } else if special == Special::Skip {
+            *skipped += 1;
+            rel.truncate(len);
+            continue;
         } else {
             let what = if ft.is_fifo() {
                 "fifo"
@@ -242,12 +261,26 @@ fn walk(rel: &mut Vec<u8>, dir: &Path, out: &mut Vec<(Vec<u8>, PathBuf, Found)>)
 /// not followed if it is a symlink). Files are hashed in parallel, each read
 /// once for both digests.
 pub fn hash_tree(root: &Path) -> Result<Tree, HashError> {
+    hash_with(root, Special::Refuse, &mut 0)
+}
+
+/// Like [`hash_tree`] for a seed's root filesystem, which may hold device
+/// files, fifos and sockets (a debootstrap `/dev`, say): they are left out of
+/// the tree, and the count of them is returned with it. The sandbox brings
+/// its own `/dev`, so what they were does not reach a step.
+pub fn hash_rootfs(root: &Path) -> Result<(Tree, u64), HashError> {
+    let mut skipped = 0;
+    let tree = hash_with(root, Special::Skip, &mut skipped)?;
+    Ok((tree, skipped))
+}
+
+fn hash_with(root: &Path, special: Special, skipped: &mut u64) -> Result<Tree, HashError> {
     let meta = fs::symlink_metadata(root).map_err(io_err(root))?;
     if !meta.is_dir() {
         return Err(HashError::NotADirectory { path: root.to_path_buf() });
     }
     let mut found = Vec::new();
-    walk(&mut Vec::new(), root, &mut found)?;
+    walk(&mut Vec::new(), root, special, skipped, &mut found)?;
     found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let entries = found
         .into_par_iter()

@@ -35,18 +35,21 @@ use crate::chain::{Chain, Command, Placement};
 /// Version of the sandbox contract (DESIGN §3) that digests are made under.
 pub const SANDBOX_CONTRACT_VERSION: u32 = 1;
 
-/// Builds the canonical byte string; one buffer is reused across steps.
-struct Canon<'b>(&'b mut Vec<u8>);
+/// Builds a canonical byte string of fields (see the module doc); one
+/// buffer is reused across steps. The input digest uses it too.
+pub(crate) struct Canon<'b>(pub(crate) &'b mut Vec<u8>);
 
 impl Canon<'_> {
-    fn field(&mut self, tag: &str, value: &[u8]) {
+    /// Appends one field: tag, NUL, length (u64 LE), value.
+    pub(crate) fn field(&mut self, tag: &str, value: &[u8]) {
         self.0.extend_from_slice(tag.as_bytes());
         self.0.push(0);
         self.0.extend_from_slice(&(value.len() as u64).to_le_bytes());
         self.0.extend_from_slice(value);
     }
 
-    fn number(&mut self, tag: &str, n: u64) {
+    /// Appends a field holding `n` in decimal ASCII.
+    pub(crate) fn number(&mut self, tag: &str, n: u64) {
         let mut digits = [0u8; 20];
         let mut i = digits.len();
         let mut n = n;

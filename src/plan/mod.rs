@@ -113,3 +113,14 @@ impl<'c> Plan<'c> {
         Ok(self.order.iter().copied().filter(|&i| wanted[i]).collect())
     }
 }
+
+/// The sources the given steps mount, in declaration order, each once.
+pub fn sources_of<'c>(chain: &'c Chain, steps: &[usize]) -> Vec<&'c crate::chain::Source> {
+    let mut used = vec![false; chain.sources.len()];
+    for &i in steps {
+        for &k in &chain.source_ids[i] {
+            used[k] = true;
+        }
+    }
+    chain.sources.iter().zip(used).filter(|(_, u)| *u).map(|(s, _)| s).collect()
+}

@@ -6,8 +6,9 @@
 //! sources/<sha256 hex>          fetched source files, named by their sha256
 //! layers/<blake3 hex>/          trees (unpacked sources, step outputs), named by tree digest
 //! logs/<blake3 hex>             step logs, named by the BLAKE3 of their bytes
-//! receipts/**.json              what runs produced; they keep objects alive
+//! receipts/steps/<step>/<seed>/<input>.json   what runs produced (see [`receipt`]); they keep objects alive
 //! index/unpack/<sha256 hex>-strip<N>   the layer a source unpacks to
+//! index/unpack/<sha256 hex>-rootfs      the layer a seed's rootfs tarball unpacks to
 //! tmp/                          work in progress; nothing here is ever final
 //! cache/parse/                  the chain parse cache (see `chain::cache`)
 //! ```
@@ -19,6 +20,7 @@
 
 mod gc;
 mod lock;
+pub mod receipt;
 mod verify;
 
 use std::fs::{self, File};
@@ -177,20 +179,34 @@ impl Store {
         Ok((digest, tree))
     }
 
-    fn unpack_index(&self, sha: &Sha256, strip: u32) -> PathBuf {
-        self.root.join("index").join("unpack").join(format!("{}-strip{strip}", sha.hex()))
+    fn unpack_index(&self, sha: &Sha256, kind: &str) -> PathBuf {
+        self.root.join("index").join("unpack").join(format!("{}-{kind}", sha.hex()))
     }
 
-    /// The layer a source unpacks to, if it was unpacked before and the layer is present.
-    pub fn unpacked(&self, sha: &Sha256, strip: u32) -> Option<Blake3> {
-        let text = fs::read_to_string(self.unpack_index(sha, strip)).ok()?;
+    fn indexed_layer(&self, sha: &Sha256, kind: &str) -> Option<Blake3> {
+        let text = fs::read_to_string(self.unpack_index(sha, kind)).ok()?;
         let digest: Blake3 = text.trim().parse().ok()?;
         self.layer_path(&digest).is_dir().then_some(digest)
     }
 
+    /// The layer a source unpacks to, if it was unpacked before and the layer is present.
+    pub fn unpacked(&self, sha: &Sha256, strip: u32) -> Option<Blake3> {
+        self.indexed_layer(sha, &format!("strip{strip}"))
+    }
+
     /// Records that the source unpacks to `layer`.
     pub fn set_unpacked(&self, sha: &Sha256, strip: u32, layer: &Blake3) -> Result<(), StoreError> {
-        self.write_atomic(&self.unpack_index(sha, strip), format!("{layer}\n").as_bytes())
+        self.write_atomic(&self.unpack_index(sha, &format!("strip{strip}")), format!("{layer}\n").as_bytes())
+    }
+
+    /// The layer a seed's rootfs tarball unpacks to, if unpacked before and present.
+    pub fn unpacked_rootfs(&self, sha: &Sha256) -> Option<Blake3> {
+        self.indexed_layer(sha, "rootfs")
+    }
+
+    /// Records that the rootfs tarball unpacks to `layer`.
+    pub fn set_unpacked_rootfs(&self, sha: &Sha256, layer: &Blake3) -> Result<(), StoreError> {
+        self.write_atomic(&self.unpack_index(sha, "rootfs"), format!("{layer}\n").as_bytes())
     }
 
     /// Writes `bytes` to `path` (inside the store) by temp file, fsync and rename.

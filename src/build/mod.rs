@@ -1,0 +1,357 @@
+//! Building: running a set of steps on one seed, in dependency order,
+//! independent steps in parallel, reusing cached results (DESIGN §4).
+//!
+//! Sits between [`crate::plan`] (which steps, in which order) and
+//! [`crate::exec`] (run one request): [`request`] turns each step into a
+//! [`crate::exec::StepRequest`] and its input digest, [`seed`] makes the
+//! seed's root ready, and [`Build::run`] schedules. After every run a
+//! receipt is written ([`crate::store::receipt`]); a step whose input
+//! digest has a succeeded receipt and whose output layer is in the store is
+//! taken from the cache. A failed step blocks what needs it, but
+//! independent steps still run, so one build shows everything that fails.
+
+pub mod error;
+pub mod request;
+pub mod seed;
+
+use std::collections::{BTreeMap, BinaryHeap};
+use std::cmp::Reverse;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::chain::{Chain, model::Placement};
+use crate::exec::{Executor, LogSink, SourceInput, Status, StepRequest};
+use crate::hash::{Blake3, Sha256};
+use crate::plan::Plan;
+use crate::store::Store;
+use crate::store::receipt::{FileRecord, NeedRef, RECEIPT_FORMAT, Receipt, RunStatus, SeedRef, SourceRef};
+
+pub use error::{BuildError, StepFailed, StepsFailed};
+pub use seed::{SeedArg, SeedRoot};
+
+/// A source as the build found it in the store.
+#[derive(Debug, Clone)]
+pub struct ReadySource {
+    /// Its sha256.
+    pub sha256: Sha256,
+    /// `file` or `unpack:<n>`, as in receipts.
+    pub placement: String,
+    /// How it is mounted.
+    pub input: SourceInput,
+    /// The unpacked layer, when unpacked.
+    pub layer: Option<Blake3>,
+}
+
+impl ReadySource {
+    /// The source `sha256` with `placement`, found in `store` (fetched and
+    /// unpacked before); `None` when it is not there.
+    pub fn find(store: &Store, sha256: Sha256, placement: Placement) -> Option<ReadySource> {
+        match placement {
+            Placement::File => store.has_source(&sha256).then(|| ReadySource {
+                sha256,
+                placement: "file".into(),
+                input: SourceInput::File(store.source_path(&sha256)),
+                layer: None,
+            }),
+            Placement::Unpack { strip_components } => store.unpacked(&sha256, strip_components).map(|l| ReadySource {
+                sha256,
+                placement: format!("unpack:{strip_components}"),
+                input: SourceInput::Tree(store.layer_path(&l)),
+                layer: Some(l),
+            }),
+        }
+    }
+}
+
+/// What happened to one step.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// It ran and succeeded.
+    Built(Box<Receipt>),
+    /// Its input digest had a succeeded receipt; not run.
+    Cached(Box<Receipt>),
+    /// It ran and failed.
+    Failed(Box<Receipt>),
+    /// Not run: these needs failed or were blocked.
+    Blocked(Vec<String>),
+}
+
+impl Outcome {
+    /// The receipt, unless blocked.
+    pub fn receipt(&self) -> Option<&Receipt> {
+        match self {
+            Outcome::Built(r) | Outcome::Cached(r) | Outcome::Failed(r) => Some(r),
+            Outcome::Blocked(_) => None,
+        }
+    }
+
+    /// The output layer's digest, when the step succeeded.
+    pub fn output(&self) -> Option<Blake3> {
+        match self {
+            Outcome::Built(r) | Outcome::Cached(r) => r.output,
+            _ => None,
+        }
+    }
+}
+
+/// Told about steps as they start and settle (the command line shows them).
+pub trait Events: Sync {
+    /// Step `step` starts running (not called for cached steps).
+    fn started(&self, step: &str);
+    /// Step `step` is settled.
+    fn settled(&self, step: &str, outcome: &Outcome);
+    /// A chunk of a running step's log.
+    fn log(&self, step: &str, bytes: &[u8]);
+}
+
+/// Everything one build needs.
+pub struct Build<'a> {
+    /// The chain.
+    pub chain: &'a Chain,
+    /// Its plan (definition digests).
+    pub plan: &'a Plan<'a>,
+    /// The open store.
+    pub store: &'a Store,
+    /// The backend.
+    pub executor: &'a dyn Executor,
+    /// The seed.
+    pub seed: &'a SeedRoot,
+    /// Every source the steps use, by name, present in the store.
+    pub sources: BTreeMap<String, ReadySource>,
+    /// How many steps at once.
+    pub jobs: usize,
+    /// Progress.
+    pub events: &'a dyn Events,
+}
+
+/// Scheduler state, under one lock.
+struct Sched {
+    /// Positions (in the selection) of steps whose needs all succeeded.
+    ready: BinaryHeap<Reverse<usize>>,
+    /// Per position, needs not yet succeeded.
+    pending: Vec<usize>,
+    outcomes: Vec<Option<Outcome>>,
+    running: usize,
+    fatal: Option<BuildError>,
+}
+
+struct Echo<'e> {
+    step: &'e str,
+    events: &'e dyn Events,
+}
+
+impl LogSink for Echo<'_> {
+    fn write(&self, bytes: &[u8]) {
+        self.events.log(self.step, bytes);
+    }
+}
+
+fn host() -> (String, String) {
+    let u = rustix::system::uname();
+    (u.release().to_string_lossy().into_owned(), u.machine().to_string_lossy().into_owned())
+}
+
+impl Build<'_> {
+    /// Runs `selection` (step indexes in execution order, closed under
+    /// needs) and returns each step's outcome in that order. `Err` only when
+    /// the build could not go on (the sandbox or the store failed); steps
+    /// that fail are outcomes, not errors.
+    pub fn run(&self, selection: &[usize]) -> Result<Vec<(usize, Outcome)>, BuildError> {
+        let pos: BTreeMap<usize, usize> = selection.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+        let dependents: Vec<Vec<usize>> = {
+            let mut d = vec![Vec::new(); selection.len()];
+            for (p, &i) in selection.iter().enumerate() {
+                for j in &self.chain.need_ids[i] {
+                    if let Some(&q) = pos.get(j) {
+                        d[q].push(p);
+                    }
+                }
+            }
+            d
+        };
+        let pending: Vec<usize> = selection.iter().map(|&i| self.chain.need_ids[i].len()).collect();
+        let ready = (0..selection.len()).filter(|&p| pending[p] == 0).map(Reverse).collect();
+        let state = Mutex::new(Sched { ready, pending, outcomes: vec![None; selection.len()], running: 0, fatal: None });
+        let wake = Condvar::new();
+        let host = host();
+        let worker = || {
+            loop {
+                let p = {
+                    let Ok(mut s) = state.lock() else { return };
+                    loop {
+                        if s.fatal.is_some() {
+                            return;
+                        }
+                        if let Some(Reverse(p)) = s.ready.pop() {
+                            s.running += 1;
+                            break p;
+                        }
+                        if s.running == 0 {
+                            return;
+                        }
+                        s = match wake.wait(s) {
+                            Ok(s) => s,
+                            Err(_) => return,
+                        };
+                    }
+                };
+                let id = selection[p];
+                let needs: Vec<(usize, Blake3)> = {
+                    let Ok(s) = state.lock() else { return };
+                    self.chain.need_ids[id]
+                        .iter()
+                        .filter_map(|j| s.outcomes[pos[j]].as_ref().and_then(Outcome::output).map(|o| (*j, o)))
+                        .collect()
+                };
+                let result = self.one(id, &needs, &host);
+                let Ok(mut s) = state.lock() else { return };
+                s.running -= 1;
+                match result {
+                    Ok(outcome) => {
+                        if outcome.output().is_some() {
+                            for &d in &dependents[p] {
+                                s.pending[d] -= 1;
+                                if s.pending[d] == 0 {
+                                    s.ready.push(Reverse(d));
+                                }
+                            }
+                        }
+                        self.events.settled(&self.chain.steps[id].name, &outcome);
+                        s.outcomes[p] = Some(outcome);
+                    }
+                    Err(e) => s.fatal = Some(e),
+                }
+                wake.notify_all();
+            }
+        };
+        std::thread::scope(|scope| {
+            for _ in 0..self.jobs.clamp(1, selection.len().max(1)) {
+                scope.spawn(worker);
+            }
+        });
+        let s = state.into_inner().map_err(|_| crate::exec::ExecError::Sandbox("a build thread panicked".into()))?;
+        if let Some(e) = s.fatal {
+            return Err(e);
+        }
+        let mut outcomes = s.outcomes;
+        // Whatever never became ready waits on a need that failed or was blocked.
+        for p in 0..selection.len() {
+            if outcomes[p].is_none() {
+                let id = selection[p];
+                let by = self.chain.need_ids[id]
+                    .iter()
+                    .filter(|j| pos.get(j).is_some_and(|&q| outcomes[q].as_ref().and_then(Outcome::output).is_none()))
+                    .map(|&j| self.chain.steps[j].name.clone())
+                    .collect();
+                let o = Outcome::Blocked(by);
+                self.events.settled(&self.chain.steps[id].name, &o);
+                outcomes[p] = Some(o);
+            }
+        }
+        Ok(selection.iter().copied().zip(outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Blocked(Vec::new())))).collect())
+    }
+
+    /// Runs one step (or takes it from the cache) and writes its receipt.
+    fn one(&self, id: usize, needs: &[(usize, Blake3)], host: &(String, String)) -> Result<Outcome, BuildError> {
+        let chain = self.chain;
+        let step = &chain.steps[id];
+        let mut sources = Vec::new();
+        let mut source_refs = Vec::new();
+        for &k in &chain.source_ids[id] {
+            let name = &chain.sources[k].name;
+            let Some(ready) = self.sources.get(name) else {
+                return Err(crate::exec::ExecError::Sandbox(format!("source `{name}` was not made ready")).into());
+            };
+            sources.push((name.clone(), ready.input.clone()));
+            source_refs.push(SourceRef {
+                name: name.clone(),
+                sha256: ready.sha256,
+                placement: ready.placement.clone(),
+                layer: ready.layer,
+            });
+        }
+        let layers = needs.iter().map(|(_, d)| self.store.layer_path(d)).collect();
+        let req: StepRequest = request::request(chain, id, &self.seed.root, sources, layers);
+        let named: Vec<(&str, Blake3)> = needs.iter().map(|(j, d)| (chain.steps[*j].name.as_str(), *d)).collect();
+        let input = request::input_digest(&self.plan.digests[id], &self.seed.digest, &req, &named);
+        if let Some(r) = self.store.read_receipt(&step.name, &self.seed.name, &input)
+            && r.status == RunStatus::Succeeded
+            && r.output.is_some_and(|o| self.store.layer_path(&o).is_dir())
+        {
+            return Ok(Outcome::Cached(Box::new(r)));
+        }
+        self.events.started(&step.name);
+        let echo = Echo { step: &step.name, events: self.events };
+        let result = self.executor.run(&req, self.store, &echo)?;
+        let status = match result.status {
+            Status::Succeeded => RunStatus::Succeeded,
+            Status::Exited { index, code } => RunStatus::Exited { command: index, code },
+            Status::Signaled { index, signal } => RunStatus::Signaled { command: index, signal },
+            Status::TimedOut => RunStatus::TimedOut { after_secs: req.timeout.as_secs() },
+            Status::BadOutput { path, reason } => RunStatus::BadOutput { path, reason },
+        };
+        let (output, files) = match &result.layer {
+            Some((digest, tree)) => (Some(*digest), FileRecord::of(tree)),
+            None => (None, Vec::new()),
+        };
+        let receipt = Receipt {
+            format: RECEIPT_FORMAT.to_string(),
+            step: step.name.clone(),
+            stage: chain.stages()[step.stage].name.clone(),
+            seed: SeedRef { name: self.seed.name.clone(), digest: self.seed.digest, origin: self.seed.origin.clone() },
+            input,
+            definition: self.plan.digests[id].clone(),
+            sources: source_refs,
+            needs: named.iter().map(|(n, d)| NeedRef { step: n.to_string(), output: *d }).collect(),
+            status,
+            output,
+            files,
+            log: result.log,
+            duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
+            backend: self.executor.name().to_string(),
+            engine: format!("bootstrap {}", env!("CARGO_PKG_VERSION")),
+            kernel: host.0.clone(),
+            arch: host.1.clone(),
+            finished: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs(),
+        };
+        self.store.write_receipt(&receipt)?;
+        Ok(if receipt.status == RunStatus::Succeeded {
+            Outcome::Built(Box::new(receipt))
+        } else {
+            Outcome::Failed(Box::new(receipt))
+        })
+    }
+}
+
+/// Says what a run did, for messages: `command 2 of 3 exited with code 1`
+/// (`of 3` when the number of commands is given).
+pub fn describe(status: &RunStatus, commands: Option<usize>) -> String {
+    let which = |c: usize| match commands {
+        Some(n) => format!("command {} of {n}", c + 1),
+        None => format!("command {}", c + 1),
+    };
+    match status {
+        RunStatus::Succeeded => "succeeded".into(),
+        RunStatus::Exited { command, code } => format!("{} exited with code {code}", which(*command)),
+        RunStatus::Signaled { command, signal } => format!("{} was killed by signal {signal}", which(*command)),
+        RunStatus::TimedOut { after_secs } => {
+            format!("it ran past its timeout of {} and was killed with everything it started", seconds(*after_secs))
+        }
+        RunStatus::BadOutput { path, reason } => format!("declared output `{path}`: {reason}"),
+    }
+}
+
+/// `90` → `1m30s`.
+fn seconds(mut s: u64) -> String {
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if s >= size {
+            out.push_str(&format!("{}{unit}", s / size));
+            s %= size;
+        }
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}

@@ -1,0 +1,161 @@
+//! Turning a chain step into the one normalized [`StepRequest`] a backend
+//! receives, and its *input digest* (DESIGN §4), the cache key.
+//!
+//! # The environment
+//!
+//! `PATH=/usr/bin:/bin:/usr/sbin:/sbin`, `HOME=/homeless`, `TZ=UTC`,
+//! `LC_ALL=C`, `SOURCE_DATE_EPOCH` from the chain, then the step's `env`
+//! (which may replace any of them, `PATH` included). Nothing from the host.
+//! The working directory is the step's `workdir`, else `/`; outputs are
+//! resolved against it. A step without `timeout` gets [`DEFAULT_TIMEOUT`].
+//!
+//! # Input digest encoding
+//!
+//! `blake3:` and the BLAKE3 of fields encoded as for the definition digest
+//! (see [`crate::plan::digest`]: tag, NUL, u64 LE length, value), in order:
+//!
+//! | tag | value |
+//! |---|---|
+//! | `format` | `bootstrap-input-v1` |
+//! | `contract` | the sandbox contract version, decimal |
+//! | `definition` | the step's definition digest string (root kind, sources' sha256 and unpacking, argv or script, env and outputs as written) |
+//! | `seed` | the seed's tree digest string |
+//! | `env-count`, then `env-key` and `env-value` per variable | the whole environment, sorted |
+//! | `command-count`, then per command `arg-count` and one `arg` per argument | the argvs run |
+//! | `workdir` | the resolved working directory |
+//! | `output-count`, then one `output` per path | resolved absolute outputs, sorted |
+//! | `needs-count`, then per need `needs-step` and `needs-output` | the needs' names and output tree digests on this seed, in the order written |
+//!
+//! The seed's *name* is not in it (the same root under two names is the
+//! same input); the timeout is not either (it does not change the bytes).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::chain::{Chain, Command};
+use crate::exec::{SourceInput, StepRequest};
+use crate::hash::Blake3;
+use crate::plan::SANDBOX_CONTRACT_VERSION;
+use crate::plan::digest::Canon;
+
+/// The timeout of a step that does not give one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
+/// The PATH of a step that does not set one.
+pub const DEFAULT_PATH: &str = "/usr/bin:/bin:/usr/sbin:/sbin";
+
+/// Makes an absolute path normal: no empty, `.` or `..` components (`..`
+/// stops at the root, as the kernel's does).
+pub fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The sandbox environment of step `id` (see the module doc).
+pub fn environment(chain: &Chain, id: usize) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = [
+        ("PATH", DEFAULT_PATH.to_string()),
+        ("HOME", "/homeless".to_string()),
+        ("TZ", "UTC".to_string()),
+        ("LC_ALL", "C".to_string()),
+        ("SOURCE_DATE_EPOCH", chain.decl.source_date_epoch.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    env.extend(chain.steps[id].env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// Builds the request for step `id` of `chain`. `seed_root` is the seed's
+/// root (used only for `root "seed"`), `sources` the step's sources in the
+/// order written, `needs` the layer directories of its needs in the order
+/// written.
+pub fn request(
+    chain: &Chain,
+    id: usize,
+    seed_root: &std::path::Path,
+    mut sources: Vec<(String, SourceInput)>,
+    needs: Vec<PathBuf>,
+) -> StepRequest {
+    let step = &chain.steps[id];
+    let workdir = normalize(step.workdir.as_deref().unwrap_or("/"));
+    let mut outputs: Vec<String> = step
+        .outputs
+        .iter()
+        .map(|o| if o.path.starts_with('/') { normalize(&o.path) } else { normalize(&format!("{workdir}/{}", o.path)) })
+        .collect();
+    outputs.sort();
+    outputs.dedup();
+    sources.sort_by(|a, b| a.0.cmp(&b.0));
+    let commands = match &step.command {
+        Command::Run(argvs) => argvs.clone(),
+        Command::Script { script, shell } => vec![vec![shell.clone(), "-e".into(), "-c".into(), script.clone()]],
+    };
+    StepRequest {
+        seed_root: (step.root == crate::chain::Root::Seed).then(|| seed_root.to_path_buf()),
+        sources,
+        layers: needs,
+        commands,
+        env: environment(chain, id),
+        workdir,
+        outputs,
+        timeout: step.timeout_secs.map_or(DEFAULT_TIMEOUT, Duration::from_secs),
+    }
+}
+
+/// The input digest of a request (see the module doc). `needs` are the
+/// needs' names and output tree digests, in the order written.
+pub fn input_digest(definition: &str, seed: &Blake3, req: &StepRequest, needs: &[(&str, Blake3)]) -> Blake3 {
+    let mut buf = Vec::with_capacity(1024);
+    let mut c = Canon(&mut buf);
+    c.field("format", b"bootstrap-input-v1");
+    c.number("contract", u64::from(SANDBOX_CONTRACT_VERSION));
+    c.field("definition", definition.as_bytes());
+    c.field("seed", seed.to_string().as_bytes());
+    c.number("env-count", req.env.len() as u64);
+    for (k, v) in &req.env {
+        c.field("env-key", k.as_bytes());
+        c.field("env-value", v.as_bytes());
+    }
+    c.number("command-count", req.commands.len() as u64);
+    for argv in &req.commands {
+        c.number("arg-count", argv.len() as u64);
+        for arg in argv {
+            c.field("arg", arg.as_bytes());
+        }
+    }
+    c.field("workdir", req.workdir.as_bytes());
+    c.number("output-count", req.outputs.len() as u64);
+    for o in &req.outputs {
+        c.field("output", o.as_bytes());
+    }
+    c.number("needs-count", needs.len() as u64);
+    for (name, digest) in needs {
+        c.field("needs-step", name.as_bytes());
+        c.field("needs-output", digest.to_string().as_bytes());
+    }
+    Blake3(*blake3::hash(&buf).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn normalize_paths() {
+        assert_eq!(normalize("/"), "/");
+        assert_eq!(normalize("/a//b/./c/"), "/a/b/c");
+        assert_eq!(normalize("/a/../../b"), "/b");
+    }
+}

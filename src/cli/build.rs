@@ -1,0 +1,254 @@
+//! `bootstrap build STEP|STAGE [--seed NAME]`: run a target and everything
+//! it needs on one seed with the local backend, reusing cached results; no
+//! comparison between seeds (that is `verify`).
+//!
+//! Steps settle on stderr as they go (`-q` silences them, `-v` also streams
+//! every step's log, each line prefixed with the step's name); stdout gets
+//! the table of outcomes, or the JSON document of docs/json.md.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{Context, write_json};
+use crate::Error;
+use crate::build::{self, Build, BuildError, Events, Outcome, ReadySource, StepFailed, StepsFailed, seed};
+use crate::chain::Chain;
+use crate::exec::local::LocalBackend;
+use crate::fetch;
+use crate::hash::{Blake3, Sha256};
+use crate::plan::Plan;
+use crate::store::{LockMode, Store};
+use crate::store::receipt::RunStatus;
+
+/// Arguments of `build`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The step or stage to build (with everything it needs).
+    pub target: String,
+    /// NAME picks the seed to run on (default: the first declared seed given a location, else the first with a rootfs); NAME=PATH also says where it is; repeatable.
+    #[arg(long = "seed", value_name = "NAME[=PATH]")]
+    pub seeds: Vec<String>,
+}
+
+/// How many lines of a failed step's log the error shows.
+const LOG_TAIL: usize = 15;
+
+/// Progress on stderr, and `-v` log streaming with a per-step line buffer.
+struct Progress {
+    show: bool,
+    stream: bool,
+    partial: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+impl Events for Progress {
+    fn started(&self, step: &str) {
+        if self.show {
+            eprintln!("  running  {step}");
+        }
+    }
+    fn settled(&self, step: &str, outcome: &Outcome) {
+        if self.stream {
+            // The last line of the log may lack a newline.
+            if let Some(rest) = self.partial.lock().ok().and_then(|mut m| m.remove(step)).filter(|r| !r.is_empty()) {
+                eprintln!("[{step}] {}", String::from_utf8_lossy(&rest));
+            }
+        }
+        if self.show {
+            let word = match outcome {
+                Outcome::Built(_) => "built",
+                Outcome::Cached(_) => "cached",
+                Outcome::Failed(_) => "FAILED",
+                Outcome::Blocked(_) => "blocked",
+            };
+            eprintln!("  {word:8} {step}");
+        }
+    }
+    fn log(&self, step: &str, bytes: &[u8]) {
+        if !self.stream {
+            return;
+        }
+        let Ok(mut m) = self.partial.lock() else { return };
+        let buf = m.entry(step.to_string()).or_default();
+        buf.extend_from_slice(bytes);
+        let mut stderr = std::io::stderr().lock();
+        while let Some(n) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=n).collect();
+            let _ = write!(stderr, "[{step}] {}", String::from_utf8_lossy(&line));
+        }
+    }
+}
+
+/// One step in the JSON report (docs/json.md).
+#[derive(Serialize)]
+struct StepReport<'a> {
+    step: &'a str,
+    stage: &'a str,
+    outcome: &'static str,
+    input: Option<Blake3>,
+    output: Option<Blake3>,
+    log: Option<Blake3>,
+    status: Option<&'a RunStatus>,
+    duration_ms: Option<u64>,
+    blocked_by: Vec<String>,
+}
+
+/// The JSON document of `build`.
+#[derive(Serialize)]
+struct Report<'a> {
+    ok: bool,
+    target: &'a str,
+    seed: SeedReport<'a>,
+    steps: Vec<StepReport<'a>>,
+}
+
+#[derive(Serialize)]
+struct SeedReport<'a> {
+    name: &'a str,
+    digest: Blake3,
+    origin: &'a str,
+}
+
+/// Makes every source of the selected steps ready in the store.
+fn sources(cx: &Context, chain: &Chain, selection: &[usize], store: &Store) -> Result<BTreeMap<String, ReadySource>, BuildError> {
+    let wanted = crate::plan::sources_of(chain, selection);
+    let timeout = Duration::from_secs(60);
+    fetch::fetch(chain, &wanted, store, &cx.fetch_options(timeout), &super::fetch::Bars::new(cx))?;
+    let mut ready = BTreeMap::new();
+    for s in wanted {
+        let sha = Sha256::from_hex(&s.sha256).unwrap_or(Sha256([0; 32]));
+        let r = ReadySource::find(store, sha, s.placement).ok_or_else(|| {
+            BuildError::Exec(crate::exec::ExecError::Sandbox(format!("source `{}` is not in the store after fetching", s.name)))
+        })?;
+        ready.insert(s.name.clone(), r);
+    }
+    Ok(ready)
+}
+
+/// The failure diagnostic of a step: what happened and its log's last lines.
+fn failure(chain: &Chain, store: &Store, id: usize, receipt: &crate::store::receipt::Receipt) -> StepFailed {
+    let step = &chain.steps[id];
+    let commands = match &step.command {
+        crate::chain::Command::Run(argvs) => argvs.len(),
+        crate::chain::Command::Script { .. } => 1,
+    };
+    let log_path = store.root().join("logs").join(receipt.log.hex());
+    let text = std::fs::read(&log_path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(LOG_TAIL)..];
+    let help = if tail.is_empty() {
+        format!("the step wrote nothing to its log ({})", log_path.display())
+    } else {
+        let shown: Vec<String> = tail.iter().map(|l| format!("  | {l}")).collect();
+        format!("the last lines of its log:\n{}\nthe whole log: {}", shown.join("\n"), log_path.display())
+    };
+    let file = &chain.files[step.file];
+    StepFailed {
+        step: step.name.clone(),
+        seed: receipt.seed.name.clone(),
+        what: build::describe(&receipt.status, Some(commands)),
+        src: miette::NamedSource::new(&file.path, file.text.clone()),
+        span: step.span.into(),
+        help,
+    }
+}
+
+/// Runs `build`.
+pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
+    let chain = cx.load()?;
+    let plan = Plan::new(&chain);
+    let selection = plan.select(Some(&args.target))?;
+    seed::check_args(&chain, &cx.seeds)?;
+    let seed_id = seed::choose(&chain, &cx.seeds)?;
+    let store = cx.open_store(LockMode::Exclusive)?;
+    let seed = seed::resolve(&chain, seed_id, &cx.seeds, &store, &cx.fetch_options(Duration::from_secs(60)), &super::fetch::Bars::new(cx))?;
+    if seed.skipped > 0 && cx.verbosity > 0 {
+        eprintln!("seed `{}`: {} device file(s), fifo(s) or socket(s) left out (the sandbox has its own /dev)", seed.name, seed.skipped);
+    }
+    let sources = sources(cx, &chain, &selection, &store)?;
+    let helper = std::env::current_exe()
+        .map_err(|e| BuildError::Exec(crate::exec::ExecError::Sandbox(format!("cannot find the running executable: {e}"))))?;
+    let backend = LocalBackend::new(helper);
+    let progress = Progress { show: cx.verbosity >= 0 && !cx.json, stream: cx.verbosity > 0, partial: Mutex::default() };
+    let b = Build { chain: &chain, plan: &plan, store: &store, executor: &backend, seed: &seed, sources, jobs: cx.jobs, events: &progress };
+    let outcomes = b.run(&selection)?;
+
+    let failures: Vec<StepFailed> = outcomes
+        .iter()
+        .filter_map(|(id, o)| match o {
+            Outcome::Failed(r) => Some(failure(&chain, &store, *id, r)),
+            _ => None,
+        })
+        .collect();
+    let blocked: Vec<String> =
+        outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Blocked(_))).map(|(id, _)| chain.steps[*id].name.clone()).collect();
+    if cx.json {
+        let steps = outcomes
+            .iter()
+            .map(|(id, o)| {
+                let step = &chain.steps[*id];
+                let r = o.receipt();
+                StepReport {
+                    step: &step.name,
+                    stage: &chain.stages()[step.stage].name,
+                    outcome: match o {
+                        Outcome::Built(_) => "built",
+                        Outcome::Cached(_) => "cached",
+                        Outcome::Failed(_) => "failed",
+                        Outcome::Blocked(_) => "blocked",
+                    },
+                    input: r.map(|r| r.input),
+                    output: r.and_then(|r| r.output),
+                    log: r.map(|r| r.log),
+                    status: r.map(|r| &r.status),
+                    duration_ms: r.map(|r| r.duration_ms),
+                    blocked_by: if let Outcome::Blocked(by) = o { by.clone() } else { Vec::new() },
+                }
+            })
+            .collect();
+        let report = Report {
+            ok: failures.is_empty(),
+            target: &args.target,
+            seed: SeedReport { name: &seed.name, digest: seed.digest, origin: &seed.origin },
+            steps,
+        };
+        write_json(out, &report)?;
+    } else if cx.verbosity >= 0 {
+        write_table(&chain, &seed, &outcomes, out).map_err(Error::Output)?;
+    }
+    if failures.is_empty() { Ok(()) } else { Err(BuildError::Failed(StepsFailed { failures, blocked }).into()) }
+}
+
+fn write_table(chain: &Chain, seed: &build::SeedRoot, outcomes: &[(usize, Outcome)], out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "seed `{}` ({}), from {}", seed.name, seed.digest, seed.origin)?;
+    let w = outcomes.iter().map(|(id, _)| chain.steps[*id].name.len()).max().unwrap_or(4);
+    let mut counts = [0usize; 4];
+    for (id, o) in outcomes {
+        let step = &chain.steps[*id];
+        let stage = &chain.stages()[step.stage].name;
+        let (k, word, detail) = match o {
+            Outcome::Built(r) => (0, "built", format!("{}  {:.1}s", short(r.output), r.duration_ms as f64 / 1000.0)),
+            Outcome::Cached(r) => (1, "cached", short(r.output)),
+            Outcome::Failed(r) => (2, "failed", build::describe(&r.status, None)),
+            Outcome::Blocked(by) => (3, "blocked", format!("needs {}", by.join(", "))),
+        };
+        counts[k] += 1;
+        writeln!(out, "  {word:8} {:<w$}  {stage:8} {detail}", step.name)?;
+    }
+    writeln!(
+        out,
+        "{} step(s): {} built, {} from cache, {} failed, {} blocked",
+        outcomes.len(),
+        counts[0],
+        counts[1],
+        counts[2],
+        counts[3]
+    )
+}
+
+fn short(d: Option<Blake3>) -> String {
+    d.map_or_else(String::new, |d| format!("blake3:{}…", d.short()))
+}
