@@ -204,3 +204,15 @@ pub fn chain(dir: &Path, sources: &[Src]) {
     .unwrap();
 }
 
+
+/// The two test seeds (busybox, debian), built once per test process by
+/// tests/seeds/build.sh and cached across runs under target/test-seeds.
+pub fn seeds() -> &'static Path {
+    static SEEDS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    SEEDS.get_or_init(|| {
+        let out = root().join("target/test-seeds");
+        let ok = Command::new(root().join("tests/seeds/build.sh")).arg(&out).status().expect("run tests/seeds/build.sh");
+        assert!(ok.success(), "tests/seeds/build.sh failed");
+        out
+    })
+}

@@ -1,0 +1,259 @@
+//! The backend conformance suite (DESIGN §3): written once, run against
+//! every backend on every test seed. A backend's test file instantiates it
+//! with [`conformance_suite!`], giving a module name and an expression that
+//! makes a [`Fixture`].
+//!
+//! The steps only use what both seeds have (a POSIX shell, coreutils-like
+//! tools); where they differ (busybox's wget, Debian's bash) the script
+//! picks what is there.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bootstrap::exec::{Executor, NoEcho, SourceInput, Status, StepRequest, StepResult};
+use bootstrap::store::{LockMode, Store, Wait};
+
+/// One backend on one seed, with a store of its own.
+pub struct Fixture {
+    _tmp: tempfile::TempDir,
+    pub store: Store,
+    pub backend: Box<dyn Executor>,
+    pub seed: PathBuf,
+}
+
+impl Fixture {
+    pub fn new(backend: Box<dyn Executor>, seed: PathBuf) -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("state"), LockMode::Exclusive, Wait::Block, &|_| {}).unwrap();
+        Fixture { _tmp: tmp, store, backend, seed }
+    }
+
+    pub fn run(&self, req: &StepRequest) -> StepResult {
+        self.backend.run(req, &self.store, &NoEcho).unwrap()
+    }
+
+    pub fn layer(&self, r: &StepResult) -> PathBuf {
+        let (digest, _) = r.layer.as_ref().unwrap_or_else(|| panic!("no layer: {:?} log: {}", r.status, self.log(r)));
+        self.store.layer_path(digest)
+    }
+
+    pub fn log(&self, r: &StepResult) -> String {
+        fs::read_to_string(self.store.root().join("logs").join(r.log.hex())).unwrap_or_default()
+    }
+
+    /// A `/bin/sh -e -c SCRIPT` step on the seed, capturing `/out`.
+    pub fn sh(&self, script: &str) -> StepRequest {
+        StepRequest {
+            seed_root: Some(self.seed.clone()),
+            sources: Vec::new(),
+            layers: Vec::new(),
+            commands: vec![vec!["/bin/sh".into(), "-e".into(), "-c".into(), script.into()]],
+            env: env(),
+            workdir: "/".into(),
+            outputs: vec!["/out".into()],
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The environment of DESIGN §3 with no step env.
+pub fn env() -> BTreeMap<String, String> {
+    [("HOME", "/homeless"), ("LC_ALL", "C"), ("PATH", "/usr/bin:/bin:/usr/sbin:/sbin"), ("SOURCE_DATE_EPOCH", "0"), ("TZ", "UTC")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Generates one `#[test]` per conformance check in module `$name`, each
+/// on a fresh fixture made by `$make`.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn environment_hostname_umask_and_uid_are_as_specified() {
+                conformance::environment(&$make);
+            }
+            #[test]
+            fn no_network_and_no_host_paths() {
+                conformance::isolation(&$make);
+            }
+            #[test]
+            fn timeout_kills_the_step_and_its_children() {
+                conformance::timeout(&$make);
+            }
+            #[test]
+            fn failures_and_bad_outputs() {
+                conformance::failures(&$make);
+            }
+            #[test]
+            fn mount_points_never_follow_a_roots_symlinks() {
+                conformance::mount_points(&$make);
+            }
+            #[test]
+            fn only_declared_outputs_survive_and_scratch_sees_only_its_inputs() {
+                conformance::survivors_and_scratch(&$make);
+            }
+        }
+    };
+}
+
+pub fn environment(f: &Fixture) {
+    // Set in the engine's (this process's) environment: must not leak in.
+    // SAFETY (test): no other thread of this test reads the environment now.
+    unsafe { std::env::set_var("BOOTSTRAP_LEAK_CHECK", "leaked") };
+    let r = f.run(&f.sh(
+        "mkdir /out; env | sort > /out/env; cat /proc/sys/kernel/hostname > /out/host; id -u > /out/uid; id -g >> /out/uid; umask > /out/umask; echo hi > /out/x",
+    ));
+    assert_eq!(r.status, Status::Succeeded, "{}", f.log(&r));
+    let layer = f.layer(&r);
+    assert_eq!(fs::read_to_string(layer.join("out/x")).unwrap(), "hi\n");
+    assert_eq!(fs::read_to_string(layer.join("out/host")).unwrap(), "bootstrap\n");
+    assert_eq!(fs::read_to_string(layer.join("out/uid")).unwrap(), "0\n0\n");
+    assert_eq!(fs::read_to_string(layer.join("out/umask")).unwrap().trim(), "0022");
+    let env = fs::read_to_string(layer.join("out/env")).unwrap();
+    // The shell adds PWD (and, some shells, SHLVL or OLDPWD) of its own; nothing else may appear.
+    let names: Vec<&str> =
+        env.lines().map(|l| l.split('=').next().unwrap()).filter(|n| !matches!(*n, "PWD" | "SHLVL" | "OLDPWD")).collect();
+    assert_eq!(names, ["HOME", "LC_ALL", "PATH", "SOURCE_DATE_EPOCH", "TZ"], "{env}");
+    assert!(env.contains("PATH=/usr/bin:/bin:/usr/sbin:/sbin\n") && env.contains("HOME=/homeless\n"), "{env}");
+}
+
+pub fn isolation(f: &Fixture) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let script = format!(
+        "mkdir /out
+         if command -v wget >/dev/null; then
+             if wget -q -T 2 -O /out/got http://127.0.0.1:{port}/; then echo reached > /out/net; else echo blocked > /out/net; fi
+         elif command -v bash >/dev/null; then
+             if bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}'; then echo reached > /out/net; else echo blocked > /out/net; fi
+         else
+             echo 'no probe: neither wget nor bash' > /out/net
+         fi
+         for p in {} {} /root/.cargo /work; do if [ -e \"$p\" ]; then echo \"$p\" >> /out/seen; fi; done; touch /out/seen",
+        f.store.root().display(),
+        crate::common::root().display()
+    );
+    let r = f.run(&f.sh(&script));
+    assert_eq!(r.status, Status::Succeeded, "{}", f.log(&r));
+    let layer = f.layer(&r);
+    assert_eq!(fs::read_to_string(layer.join("out/net")).unwrap(), "blocked\n");
+    assert!(listener.accept().is_err(), "a connection reached the host");
+    assert_eq!(fs::read_to_string(layer.join("out/seen")).unwrap(), "", "host paths visible");
+}
+
+pub fn timeout(f: &Fixture) {
+    // Distinct numbers per seed: tests of both seeds run at once.
+    let n = 4000 + (f.seed.to_string_lossy().len() % 1000);
+    let mut req = f.sh(&format!("sleep {n}1 & sleep {n}2"));
+    req.timeout = Duration::from_secs(1);
+    let r = f.run(&req);
+    assert_eq!(r.status, Status::TimedOut);
+    assert!(r.duration < Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(!ps.lines().any(|l| l.starts_with(&format!("sleep {n}"))), "left running:\n{ps}");
+}
+
+pub fn failures(f: &Fixture) {
+    let r = f.run(&f.sh("echo about to fail; exit 7"));
+    assert_eq!(r.status, Status::Exited { index: 0, code: 7 });
+    assert!(f.log(&r).contains("about to fail"));
+    assert!(r.layer.is_none());
+
+    let r = f.run(&f.sh("mkdir /elsewhere"));
+    assert!(matches!(&r.status, Status::BadOutput { path, reason } if path == "/out" && reason.contains("does not exist")), "{:?}", r.status);
+
+    let r = f.run(&f.sh("mkfifo /out"));
+    assert!(matches!(&r.status, Status::BadOutput { reason, .. } if reason.contains("not a regular file")), "{:?}", r.status);
+
+    // A symlink out of the root is stored as a link, never followed.
+    let r = f.run(&f.sh("mkdir /out; ln -s /etc/passwd /out/pw; ln -s ../../../../.. /out/up"));
+    assert_eq!(r.status, Status::Succeeded, "{}", f.log(&r));
+    let layer = f.layer(&r);
+    assert_eq!(fs::read_link(layer.join("out/pw")).unwrap(), Path::new("/etc/passwd"));
+    assert!(fs::symlink_metadata(layer.join("out/up")).unwrap().is_symlink());
+
+    // An output reached through a symlink the step made is refused.
+    let mut req = f.sh("ln -s /etc /out");
+    req.outputs = vec!["/out/passwd".into()];
+    let r = f.run(&req);
+    assert!(matches!(&r.status, Status::BadOutput { reason, .. } if reason.contains("symlink")), "{:?}", r.status);
+}
+
+pub fn survivors_and_scratch(f: &Fixture) {
+    let r = f.run(&f.sh("mkdir /out /junk; echo x > /junk/x; echo y > /out/y; echo z > /tmp/z"));
+    let layer = f.layer(&r);
+    let entries: Vec<_> = fs::read_dir(&layer).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(entries, ["out"]);
+    // Nor does anything reach the next step's root.
+    let r = f.run(&f.sh("mkdir /out; ls /junk /tmp/z > /out/ls 2>&1 || true"));
+    let ls = fs::read_to_string(f.layer(&r).join("out/ls")).unwrap();
+    assert!(!ls.contains("/tmp/z\n") && !ls.lines().any(|l| l == "x"), "{ls}");
+
+    // A layer holding a static busybox, and a need of a scratch-root step
+    // (the busybox seed's binary, whatever seed this suite runs on).
+    let tools = tempfile::tempdir().unwrap();
+    fs::create_dir_all(tools.path().join("out/bin")).unwrap();
+    fs::copy(crate::common::seeds().join("busybox/bin/busybox"), tools.path().join("out/bin/busybox")).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("hello.txt"), "hello\n").unwrap();
+    let req = StepRequest {
+        seed_root: None,
+        sources: vec![("greeting".into(), SourceInput::Tree(src.path().to_path_buf()))],
+        layers: vec![tools.path().to_path_buf()],
+        commands: vec![vec![
+            "/out/bin/busybox".into(),
+            "sh".into(),
+            "-c".into(),
+            "/out/bin/busybox mkdir /r; /out/bin/busybox ls -a / > /r/root; /out/bin/busybox cat /src/greeting/hello.txt > /r/src".into(),
+        ]],
+        env: env(),
+        workdir: "/".into(),
+        outputs: vec!["/r".into()],
+        timeout: Duration::from_secs(60),
+    };
+    let r = f.run(&req);
+    assert_eq!(r.status, Status::Succeeded, "{}", f.log(&r));
+    let layer = f.layer(&r);
+    assert_eq!(fs::read_to_string(layer.join("r/src")).unwrap(), "hello\n");
+    let root: Vec<String> = fs::read_to_string(layer.join("r/root")).unwrap().lines().map(str::to_string).collect();
+    assert_eq!(root, [".", "..", "dev", "out", "proc", "r", "src", "tmp"]);
+}
+
+pub fn mount_points(f: &Fixture) {
+    // A need whose layer puts symlinks to host directories where the
+    // sandbox mounts /tmp, /proc and /src: the mounts must replace them,
+    // and nothing may be created or mounted on the host through them.
+    let host = tempfile::tempdir().unwrap();
+    for d in ["tmp", "proc", "src"] {
+        fs::create_dir(host.path().join(d)).unwrap();
+    }
+    let evil = tempfile::tempdir().unwrap();
+    for d in ["tmp", "proc", "src"] {
+        std::os::unix::fs::symlink(host.path().join(d), evil.path().join(d)).unwrap();
+    }
+    let file = tempfile::NamedTempFile::new().unwrap();
+    fs::write(file.path(), "a file source\n").unwrap();
+    let mut req = f.sh("mkdir /out; cat /src/notes > /out/notes; ls /tmp > /out/tmp; test -e /proc/self/status && echo proc > /out/proc");
+    req.layers = vec![evil.path().to_path_buf()];
+    req.sources = vec![("notes".into(), SourceInput::File(file.path().to_path_buf()))];
+    let r = f.run(&req);
+    assert_eq!(r.status, Status::Succeeded, "{}", f.log(&r));
+    let layer = f.layer(&r);
+    assert_eq!(fs::read_to_string(layer.join("out/notes")).unwrap(), "a file source\n");
+    assert_eq!(fs::read_to_string(layer.join("out/tmp")).unwrap(), "");
+    assert_eq!(fs::read_to_string(layer.join("out/proc")).unwrap(), "proc\n");
+    for d in ["tmp", "proc", "src"] {
+        let left: Vec<_> = fs::read_dir(host.path().join(d)).unwrap().collect();
+        assert!(left.is_empty(), "the host's {d} was written through a symlink");
+    }
+}
