@@ -273,7 +273,18 @@ impl Build<'_> {
         let layers = needs.iter().map(|(_, d)| self.store.layer_path(d)).collect();
         let req: StepRequest = request::request(chain, id, &self.seed.root, sources, layers);
         let named: Vec<(&str, Blake3)> = needs.iter().map(|(j, d)| (chain.steps[*j].name.as_str(), *d)).collect();
-        let input = request::input_digest(&self.plan.digests[id], &self.seed.digest, &req, &named);
+        let mut keyed: Vec<(&str, String, String)> =
+            source_refs.iter().map(|r| (r.name.as_str(), r.sha256.to_string(), r.placement.clone())).collect();
+        keyed.sort();
+        let key = request::InputKey {
+            arch: &chain.decl.arch,
+            name: &step.name,
+            root: step.root.as_str(),
+            seed: &self.seed.digest,
+            sources: &keyed,
+            needs: &named,
+        };
+        let input = request::input_digest(&key, &req);
         if let Some(r) = self.store.read_receipt(&step.name, &self.seed.name, &input)
             && r.status == RunStatus::Succeeded
             && r.output.is_some_and(|o| self.store.layer_path(&o).is_dir())
@@ -323,12 +334,23 @@ impl Build<'_> {
     }
 }
 
-/// Says what a run did, for messages: `command 2 of 3 exited with code 1`
-/// (`of 3` when the number of commands is given).
-pub fn describe(status: &RunStatus, commands: Option<usize>) -> String {
+/// What a step runs, for [`describe`].
+#[derive(Debug, Clone, Copy)]
+pub enum Commands {
+    /// A script.
+    Script,
+    /// This many `run` lines.
+    Run(usize),
+    /// Not known here.
+    Unknown,
+}
+
+/// Says what a run did, for messages: `command 2 of 3 exited with code 1`.
+pub fn describe(status: &RunStatus, commands: Commands) -> String {
     let which = |c: usize| match commands {
-        Some(n) => format!("command {} of {n}", c + 1),
-        None => format!("command {}", c + 1),
+        Commands::Script => "its script".to_string(),
+        Commands::Run(n) => format!("command {} of {n}", c + 1),
+        Commands::Unknown => format!("command {}", c + 1),
     };
     match status {
         RunStatus::Succeeded => "succeeded".into(),

@@ -18,16 +18,22 @@
 //! |---|---|
 //! | `format` | `bootstrap-input-v1` |
 //! | `contract` | the sandbox contract version, decimal |
-//! | `definition` | the step's definition digest string (root kind, sources' sha256 and unpacking, argv or script, env and outputs as written) |
+//! | `arch` | the chain's arch |
+//! | `name` | the step's name |
+//! | `root` | `scratch` or `seed` |
 //! | `seed` | the seed's tree digest string |
+//! | `source-count`, then per source `source-name`, `source-sha256`, `source-placement` | sorted by name; placement is `file` or `unpack:<strip-components>` |
 //! | `env-count`, then `env-key` and `env-value` per variable | the whole environment, sorted |
 //! | `command-count`, then per command `arg-count` and one `arg` per argument | the argvs run |
 //! | `workdir` | the resolved working directory |
 //! | `output-count`, then one `output` per path | resolved absolute outputs, sorted |
 //! | `needs-count`, then per need `needs-step` and `needs-output` | the needs' names and output tree digests on this seed, in the order written |
 //!
-//! The seed's *name* is not in it (the same root under two names is the
-//! same input); the timeout is not either (it does not change the bytes).
+//! The needs enter by their output tree digests only, not by their
+//! definitions: a need that changed but gave the same bytes does not make
+//! this step run again. The seed's *name* is not in it (the same root under
+//! two names is the same input); the timeout is not either (it does not
+//! change the bytes).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -114,15 +120,39 @@ pub fn request(
     }
 }
 
-/// The input digest of a request (see the module doc). `needs` are the
-/// needs' names and output tree digests, in the order written.
-pub fn input_digest(definition: &str, seed: &Blake3, req: &StepRequest, needs: &[(&str, Blake3)]) -> Blake3 {
+/// What identifies a step's inputs besides its request: see the module doc.
+#[derive(Debug, Clone, Copy)]
+pub struct InputKey<'a> {
+    /// The chain's arch.
+    pub arch: &'a str,
+    /// The step's name.
+    pub name: &'a str,
+    /// `scratch` or `seed`.
+    pub root: &'a str,
+    /// The seed's tree digest.
+    pub seed: &'a Blake3,
+    /// Per source, sorted by name: name, sha256 string, placement.
+    pub sources: &'a [(&'a str, String, String)],
+    /// The needs' names and output tree digests, in the order written.
+    pub needs: &'a [(&'a str, Blake3)],
+}
+
+/// The input digest of a request (see the module doc).
+pub fn input_digest(key: &InputKey<'_>, req: &StepRequest) -> Blake3 {
     let mut buf = Vec::with_capacity(1024);
     let mut c = Canon(&mut buf);
     c.field("format", b"bootstrap-input-v1");
     c.number("contract", u64::from(SANDBOX_CONTRACT_VERSION));
-    c.field("definition", definition.as_bytes());
-    c.field("seed", seed.to_string().as_bytes());
+    c.field("arch", key.arch.as_bytes());
+    c.field("name", key.name.as_bytes());
+    c.field("root", key.root.as_bytes());
+    c.field("seed", key.seed.to_string().as_bytes());
+    c.number("source-count", key.sources.len() as u64);
+    for (name, sha, placement) in key.sources {
+        c.field("source-name", name.as_bytes());
+        c.field("source-sha256", sha.as_bytes());
+        c.field("source-placement", placement.as_bytes());
+    }
     c.number("env-count", req.env.len() as u64);
     for (k, v) in &req.env {
         c.field("env-key", k.as_bytes());
@@ -140,8 +170,8 @@ pub fn input_digest(definition: &str, seed: &Blake3, req: &StepRequest, needs: &
     for o in &req.outputs {
         c.field("output", o.as_bytes());
     }
-    c.number("needs-count", needs.len() as u64);
-    for (name, digest) in needs {
+    c.number("needs-count", key.needs.len() as u64);
+    for (name, digest) in key.needs {
         c.field("needs-step", name.as_bytes());
         c.field("needs-output", digest.to_string().as_bytes());
     }

@@ -132,8 +132,8 @@ fn sources(cx: &Context, chain: &Chain, selection: &[usize], store: &Store) -> R
 fn failure(chain: &Chain, store: &Store, id: usize, receipt: &crate::store::receipt::Receipt) -> StepFailed {
     let step = &chain.steps[id];
     let commands = match &step.command {
-        crate::chain::Command::Run(argvs) => argvs.len(),
-        crate::chain::Command::Script { .. } => 1,
+        crate::chain::Command::Run(argvs) => build::Commands::Run(argvs.len()),
+        crate::chain::Command::Script { .. } => build::Commands::Script,
     };
     let log_path = store.root().join("logs").join(receipt.log.hex());
     let text = std::fs::read(&log_path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
@@ -149,7 +149,7 @@ fn failure(chain: &Chain, store: &Store, id: usize, receipt: &crate::store::rece
     StepFailed {
         step: step.name.clone(),
         seed: receipt.seed.name.clone(),
-        what: build::describe(&receipt.status, Some(commands)),
+        what: build::describe(&receipt.status, commands),
         src: miette::NamedSource::new(&file.path, file.text.clone()),
         span: step.span.into(),
         help,
@@ -232,7 +232,7 @@ fn write_table(chain: &Chain, seed: &build::SeedRoot, outcomes: &[(usize, Outcom
         let (k, word, detail) = match o {
             Outcome::Built(r) => (0, "built", format!("{}  {:.1}s", short(r.output), r.duration_ms as f64 / 1000.0)),
             Outcome::Cached(r) => (1, "cached", short(r.output)),
-            Outcome::Failed(r) => (2, "failed", build::describe(&r.status, None)),
+            Outcome::Failed(r) => (2, "failed", build::describe(&r.status, build::Commands::Unknown)),
             Outcome::Blocked(by) => (3, "blocked", format!("needs {}", by.join(", "))),
         };
         counts[k] += 1;

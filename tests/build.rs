@@ -1,0 +1,226 @@
+//! `bootstrap build` on the mini fixture chain (tests/fixtures/mini): real
+//! programs assembled from commented hex on both test seeds, the cache,
+//! failures, and seeds given as directories or tarballs.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{Run, run_in, seeds};
+
+fn mini() -> PathBuf {
+    common::fixture("mini")
+}
+
+/// `bootstrap -C CHAIN --distfiles … --offline --seed busybox=… --seed debian=… ARGS`.
+fn build(chain: &Path, state: &Path, args: &[&str]) -> Run {
+    let distfiles = mini().join("distfiles");
+    let busybox = format!("busybox={}", seeds().join("busybox").display());
+    let debian = format!("debian={}", seeds().join("debian").display());
+    let mut all: Vec<&str> = vec!["-C", chain.to_str().unwrap(), "--distfiles", distfiles.to_str().unwrap(), "--offline"];
+    all.extend(["--seed", &busybox, "--seed", &debian]);
+    all.extend(args);
+    run_in(chain, state, &all)
+}
+
+fn json(r: &Run) -> serde_json::Value {
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: stdout {} stderr {}", r.stdout, r.stderr))
+}
+
+/// step → (outcome, output digest)
+fn outcomes(v: &serde_json::Value) -> BTreeMap<String, (String, String)> {
+    v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["step"].as_str().unwrap().to_string(),
+                (s["outcome"].as_str().unwrap().to_string(), s["output"].as_str().unwrap_or("").to_string()),
+            )
+        })
+        .collect()
+}
+
+fn layer(state: &Path, digest: &str) -> PathBuf {
+    state.join("layers").join(digest.strip_prefix("blake3:").unwrap())
+}
+
+#[test]
+fn the_mini_chain_builds_on_both_seeds_to_the_same_bytes_and_then_comes_from_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let mut per_seed = Vec::new();
+    for seed in ["busybox", "debian"] {
+        let r = build(&mini(), &state, &["--json", "build", "stage2", "--seed", seed]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let v = json(&r);
+        assert_eq!(v["seed"]["name"], seed);
+        let o = outcomes(&v);
+        assert_eq!(o.len(), 8);
+        assert!(o.values().all(|(what, _)| what == "built"), "{o:?}");
+        per_seed.push(o);
+    }
+    assert_eq!(per_seed[0], per_seed[1], "the seeds gave different outputs");
+
+    // Every output, checked: the pinned ones by the receipts' sha256, the
+    // rest by content.
+    let o = &per_seed[0];
+    let read = |step: &str, path: &str| fs::read(layer(&state, &o[step].1).join(path)).unwrap();
+    assert_eq!(read("hello-run", "out/hello.txt"), b"hello from hex0\n");
+    assert_eq!(read("greet-scratch", "out/greeting-a"), b"hello from hex0\n");
+    assert_eq!(read("greet-scratch", "out/greeting-b"), b"hello from hex0\n");
+    assert_eq!(read("check-bundle", "dist/HELLO.txt"), b"HELLO FROM HEX0\n");
+    let counts = String::from_utf8(read("word-count", "out/counts.txt")).unwrap();
+    assert!(counts.starts_with("a 4\nand 1\nare 1\n") && counts.contains("\nthe 6\n"), "{counts}");
+    assert_eq!(String::from_utf8(read("shout", "out/COUNTS.txt")).unwrap(), counts.to_uppercase());
+    let sums = String::from_utf8(read("bundle", "dist/SHA256SUMS")).unwrap();
+    assert!(sums.contains(&format!("{}  hello.txt\n", common::sha(b"hello from hex0\n"))), "{sums}");
+    let hello = read("hex0", "out/bin/hello");
+    assert_eq!(&hello[..4], b"\x7fELF");
+    assert_eq!(common::sha(&hello), "56b0b9b3b389735f196c9acdc890414ab07c00c141bdf7b8a836c238dd06eb02");
+    assert_eq!(common::sha(&read("assemble-upper", "out/bin/upper")), "11f09c3da7c0f0dc05f6fa2b0fb532a279362bcf95b291f124bc271441eb0c29");
+
+    // A receipt per step and seed, with the seed's identity and per-file hashes.
+    let receipts = state.join("receipts/steps/hello-run/debian");
+    let files: Vec<_> = fs::read_dir(&receipts).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    let receipt: serde_json::Value = serde_json::from_slice(&fs::read(files[0].as_ref().unwrap().path()).unwrap()).unwrap();
+    assert_eq!(receipt["status"]["kind"], "succeeded");
+    assert_eq!(receipt["backend"], "local");
+    assert_eq!(receipt["needs"][0]["step"], "hex0");
+    let hello_txt = receipt["files"].as_array().unwrap().iter().find(|f| f["path"] == "out/hello.txt").unwrap();
+    assert_eq!(hello_txt["sha256"], format!("sha256:{}", common::sha(b"hello from hex0\n")));
+
+    // Again: nothing runs. After gc too (receipts keep their objects).
+    let r = build(&mini(), &state, &["--json", "build", "stage2", "--seed", "debian"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(outcomes(&json(&r)).values().all(|(what, _)| what == "cached"));
+    let gc = build(&mini(), &state, &["store", "gc"]);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    let r = build(&mini(), &state, &["--json", "build", "stage2", "--seed", "busybox"]);
+    assert!(outcomes(&json(&r)).values().all(|(what, _)| what == "cached"), "{}", r.stdout);
+    let verify = build(&mini(), &state, &["store", "verify"]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+}
+
+#[test]
+fn a_changed_step_runs_again_with_what_needs_it_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = tmp.path().join("mini");
+    common::copy_tree(&mini(), &chain);
+    let state = tmp.path().join("state");
+    let r = build(&chain, &state, &["-q", "build", "stage2", "--seed", "busybox"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let file = chain.join("stage1/programs.kdl");
+    let text = fs::read_to_string(&file).unwrap();
+    fs::write(&file, text.replace("> /out/COUNTS.txt\"", "> /out/COUNTS.txt; echo changed\"")).unwrap();
+    let r = build(&chain, &state, &["--json", "build", "stage2", "--seed", "busybox"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let o = outcomes(&json(&r));
+    let built: Vec<&str> = o.iter().filter(|(_, (w, _))| w == "built").map(|(s, _)| s.as_str()).collect();
+    // shout's output bytes did not change, so what needs it is cached again.
+    assert_eq!(built, ["shout"], "{o:?}");
+}
+
+#[test]
+fn a_failing_step_exits_4_shows_its_log_and_blocks_only_what_needs_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = tmp.path().join("mini");
+    common::copy_tree(&mini(), &chain);
+    let file = chain.join("stage0/words.kdl");
+    let text = fs::read_to_string(&file).unwrap();
+    fs::write(&file, text.replace("mkdir -p /out\n", "mkdir -p /out\n        echo \"counting $MIN_LENGTH\"\n        echo 'no dictionary here' >&2\n        exit 3\n")).unwrap();
+    let state = tmp.path().join("state");
+    let r = build(&chain, &state, &["-q", "build", "stage2", "--seed", "busybox"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let shown = r.stderr.replace(&state.display().to_string(), "[STATE]");
+    let shown = regex_free_log_digest(&shown);
+    insta::assert_snapshot!("failed_step", shown);
+
+    let r = build(&chain, &state, &["--json", "build", "stage2", "--seed", "busybox"]);
+    assert_eq!(r.code, 4);
+    let v = json(&r);
+    assert_eq!(v["ok"], false);
+    let o = outcomes(&v);
+    let by = |w: &str| o.iter().filter(|(_, (x, _))| x == w).map(|(s, _)| s.as_str()).collect::<Vec<_>>();
+    assert_eq!(by("failed"), ["word-count"]);
+    assert_eq!(by("blocked"), ["bundle", "check-bundle", "shout"]);
+    assert_eq!(by("cached").len(), 4, "{o:?}");
+}
+
+/// Replaces the log file's digest (it depends on nothing but the log, but
+/// keeps the snapshot readable) with `[LOG]`.
+fn regex_free_log_digest(s: &str) -> String {
+    let mut out = String::new();
+    for line in s.split_inclusive('\n') {
+        match line.find("[STATE]/logs/") {
+            Some(i) => {
+                let end = i + "[STATE]/logs/".len();
+                let rest = &line[end..];
+                let hex_len = rest.chars().take_while(char::is_ascii_hexdigit).count();
+                out.push_str(&line[..end]);
+                out.push_str("[LOG]");
+                out.push_str(&rest[hex_len..]);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+#[test]
+fn verbose_streams_the_log_of_each_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = build(&mini(), &tmp.path().join("state"), &["-v", "build", "check-bundle", "--seed", "debian"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("[check-bundle] hello.txt: OK\n"), "{}", r.stderr);
+}
+
+#[test]
+fn a_seed_tarball_is_the_same_seed_as_its_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let dir = build(&mini(), &state, &["--json", "build", "hello-run", "--seed", "busybox"]);
+    assert_eq!(dir.code, 0, "{}", dir.stderr);
+    let tar = format!("busybox={}", seeds().join("busybox.tar").display());
+    let chain = mini();
+    let from_tar = run_in(
+        &chain,
+        &state,
+        &["-C", chain.to_str().unwrap(), "--distfiles", chain.join("distfiles").to_str().unwrap(), "--json", "build", "hello-run", "--seed", &tar],
+    );
+    assert_eq!(from_tar.code, 0, "{}", from_tar.stderr);
+    let (a, b) = (json(&dir), json(&from_tar));
+    assert_eq!(a["seed"]["digest"], b["seed"]["digest"]);
+    assert!(outcomes(&b).values().all(|(w, _)| w == "cached"), "{}", from_tar.stdout);
+
+    // The debian tarball holds device files: left out, like in the directory.
+    let tar = format!("debian={}", seeds().join("debian.tar").display());
+    let deb = run_in(&chain, &state, &["-C", chain.to_str().unwrap(), "--offline", "--distfiles", chain.join("distfiles").to_str().unwrap(), "--json", "build", "hello-run", "--seed", &tar]);
+    assert_eq!(deb.code, 0, "{}", deb.stderr);
+    let deb_dir = build(&mini(), &state, &["--json", "build", "hello-run", "--seed", "debian"]);
+    assert_eq!(json(&deb)["seed"]["digest"], json(&deb_dir)["seed"]["digest"]);
+}
+
+#[test]
+fn seed_errors_name_the_seed_and_exit_as_documented() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let chain = mini();
+    let c = chain.to_str().unwrap();
+    let r = run_in(&chain, &state, &["-C", c, "build", "stage0", "--seed", "busybx=/nonexistent"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no seed `busybx`") && r.stderr.contains("busybox"), "{}", r.stderr);
+    let r = run_in(&chain, &state, &["-C", c, "build", "stage0"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("no seed is available"), "{}", r.stderr);
+    let r = run_in(&chain, &state, &["-C", c, "build", "stage0", "--seed", "debian"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("chain/chain.kdl:13:6") && r.stderr.contains("--seed debian=DIR"), "{}", r.stderr);
+    let r = run_in(&chain, &state, &["-C", c, "build", "stage0", "--seed", "debian=/nonexistent/rootfs"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("/nonexistent/rootfs"), "{}", r.stderr);
+}
