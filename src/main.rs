@@ -115,13 +115,10 @@ impl<W: Write> Write for Tracked<W> {
 }
 
 fn main() -> ExitCode {
-    // The local backend's sandbox processes: hidden entry points, not commands.
+    // The local backend's sandbox process: a hidden entry point, not a command.
     let args: Vec<String> = std::env::args().collect();
     if args.len() == 3 && args[1] == bootstrap::exec::sandbox::HELPER_ARG {
         return ExitCode::from(bootstrap::exec::sandbox::helper_main(&args[2]).clamp(0, 255) as u8);
-    }
-    if args.len() == 3 && args[1] == bootstrap::exec::sandbox::INIT_ARG {
-        return ExitCode::from(bootstrap::exec::sandbox::init_main(&args[2]).clamp(0, 255) as u8);
     }
     let cli = Cli::parse();
     let stdout = std::io::stdout();

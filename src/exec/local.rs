@@ -108,14 +108,14 @@ impl Executor for LocalBackend {
             .spawn()
             .map_err(|e| sandbox_err(&format!("start {}", self.helper.display()), e))?;
         let mut reader = File::open(&log_path).ok();
+        // A pidfd becomes readable when the helper exits: no polling delay.
+        let pidfd = rustix::process::pidfd_open(rustix::process::Pid::from_child(&child), rustix::process::PidfdFlags::empty())
+            .map_err(|e| sandbox_err("pidfd_open", e))?;
         let mut timed_out = false;
-        let mut pause = Duration::from_millis(1);
         loop {
             follow(&mut reader, echo);
-            if child.try_wait().map_err(|e| sandbox_err("wait", e))?.is_some() {
-                break;
-            }
-            if started.elapsed() >= req.timeout {
+            let left = req.timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
                 // Killing the helper kills pid 1 (PDEATHSIG) and with it every
                 // process of the step's pid namespace.
                 let _ = child.kill();
@@ -123,8 +123,18 @@ impl Executor for LocalBackend {
                 timed_out = true;
                 break;
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(20));
+            // Wake at least every 50 ms to pass the log on.
+            let nap = left.min(Duration::from_millis(50));
+            let ts = rustix::event::Timespec { tv_sec: nap.as_secs() as _, tv_nsec: nap.subsec_nanos() as _ };
+            let mut fds = [rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN)];
+            match rustix::event::poll(&mut fds, Some(&ts)) {
+                Ok(0) | Err(rustix::io::Errno::INTR) => {}
+                Ok(_) => {
+                    child.wait().map_err(|e| sandbox_err("wait", e))?;
+                    break;
+                }
+                Err(e) => return Err(sandbox_err("poll", e)),
+            }
         }
         let duration = started.elapsed();
         follow(&mut reader, echo);

@@ -1,13 +1,14 @@
 //! The sandbox side of the local backend. The engine re-executes the
-//! `bootstrap` binary twice over (two hidden entry points, never parsed by
-//! clap), so all namespace work happens in fresh single-threaded processes:
+//! `bootstrap` binary (a hidden entry point, never parsed by clap), so all
+//! namespace work happens in a fresh single-threaded process:
 //!
 //! 1. `bootstrap __sandbox SPEC` unshares the mount, pid, network, uts and
 //!    ipc namespaces (and a user namespace mapping itself to uid/gid 0 when
-//!    not root), sets the hostname, and starts step 2 as pid 1 of the new pid
+//!    not root), sets the hostname, and forks step 2 as pid 1 of the new pid
 //!    namespace, which dies with it (`PR_SET_PDEATHSIG`): killing this
-//!    process kills everything the step started.
-//! 2. `bootstrap __sandbox-init SPEC` (pid 1) mounts the root union on a host
+//!    process kills everything the step started. (A fork, not an exec: the
+//!    helper is single-threaded, and an exec per step is measurable.)
+//! 2. pid 1 mounts the root union on a host
 //!    directory: an overlay of the needs' layers over the seed (or an empty
 //!    directory), one overlay per unpacked source at `/src/<name>` (the needs'
 //!    `src/<name>` over the source layer), read-only file binds for file
@@ -30,8 +31,6 @@ use serde::{Deserialize, Serialize};
 
 /// The first argument that selects the namespace helper.
 pub const HELPER_ARG: &str = "__sandbox";
-/// The first argument that selects pid 1 inside the sandbox.
-pub const INIT_ARG: &str = "__sandbox-init";
 
 /// A source as the sandbox mounts it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,22 +116,40 @@ fn helper(spec_path: &str) -> Result<i32, String> {
     // Nothing mounted from here on may propagate back to the host.
     rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
         .map_err(|e| err("make / private", e))?;
-    let exe = std::env::current_exe().map_err(|e| err("current_exe", e))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg(INIT_ARG).arg(spec_path).stdin(Stdio::null());
-    // SAFETY: the closure only makes one async-signal-safe syscall.
-    unsafe {
-        cmd.pre_exec(|| {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-                .map_err(io::Error::from)
-        });
+    // SAFETY: this process is single-threaded, so the child of fork() is a
+    // complete copy that may allocate, run `init` and spawn commands.
+    match unsafe { libc::fork() } {
+        -1 => Err(err("fork pid 1", io::Error::last_os_error())),
+        0 => {
+            // pid 1 of the new namespace; it dies when the helper does.
+            let code = match rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)) {
+                Ok(()) => init_main(spec_path),
+                Err(e) => {
+                    eprintln!("bootstrap sandbox: set the parent-death signal: {e}");
+                    125
+                }
+            };
+            std::process::exit(code)
+        }
+        pid => {
+            let mut status = 0;
+            loop {
+                // SAFETY: waits for the child just forked; `status` is a valid out-pointer.
+                if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
+                    break;
+                }
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(err("wait for pid 1", e));
+                }
+            }
+            Ok(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 125 })
+        }
     }
-    let status = cmd.status().map_err(|e| err("start pid 1", e))?;
-    Ok(status.code().unwrap_or(125))
 }
 
-/// Entry point of `bootstrap __sandbox-init SPEC` (pid 1 of the sandbox).
-pub fn init_main(spec_path: &str) -> i32 {
+/// pid 1 of the sandbox: sets up, runs, captures, writes the result.
+fn init_main(spec_path: &str) -> i32 {
     let outcome = match read_spec(spec_path) {
         Err(e) => {
             eprintln!("bootstrap sandbox: {e}");
