@@ -224,3 +224,49 @@ fn seed_errors_name_the_seed_and_exit_as_documented() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("/nonexistent/rootfs"), "{}", r.stderr);
 }
+
+#[test]
+fn a_seed_rootfs_pinned_in_the_chain_is_fetched_checked_and_unpacked_once() {
+    let server = common::http::Server::start();
+    let tar = fs::read(seeds().join("busybox.tar")).unwrap();
+    let url = server.route("/rootfs/busybox.tar", common::http::Behavior::Serve(tar.clone()));
+    let mut flipped = tar.clone();
+    let last = flipped.len() / 2;
+    flipped[last] ^= 1;
+    let bad_url = server.route("/rootfs/tampered.tar", common::http::Behavior::Serve(flipped));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = tmp.path().join("mini");
+    common::copy_tree(&mini(), &chain);
+    let main = chain.join("chain/chain.kdl");
+    let text = fs::read_to_string(&main).unwrap();
+    let pinned = |u: &str| {
+        text.replace(
+            "seed \"busybox\" { description",
+            &format!("seed \"busybox\" {{ rootfs \"{u}\" sha256=\"{}\"; description", common::sha(&tar)),
+        )
+    };
+    let state = tmp.path().join("state");
+    let c = chain.to_str().unwrap().to_string();
+    let distfiles = chain.join("distfiles");
+    let args = ["-C", c.as_str(), "--distfiles", distfiles.to_str().unwrap(), "--json", "build", "hello-run"];
+
+    fs::write(&main, pinned(&bad_url)).unwrap();
+    let r = run_in(&chain, &state, &args);
+    assert_eq!(r.code, 2, "a tampered rootfs must fail verification: {}", r.stderr);
+    assert!(r.stderr.contains("seed:busybox") && r.stderr.contains("chain/chain.kdl"), "{}", r.stderr);
+
+    fs::write(&main, pinned(&url)).unwrap();
+    let r = run_in(&chain, &state, &args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    assert_eq!(v["seed"]["name"], "busybox");
+    assert_eq!(v["seed"]["origin"], url);
+    // The same seed as the directory it was made from.
+    let dir = build(&mini(), &tmp.path().join("state2"), &["--json", "build", "hello-run", "--seed", "busybox"]);
+    assert_eq!(v["seed"]["digest"], json(&dir)["seed"]["digest"]);
+    // Fetched once: the second build takes it from the store.
+    let again = run_in(&chain, &state, &args);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(server.requests("/rootfs/busybox.tar").len(), 1);
+}

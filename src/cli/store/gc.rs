@@ -20,7 +20,9 @@ pub struct Args {
 /// collecting without knowing them would throw away downloads.
 pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
     let chain = cx.load()?;
-    let keep: Vec<Sha256> = chain.sources.iter().filter_map(|s| Sha256::from_hex(&s.sha256)).collect();
+    // Declared sources and seed rootfs tarballs (and what they unpack to).
+    let pinned = chain.sources.iter().map(|s| s.sha256.as_str()).chain(chain.seeds.iter().filter_map(|s| s.rootfs.as_ref().map(|r| r.sha256.as_str())));
+    let keep: Vec<Sha256> = pinned.filter_map(Sha256::from_hex).collect();
     let store = cx.open_store(LockMode::Exclusive)?;
     let report = store.gc(&keep, args.dry_run)?;
     if cx.json {
