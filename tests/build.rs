@@ -270,3 +270,44 @@ fn a_seed_rootfs_pinned_in_the_chain_is_fetched_checked_and_unpacked_once() {
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(server.requests("/rootfs/busybox.tar").len(), 1);
 }
+
+#[test]
+fn a_killed_build_takes_its_steps_with_it_and_leaves_the_store_consistent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = tmp.path().join("mini");
+    common::copy_tree(&mini(), &chain);
+    let file = chain.join("stage0/words.kdl");
+    let original = fs::read_to_string(&file).unwrap();
+    fs::write(&file, original.replace("mkdir -p /out\n", "mkdir -p /out\n        sleep 4777\n")).unwrap();
+    let state = tmp.path().join("state");
+    let busybox = format!("busybox={}", seeds().join("busybox").display());
+    let mut engine = std::process::Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(["-q", "-C", chain.to_str().unwrap(), "--state", state.to_str().unwrap(), "--offline", "--distfiles"])
+        .arg(chain.join("distfiles"))
+        .args(["--seed", &busybox, "build", "stage2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sleeping = || {
+        let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+        String::from_utf8_lossy(&ps.stdout).lines().any(|l| l == "sleep 4777")
+    };
+    let started = std::time::Instant::now();
+    while !sleeping() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the step never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    engine.kill().unwrap();
+    engine.wait().unwrap();
+    let killed = std::time::Instant::now();
+    while sleeping() {
+        assert!(killed.elapsed() < std::time::Duration::from_secs(10), "the step outlived the engine");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let verify = build(&chain, &state, &["store", "verify"]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    fs::write(&file, original).unwrap();
+    let r = build(&chain, &state, &["--json", "build", "stage2", "--seed", "busybox"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

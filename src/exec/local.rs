@@ -7,6 +7,7 @@
 
 use std::fs::{self, File};
 use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -98,13 +99,18 @@ impl Executor for LocalBackend {
         let log_path = run.path().join("log");
         let log = File::create(&log_path).map_err(|e| sandbox_err("log", e))?;
         let log2 = log.try_clone().map_err(|e| sandbox_err("log", e))?;
-        let mut child = Command::new(&self.helper)
-            .arg(HELPER_ARG)
-            .arg(&spec_path)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
+        let mut cmd = Command::new(&self.helper);
+        cmd.arg(HELPER_ARG).arg(&spec_path).env_clear().stdin(Stdio::null()).stdout(log).stderr(log2);
+        // SAFETY: the closure makes one async-signal-safe syscall. If the
+        // engine dies (even by SIGKILL) the step dies with it, instead of
+        // running on unobserved; the thread that spawns waits for it.
+        unsafe {
+            cmd.pre_exec(|| {
+                rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = cmd
             .spawn()
             .map_err(|e| sandbox_err(&format!("start {}", self.helper.display()), e))?;
         let mut reader = File::open(&log_path).ok();
