@@ -311,3 +311,34 @@ fn a_killed_build_takes_its_steps_with_it_and_leaves_the_store_consistent() {
     let r = build(&chain, &state, &["--json", "build", "stage2", "--seed", "busybox"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+#[test]
+fn a_seed_directory_changed_in_place_gets_a_new_identity_even_with_its_mtime_put_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seed = tmp.path().join("seed");
+    let ok = std::process::Command::new("cp").arg("-a").arg(seeds().join("busybox")).arg(&seed).status().unwrap();
+    assert!(ok.success());
+    // Older than the racy-clock window, so the digest is remembered.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let state = tmp.path().join("state");
+    let chain = mini();
+    let located = format!("busybox={}", seed.display());
+    let distfiles = chain.join("distfiles");
+    let args = ["-C", chain.to_str().unwrap(), "--distfiles", distfiles.to_str().unwrap(), "--json", "build", "hello-run", "--seed", &located];
+    let digest = |r: &Run| json(r)["seed"]["digest"].as_str().unwrap().to_string();
+    let first = run_in(&chain, &state, &args);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(fs::read_dir(state.join("index/seeds")).map(|d| d.count()).unwrap_or(0), 1, "the digest was not remembered: {}", first.stderr);
+    let second = run_in(&chain, &state, &args);
+    assert_eq!(digest(&first), digest(&second));
+
+    // Same size, mtime put back: only the ctime tells.
+    let passwd = seed.join("etc/passwd");
+    let text = fs::read_to_string(&passwd).unwrap();
+    fs::write(&passwd, text.replace("root:x:0:0", "toor:x:0:0")).unwrap();
+    let ok = std::process::Command::new("touch").arg("-r").arg(seeds().join("busybox/etc/passwd")).arg(&passwd).status().unwrap();
+    assert!(ok.success());
+    let third = run_in(&chain, &state, &args);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert_ne!(digest(&first), digest(&third), "a changed seed kept its identity");
+}

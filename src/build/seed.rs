@@ -150,8 +150,8 @@ fn resolve_path(seed: &Seed, path: &Path, store: &Store) -> Result<SeedRoot, Bui
     let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
     let abs = std::fs::canonicalize(path).map_err(|e| bad(e.to_string()))?;
     if meta.is_dir() {
-        let (tree, skipped) = hash::hash_rootfs(&abs).map_err(|e| bad(e.to_string()))?;
-        return Ok(SeedRoot { name: seed.name.clone(), root: abs.clone(), digest: tree.digest(), origin: abs.display().to_string(), skipped });
+        let (digest, skipped) = dir_digest(&abs, store).map_err(|e| bad(e.to_string()))?;
+        return Ok(SeedRoot { name: seed.name.clone(), root: abs.clone(), digest, origin: abs.display().to_string(), skipped });
     }
     let sha = hash::hash_file(&abs).map_err(|e| bad(e.to_string()))?.sha256;
     let archive = abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -177,4 +177,75 @@ fn unpack_tarball(
     let (layer, _) = store.commit_tree(dir)?;
     store.set_unpacked_rootfs(sha, &layer)?;
     Ok((store.layer_path(&layer), layer, skipped))
+}
+
+/// The tree digest of a seed directory, remembered across runs (under
+/// `index/seeds/`, keyed by the directory's path) together with a
+/// fingerprint of every entry's `lstat` (path, inode, mode, size, mtime and
+/// ctime to the nanosecond): while the fingerprint is unchanged the digest
+/// is reused, so a 100 MB seed is not re-read by every command. Any write
+/// to a file changes its ctime, which no user can set back. As git does for
+/// its index, a digest is not remembered when an entry changed less than
+/// two seconds before hashing (a write in the same clock tick could go
+/// unseen).
+fn dir_digest(dir: &Path, store: &Store) -> Result<(Blake3, u64), hash::HashError> {
+    use std::os::unix::ffi::OsStrExt;
+    let (fingerprint, newest) = fingerprint(dir)?;
+    let key = blake3::hash(dir.as_os_str().as_bytes()).to_hex().to_string();
+    let cache = store.root().join("index").join("seeds").join(key);
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        let mut parts = text.split_whitespace();
+        if parts.next() == Some(fingerprint.as_str())
+            && let (Some(Ok(digest)), Some(Ok(skipped))) = (parts.next().map(str::parse::<Blake3>), parts.next().map(str::parse::<u64>))
+        {
+            return Ok((digest, skipped));
+        }
+    }
+    let (tree, skipped) = hash::hash_rootfs(dir)?;
+    let digest = tree.digest();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+    if newest < now - 2_000_000_000 {
+        // Only a cache: failing to write it costs the next run a re-hash.
+        let _ = store.write_atomic(&cache, format!("{fingerprint} {digest} {skipped}\n").as_bytes());
+    }
+    Ok((digest, skipped))
+}
+
+/// BLAKE3 of every entry's path and `lstat` fields, in path order, and the
+/// newest mtime or ctime seen (nanoseconds since the epoch).
+fn fingerprint(dir: &Path) -> Result<(String, i128), hash::HashError> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| hash::HashError::Io { path: p, source }
+    };
+    let mut rows: Vec<(Vec<u8>, [i64; 8])> = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(io(&d))? {
+            let e = e.map_err(io(&d))?;
+            let p = e.path();
+            let m = std::fs::symlink_metadata(&p).map_err(io(&p))?;
+            if m.is_dir() {
+                stack.push(p.clone());
+            }
+            let rel = p.strip_prefix(dir).unwrap_or(&p).as_os_str().as_bytes().to_vec();
+            let f = [m.ino() as i64, m.mode() as i64, m.size() as i64, m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), m.dev() as i64];
+            rows.push((rel, f));
+        }
+    }
+    rows.sort_unstable();
+    let mut h = blake3::Hasher::new();
+    let mut newest = 0;
+    for (rel, f) in &rows {
+        h.update(&(rel.len() as u64).to_le_bytes());
+        h.update(rel);
+        for x in f {
+            h.update(&x.to_le_bytes());
+        }
+        let ns = |sec: i64, nsec: i64| i128::from(sec) * 1_000_000_000 + i128::from(nsec);
+        newest = newest.max(ns(f[3], f[4])).max(ns(f[5], f[6]));
+    }
+    Ok((h.finalize().to_hex().to_string(), newest))
 }

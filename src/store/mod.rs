@@ -9,6 +9,7 @@
 //! receipts/steps/<step>/<seed>/<input>.json   what runs produced (see [`receipt`]); they keep objects alive
 //! index/unpack/<sha256 hex>-strip<N>   the layer a source unpacks to
 //! index/unpack/<sha256 hex>-rootfs      the layer a seed's rootfs tarball unpacks to
+//! index/seeds/<blake3 of path>          a seed directory's digest and the lstat fingerprint it holds for (`build::seed`)
 //! tmp/                          work in progress; nothing here is ever final
 //! cache/parse/                  the chain parse cache (see `chain::cache`)
 //! ```
