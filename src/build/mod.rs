@@ -12,11 +12,10 @@
 
 pub mod error;
 pub mod request;
+pub mod schedule;
 pub mod seed;
 
-use std::collections::{BTreeMap, BinaryHeap};
-use std::cmp::Reverse;
-use std::sync::{Condvar, Mutex};
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::chain::{Chain, model::Placement};
@@ -124,17 +123,6 @@ pub struct Build<'a> {
     pub events: &'a dyn Events,
 }
 
-/// Scheduler state, under one lock.
-struct Sched {
-    /// Positions (in the selection) of steps whose needs all succeeded.
-    ready: BinaryHeap<Reverse<usize>>,
-    /// Per position, needs not yet succeeded.
-    pending: Vec<usize>,
-    outcomes: Vec<Option<Outcome>>,
-    running: usize,
-    fatal: Option<BuildError>,
-}
-
 struct Echo<'e> {
     step: &'e str,
     events: &'e dyn Events,
@@ -146,7 +134,8 @@ impl LogSink for Echo<'_> {
     }
 }
 
-fn host() -> (String, String) {
+/// The host's kernel release and machine, for receipts.
+pub(crate) fn host() -> (String, String) {
     let u = rustix::system::uname();
     (u.release().to_string_lossy().into_owned(), u.machine().to_string_lossy().into_owned())
 }
@@ -158,101 +147,44 @@ impl Build<'_> {
     /// that fail are outcomes, not errors.
     pub fn run(&self, selection: &[usize]) -> Result<Vec<(usize, Outcome)>, BuildError> {
         let pos: BTreeMap<usize, usize> = selection.iter().enumerate().map(|(p, &i)| (i, p)).collect();
-        let dependents: Vec<Vec<usize>> = {
-            let mut d = vec![Vec::new(); selection.len()];
-            for (p, &i) in selection.iter().enumerate() {
-                for j in &self.chain.need_ids[i] {
-                    if let Some(&q) = pos.get(j) {
-                        d[q].push(p);
-                    }
-                }
-            }
-            d
-        };
-        let pending: Vec<usize> = selection.iter().map(|&i| self.chain.need_ids[i].len()).collect();
-        let ready = (0..selection.len()).filter(|&p| pending[p] == 0).map(Reverse).collect();
-        let state = Mutex::new(Sched { ready, pending, outcomes: vec![None; selection.len()], running: 0, fatal: None });
-        let wake = Condvar::new();
+        let needs: Vec<Vec<usize>> =
+            selection.iter().map(|&i| self.chain.need_ids[i].iter().filter_map(|j| pos.get(j).copied()).collect()).collect();
         let host = host();
-        let worker = || {
-            loop {
-                let p = {
-                    let Ok(mut s) = state.lock() else { return };
-                    loop {
-                        if s.fatal.is_some() {
-                            return;
-                        }
-                        if let Some(Reverse(p)) = s.ready.pop() {
-                            s.running += 1;
-                            break p;
-                        }
-                        if s.running == 0 {
-                            return;
-                        }
-                        s = match wake.wait(s) {
-                            Ok(s) => s,
-                            Err(_) => return,
-                        };
-                    }
-                };
+        let done = schedule::run(
+            &needs,
+            self.jobs,
+            |o: &Outcome| o.output().is_some(),
+            |p, inputs| {
                 let id = selection[p];
-                let needs: Vec<(usize, Blake3)> = {
-                    let Ok(s) = state.lock() else { return };
-                    self.chain.need_ids[id]
-                        .iter()
-                        .filter_map(|j| s.outcomes[pos[j]].as_ref().and_then(Outcome::output).map(|o| (*j, o)))
-                        .collect()
-                };
-                let result = self.one(id, &needs, &host);
-                let Ok(mut s) = state.lock() else { return };
-                s.running -= 1;
-                match result {
-                    Ok(outcome) => {
-                        if outcome.output().is_some() {
-                            for &d in &dependents[p] {
-                                s.pending[d] -= 1;
-                                if s.pending[d] == 0 {
-                                    s.ready.push(Reverse(d));
-                                }
-                            }
-                        }
-                        self.events.settled(&self.chain.steps[id].name, &outcome);
-                        s.outcomes[p] = Some(outcome);
-                    }
-                    Err(e) => s.fatal = Some(e),
-                }
-                wake.notify_all();
-            }
-        };
-        std::thread::scope(|scope| {
-            for _ in 0..self.jobs.clamp(1, selection.len().max(1)) {
-                scope.spawn(worker);
-            }
-        });
-        let s = state.into_inner().map_err(|_| crate::exec::ExecError::Sandbox("a build thread panicked".into()))?;
-        if let Some(e) = s.fatal {
-            return Err(e);
-        }
-        let mut outcomes = s.outcomes;
-        // Whatever never became ready waits on a need that failed or was blocked.
-        for p in 0..selection.len() {
-            if outcomes[p].is_none() {
-                let id = selection[p];
-                let by = self.chain.need_ids[id]
+                let outputs: Vec<(usize, Blake3)> = self.chain.need_ids[id]
                     .iter()
-                    .filter(|j| pos.get(j).is_some_and(|&q| outcomes[q].as_ref().and_then(Outcome::output).is_none()))
-                    .map(|&j| self.chain.steps[j].name.clone())
+                    .zip(inputs.iter().filter_map(Outcome::output))
+                    .map(|(&j, o)| (j, o))
+                    .collect();
+                self.one(id, &outputs, &host)
+            },
+            |p, o| self.events.settled(&self.chain.steps[selection[p]].name, o),
+        )?;
+        // Whatever never started waits on a need that failed or was blocked.
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(selection.len());
+        for (p, o) in done.into_iter().enumerate() {
+            let o = o.unwrap_or_else(|| {
+                let by = needs[p]
+                    .iter()
+                    .filter(|&&q| outcomes.get(q).and_then(Outcome::output).is_none())
+                    .map(|&q| self.chain.steps[selection[q]].name.clone())
                     .collect();
                 let o = Outcome::Blocked(by);
-                self.events.settled(&self.chain.steps[id].name, &o);
-                outcomes[p] = Some(o);
-            }
+                self.events.settled(&self.chain.steps[selection[p]].name, &o);
+                o
+            });
+            outcomes.push(o);
         }
-        Ok(selection.iter().copied().zip(outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Blocked(Vec::new())))).collect())
+        Ok(selection.iter().copied().zip(outcomes).collect())
     }
 
     /// Runs one step (or takes it from the cache) and writes its receipt.
-    fn one(&self, id: usize, needs: &[(usize, Blake3)], host: &(String, String)) -> Result<Outcome, BuildError> {
+    pub(crate) fn one(&self, id: usize, needs: &[(usize, Blake3)], host: &(String, String)) -> Result<Outcome, BuildError> {
         let chain = self.chain;
         let step = &chain.steps[id];
         let mut sources = Vec::new();
