@@ -53,6 +53,16 @@ pub enum Error {
     #[diagnostic(transparent)]
     Build(#[from] crate::build::BuildError),
 
+    /// `verify` could not give verdicts.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Verify(#[from] crate::verify::VerifyError),
+
+    /// `verify` gave verdicts, and a stage is not verified.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Unverified(crate::cli::verify::Unverified),
+
     /// `store verify` found damaged objects (listed on stdout).
     #[error("the store has {count} damaged or stray object(s)")]
     #[diagnostic(
@@ -79,6 +89,8 @@ impl Error {
             Error::Store(_) => exit::BAD_INPUT,
             Error::Fetch(e) => e.exit_code(),
             Error::Build(e) => e.exit_code(),
+            Error::Verify(e) => e.exit_code(),
+            Error::Unverified(e) => e.exit_code(),
             Error::StoreCorrupt { .. } => exit::VERIFICATION_FAILED,
         }
     }

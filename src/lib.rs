@@ -19,5 +19,6 @@ pub mod fetch;
 pub mod hash;
 pub mod plan;
 pub mod store;
+pub mod verify;
 
 pub use error::{Error, exit};

@@ -113,7 +113,7 @@ struct SeedReport<'a> {
 }
 
 /// Makes every source of the selected steps ready in the store.
-fn sources(cx: &Context, chain: &Chain, selection: &[usize], store: &Store) -> Result<BTreeMap<String, ReadySource>, BuildError> {
+pub(crate) fn sources(cx: &Context, chain: &Chain, selection: &[usize], store: &Store) -> Result<BTreeMap<String, ReadySource>, BuildError> {
     let wanted = crate::plan::sources_of(chain, selection);
     let timeout = Duration::from_secs(60);
     fetch::fetch(chain, &wanted, store, &cx.fetch_options(timeout), &super::fetch::Bars::new(cx))?;

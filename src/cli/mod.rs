@@ -12,6 +12,7 @@ pub mod graph;
 pub mod hash;
 pub mod plan;
 pub mod store;
+pub mod verify;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -76,6 +77,8 @@ pub enum Cmd {
     Hash(hash::Args),
     /// Run a step or stage (and what it needs) on one seed, without comparing seeds.
     Build(build::Args),
+    /// The gate: run every stage up to STAGE on every seed, compare, check pins, unlock.
+    Verify(verify::Args),
     /// Check or clean the state directory.
     #[command(subcommand)]
     Store(store::Cmd),
@@ -167,6 +170,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
         Cmd::Fetch(args) => fetch::run(&cx, args, out),
         Cmd::Hash(args) => hash::run(&cx, args, out),
         Cmd::Build(args) => build::run(&cx, args, out),
+        Cmd::Verify(args) => verify::run(&cx, args, out),
         Cmd::Store(cmd) => store::run(&cx, cmd, out),
     };
     result?;

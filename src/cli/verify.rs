@@ -1,0 +1,314 @@
+//! `bootstrap verify STAGE`: the gate. Runs every step of every stage up
+//! to STAGE on each seed (from cache where nothing changed), compares, and
+//! stops at the first stage that is not verified; the later ones stay
+//! locked. Prints a table per stage and a summary line (or `--json`, see
+//! docs/json.md); progress bars per seed on stderr when it is a terminal.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use super::{Context, write_json};
+use crate::Error;
+use crate::build::{Build, BuildError, Events, Outcome, SeedArg, SeedRoot, seed};
+use crate::exec::local::LocalBackend;
+use crate::plan::{Plan, UnknownTarget};
+use crate::store::LockMode;
+use crate::verify::{Report, StageReceipt, Verdict, Verifier, VerifyError};
+
+/// Arguments of `verify`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The stage to verify (every earlier stage is verified first).
+    pub stage: String,
+    /// The seeds to compare, comma-separated [default: every declared seed].
+    #[arg(long, value_name = "A,B,…", value_delimiter = ',')]
+    pub seeds: Vec<String>,
+    /// Where a seed's root filesystem is: NAME=DIR or NAME=TARBALL; repeatable.
+    #[arg(long = "seed", value_name = "NAME=PATH")]
+    pub seed_paths: Vec<String>,
+}
+
+/// Per-seed progress bars and `-v` log streaming.
+struct Bars {
+    multi: MultiProgress,
+    bars: Vec<ProgressBar>,
+    stream: bool,
+    partial: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+impl crate::verify::Progress for Bars {
+    fn stage(&self, name: &str, steps: usize) {
+        for b in &self.bars {
+            b.set_message(name.to_string());
+            b.inc_length(steps as u64);
+        }
+    }
+    fn settled(&self, seed: usize, _step: &str) {
+        if let Some(b) = self.bars.get(seed) {
+            b.inc(1);
+        }
+    }
+}
+
+/// The events of one lineage: only `-v` log lines, prefixed `[step@seed]`.
+struct Lineage<'b> {
+    seed: String,
+    bars: &'b Bars,
+}
+
+impl Events for Lineage<'_> {
+    fn started(&self, _: &str) {}
+    fn settled(&self, step: &str, _: &Outcome) {
+        if !self.bars.stream {
+            return;
+        }
+        let key = format!("{step}@{}", self.seed);
+        if let Some(rest) = self.bars.partial.lock().ok().and_then(|mut m| m.remove(&key)).filter(|r| !r.is_empty()) {
+            let _ = self.bars.multi.println(format!("[{key}] {}", String::from_utf8_lossy(&rest)));
+        }
+    }
+    fn log(&self, step: &str, bytes: &[u8]) {
+        if !self.bars.stream {
+            return;
+        }
+        let key = format!("{step}@{}", self.seed);
+        let Ok(mut m) = self.bars.partial.lock() else { return };
+        let buf = m.entry(key.clone()).or_default();
+        buf.extend_from_slice(bytes);
+        while let Some(n) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=n).collect();
+            let _ = self.bars.multi.println(format!("[{key}] {}", String::from_utf8_lossy(&line[..line.len() - 1])));
+        }
+    }
+}
+
+/// The seeds to compare, by index, from `--seeds` or all declared.
+fn chosen(chain: &crate::chain::Chain, args: &Args) -> Result<Vec<usize>, VerifyError> {
+    let names = || chain.seeds.iter().map(|s| format!("`{}`", s.name)).collect::<Vec<_>>().join(", ");
+    if args.seeds.is_empty() {
+        return Ok((0..chain.seeds.len()).collect());
+    }
+    let mut ids = Vec::new();
+    for name in &args.seeds {
+        let bad = |problem: String| VerifyError::BadSeeds { given: args.seeds.join(","), problem, names: names() };
+        let id = chain.seeds.iter().position(|s| &s.name == name).ok_or_else(|| bad(format!("no seed `{name}`")))?;
+        if ids.contains(&id) {
+            return Err(bad(format!("`{name}` is named twice")));
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// Runs `verify`.
+pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
+    let chain = cx.load()?;
+    let plan = Plan::new(&chain);
+    let target = chain.stage_id(&args.stage).ok_or_else(|| {
+        let help = match chain.step_id(&args.stage) {
+            Some(i) => format!("`{}` is a step; verify its stage: `bootstrap verify {}`", args.stage, chain.stages()[chain.steps[i].stage].name),
+            None => crate::chain::diag::did_you_mean(&args.stage, chain.stages().iter().map(|s| s.name.as_str()))
+                .unwrap_or_else(|| format!("the stages are {}", chain.stages().iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "))),
+        };
+        UnknownTarget { target: args.stage.clone(), help }
+    })?;
+    let seed_args: Vec<SeedArg> = cx.seeds.iter().cloned().chain(args.seed_paths.iter().map(|s| SeedArg::parse(s))).collect();
+    seed::check_args(&chain, &seed_args)?;
+    let ids = chosen(&chain, args).map_err(Error::from)?;
+    let store = cx.open_store(LockMode::Exclusive)?;
+    let fetch_opts = cx.fetch_options(Duration::from_secs(60));
+    let fetch_bars = super::fetch::Bars::new(cx);
+    let mut seeds: Vec<SeedRoot> = Vec::new();
+    let mut missing: Vec<String> = Vec::new();
+    for &id in &ids {
+        match seed::resolve(&chain, id, &seed_args, &store, &fetch_opts, &fetch_bars) {
+            Ok(s) => seeds.push(s),
+            Err(BuildError::SeedUnavailable { name, .. }) => {
+                missing.push(format!("  `{name}`: no `rootfs` in the chain and no `--seed {name}=PATH`"))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if seeds.len() < 2 {
+        return Err(VerifyError::TooFewSeeds { available: seeds.len(), reasons: missing.join("\n") }.into());
+    }
+    for m in &missing {
+        eprintln!("warning: comparing without{}", m.trim_start());
+    }
+    let selection: Vec<usize> = plan.order.iter().copied().filter(|&i| chain.steps[i].stage <= target).collect();
+    let sources = super::build::sources(cx, &chain, &selection, &store)?;
+    let helper = std::env::current_exe()
+        .map_err(|e| BuildError::Exec(crate::exec::ExecError::Sandbox(format!("cannot find the running executable: {e}"))))?;
+    let backend = LocalBackend::new(helper);
+    let show = std::io::stderr().is_terminal() && cx.verbosity >= 0;
+    let multi = MultiProgress::with_draw_target(if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+    let style = ProgressStyle::with_template("{prefix:>12} {bar:30} {pos}/{len} steps  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bars = Bars {
+        bars: seeds
+            .iter()
+            .map(|s| {
+                let b = multi.add(ProgressBar::new(0).with_style(style.clone()));
+                b.set_prefix(s.name.clone());
+                b
+            })
+            .collect(),
+        multi,
+        stream: cx.verbosity > 0,
+        partial: Mutex::default(),
+    };
+    let events: Vec<Lineage> = seeds.iter().map(|s| Lineage { seed: s.name.clone(), bars: &bars }).collect();
+    let lineages: Vec<Build> = seeds
+        .iter()
+        .zip(&events)
+        .map(|(s, e)| Build {
+            chain: &chain,
+            plan: &plan,
+            store: &store,
+            executor: &backend,
+            seed: s,
+            sources: sources.clone(),
+            jobs: 1,
+            events: e,
+        })
+        .collect();
+    let verifier = Verifier { chain: &chain, plan: &plan, store: &store, lineages, jobs: cx.jobs };
+    let report = verifier.verify(target, &bars).map_err(Error::from)?;
+    for b in &bars.bars {
+        b.finish_and_clear();
+    }
+    if cx.json {
+        write_json(out, &JsonReport::new(&args.stage, &report))?;
+    } else if cx.verbosity >= 0 {
+        write_report(&report, &seeds, out).map_err(Error::Output)?;
+    }
+    let verdict = report.verdict();
+    if verdict == Verdict::Verified {
+        return Ok(());
+    }
+    let Some(stage) = report.stages.iter().find(|s| s.verdict != Verdict::Verified) else { return Ok(()) };
+    Err(Error::Unverified(Unverified::new(stage, &report.locked)))
+}
+
+/// The error a run ends with when a stage is not verified.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("stage `{stage}` is not verified: {what}{locked}")]
+#[diagnostic(code(bootstrap::verify::not_verified))]
+pub struct Unverified {
+    /// The stage.
+    pub stage: String,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// Which steps, with which verdicts.
+    pub what: String,
+    /// `; stage1, stage2 stay locked`, or nothing.
+    pub locked: String,
+    /// What to do.
+    #[help]
+    pub help: String,
+}
+
+impl Unverified {
+    fn new(stage: &StageReceipt, locked: &[String]) -> Self {
+        let mut by: BTreeMap<Verdict, Vec<&str>> = BTreeMap::new();
+        for s in &stage.steps {
+            if s.verdict != Verdict::Verified {
+                by.entry(s.verdict).or_default().push(&s.step);
+            }
+        }
+        let what = by.iter().rev().map(|(v, steps)| format!("{} {}", v.as_str(), steps.join(", "))).collect::<Vec<_>>().join("; ");
+        let help = match stage.verdict {
+            Verdict::Mismatch => "the seeds produced different bytes: `bootstrap diff STEP` lists the files that differ".to_string(),
+            Verdict::Unexpected => {
+                "every seed agreed on bytes that differ from a pinned sha256 or the stage's snapshot: check the pin against upstream, or re-snapshot if the change is intended".to_string()
+            }
+            Verdict::Failed => "a step failed on some seed: `bootstrap build STEP --seed NAME -v` reruns it with its log".to_string(),
+            _ => "a step could not run because something it needs is not verified".to_string(),
+        };
+        Unverified {
+            stage: stage.stage.clone(),
+            verdict: stage.verdict,
+            what,
+            locked: if locked.is_empty() { String::new() } else { format!("; {} stay(s) locked", locked.join(", ")) },
+            help,
+        }
+    }
+
+    /// The exit code: 2 mismatch/unexpected, 4 failed, 3 blocked.
+    pub fn exit_code(&self) -> u8 {
+        self.verdict.exit_code()
+    }
+}
+
+fn short(d: &Option<crate::hash::Blake3>) -> String {
+    d.map_or_else(|| "-".to_string(), |d| d.short())
+}
+
+fn write_report(report: &Report, seeds: &[SeedRoot], out: &mut dyn Write) -> std::io::Result<()> {
+    for stage in &report.stages {
+        let names: Vec<&str> = stage.seeds.iter().map(|s| s.name.as_str()).collect();
+        writeln!(out, "{}: {} on {}", stage.stage, stage.verdict.as_str(), names.join(", "))?;
+        let w = stage.steps.iter().map(|s| s.step.len()).max().unwrap_or(4).max(4);
+        write!(out, "  {:<w$}  {:<10}", "step", "verdict")?;
+        for s in seeds {
+            write!(out, "  {:<12}", s.name)?;
+        }
+        writeln!(out, "  time")?;
+        for step in &stage.steps {
+            write!(out, "  {:<w$}  {:<10}", step.step, step.verdict.as_str())?;
+            for s in seeds {
+                let run = step.runs.iter().find(|r| r.seed == s.name);
+                write!(out, "  {:<12}", run.map_or_else(|| "-".to_string(), |r| short(&r.output)))?;
+            }
+            let ran: Vec<&crate::verify::SeedRun> = step.runs.iter().filter(|r| r.outcome != "cached").collect();
+            let time = if step.runs.is_empty() {
+                "-".to_string()
+            } else if ran.is_empty() {
+                "cached".to_string()
+            } else {
+                format!("{:.1}s", ran.iter().map(|r| r.duration_ms).max().unwrap_or(0) as f64 / 1000.0)
+            };
+            writeln!(out, "  {time}")?;
+            for reason in &step.reasons {
+                writeln!(out, "      {reason}")?;
+            }
+        }
+    }
+    for l in &report.locked {
+        writeln!(out, "{l}: locked (an earlier stage is not verified)")?;
+    }
+    let summary: Vec<String> = report
+        .stages
+        .iter()
+        .map(|s| {
+            let bad = s.steps.iter().filter(|x| x.verdict != Verdict::Verified).count();
+            if bad == 0 {
+                format!("{} verified ({} steps)", s.stage, s.steps.len())
+            } else {
+                format!("{} {} ({bad} of {} steps not verified)", s.stage, s.verdict.as_str(), s.steps.len())
+            }
+        })
+        .chain(report.locked.iter().map(|l| format!("{l} locked")))
+        .collect();
+    writeln!(out, "{}", summary.join(" · "))
+}
+
+/// The JSON document of `verify` (docs/json.md).
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    ok: bool,
+    target: &'a str,
+    verdict: Verdict,
+    stages: &'a [StageReceipt],
+    locked: &'a [String],
+}
+
+impl<'a> JsonReport<'a> {
+    fn new(target: &'a str, r: &'a Report) -> Self {
+        JsonReport { ok: r.verdict() == Verdict::Verified, target, verdict: r.verdict(), stages: &r.stages, locked: &r.locked }
+    }
+}

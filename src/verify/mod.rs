@@ -1,0 +1,322 @@
+//! The gate (DESIGN §5): run every step of a stage once per seed (a
+//! *lineage*), compare the output tree digests, check them against the
+//! pinned `output … sha256=` and the stage's snapshot, and unlock the next
+//! stage only when every step is verified.
+//!
+//! Each step is one unit of the shared scheduler ([`crate::build::schedule`]):
+//! it runs on every seed at once (each seed with its own needs' outputs, so
+//! the lineages stay independent), then gets its [`Verdict`]. Only a
+//! verified step releases what needs it; the others block their dependents
+//! while independent steps keep going, so one run shows everything wrong.
+//! Results come from the step receipts when the input digest is unchanged,
+//! so verifying an unchanged stage runs nothing. Every stage reached gets a
+//! stage receipt ([`stage`]); the first stage that is not verified ends the
+//! run and the later ones stay locked.
+
+pub mod snapshot;
+pub mod stage;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+use crate::build::{Build, BuildError, Outcome, request, schedule};
+use crate::chain::Chain;
+use crate::hash::Blake3;
+use crate::plan::Plan;
+use crate::store::Store;
+use crate::store::receipt::Receipt;
+use snapshot::{Snapshot, SnapshotError};
+pub use stage::{SeedEntry, SeedRun, StageReceipt, StepEntry, Verdict};
+
+/// Why `verify` could not give verdicts.
+#[derive(Debug, Error, Diagnostic)]
+pub enum VerifyError {
+    /// Fewer than two seeds can be run on.
+    #[error("verify compares seeds, but only {available} of the chain's seeds can be run on:\n{reasons}")]
+    #[diagnostic(
+        code(bootstrap::verify::too_few_seeds),
+        help("give the missing seeds' root filesystems with `--seed NAME=DIR|TARBALL`, or pin a `rootfs` in chain/chain.kdl")
+    )]
+    TooFewSeeds {
+        /// How many are available.
+        available: usize,
+        /// Why each missing one is missing.
+        reasons: String,
+    },
+    /// `--seeds` named a seed twice or an unknown one.
+    #[error("`--seeds {given}`: {problem}")]
+    #[diagnostic(code(bootstrap::verify::seeds), help("the chain's seeds are {names}"))]
+    BadSeeds {
+        /// The argument.
+        given: String,
+        /// What is wrong.
+        problem: String,
+        /// The declared seeds.
+        names: String,
+    },
+    /// The stage's snapshot cannot be read.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// Running the steps failed (sandbox, store, fetch, seeds).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Build(#[from] BuildError),
+}
+
+impl VerifyError {
+    /// The exit code this error calls for.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            VerifyError::TooFewSeeds { .. } => crate::error::exit::BLOCKED,
+            VerifyError::Build(b) => b.exit_code(),
+            _ => crate::error::exit::BAD_INPUT,
+        }
+    }
+}
+
+/// Told about each step of each lineage (progress bars).
+pub trait Progress: Sync {
+    /// A stage starts, with this many steps.
+    fn stage(&self, name: &str, steps: usize);
+    /// Step `step` settled on seed number `seed`.
+    fn settled(&self, seed: usize, step: &str);
+}
+
+/// Everything `verify` needs: one [`Build`] per seed (its lineage).
+pub struct Verifier<'a> {
+    /// The chain.
+    pub chain: &'a Chain,
+    /// Its plan.
+    pub plan: &'a Plan<'a>,
+    /// The open store.
+    pub store: &'a Store,
+    /// One build per seed, in the order compared.
+    pub lineages: Vec<Build<'a>>,
+    /// Steps at once (each runs on every seed at once).
+    pub jobs: usize,
+}
+
+/// What one `verify` run decided.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The stages reached, in order, each with its receipt.
+    pub stages: Vec<StageReceipt>,
+    /// Stages up to the target that stayed locked.
+    pub locked: Vec<String>,
+}
+
+impl Report {
+    /// The verdict of the run: that of the first stage not verified.
+    pub fn verdict(&self) -> Verdict {
+        self.stages.iter().map(|s| s.verdict).find(|v| *v != Verdict::Verified).unwrap_or(Verdict::Verified)
+    }
+}
+
+/// A step's result on every seed.
+#[derive(Clone)]
+struct Unit {
+    entry: StepEntry,
+    outputs: Vec<Option<Blake3>>,
+}
+
+impl Verifier<'_> {
+    /// Verifies stages `0..=target` in order, stopping at the first that is
+    /// not verified.
+    pub fn verify(&self, target: usize, progress: &dyn Progress) -> Result<Report, VerifyError> {
+        let chain = self.chain;
+        // Outputs of verified steps, per seed.
+        let verified: Mutex<HashMap<usize, Vec<Blake3>>> = Mutex::default();
+        let host = crate::build::host();
+        let mut report = Report { stages: Vec::new(), locked: Vec::new() };
+        for stage in 0..=target {
+            let name = &chain.stages()[stage].name;
+            if report.verdict() != Verdict::Verified {
+                report.locked.push(name.clone());
+                continue;
+            }
+            let snap = Snapshot::read(&chain.dir, name)?;
+            let selection: Vec<usize> = self.plan.order.iter().copied().filter(|&i| chain.steps[i].stage == stage).collect();
+            progress.stage(name, selection.len());
+            let pos: HashMap<usize, usize> = selection.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+            let needs: Vec<Vec<usize>> =
+                selection.iter().map(|&i| chain.need_ids[i].iter().filter_map(|j| pos.get(j).copied()).collect()).collect();
+            let done = schedule::run(
+                &needs,
+                self.jobs,
+                |u: &Unit| u.entry.verdict == Verdict::Verified,
+                |p, _| {
+                    let id = selection[p];
+                    let unit = self.unit(id, &verified, &host, snap.as_ref(), progress)?;
+                    if unit.entry.verdict == Verdict::Verified
+                        && let Ok(mut v) = verified.lock()
+                    {
+                        v.insert(id, unit.outputs.iter().flatten().copied().collect());
+                    }
+                    Ok::<Unit, BuildError>(unit)
+                },
+                |_, _| {},
+            )?;
+            let mut steps: Vec<StepEntry> = Vec::with_capacity(selection.len());
+            for (p, u) in done.into_iter().enumerate() {
+                let entry = match u {
+                    Some(u) => u.entry,
+                    None => {
+                        let reasons = needs[p]
+                            .iter()
+                            .filter(|&&q| steps[q].verdict != Verdict::Verified)
+                            .map(|&q| format!("needs `{}`, which is {}", steps[q].step, steps[q].verdict.as_str()))
+                            .collect();
+                        StepEntry { step: chain.steps[selection[p]].name.clone(), verdict: Verdict::Blocked, reasons, runs: Vec::new() }
+                    }
+                };
+                steps.push(entry);
+            }
+            let verdict = steps.iter().map(|s| s.verdict).max().unwrap_or(Verdict::Verified);
+            let receipt = StageReceipt {
+                format: stage::STAGE_RECEIPT_FORMAT.to_string(),
+                stage: name.clone(),
+                definition: stage::stage_digest(chain, self.plan, stage),
+                verdict,
+                seeds: self.lineages.iter().map(|b| SeedEntry { name: b.seed.name.clone(), digest: b.seed.digest }).collect(),
+                steps,
+                engine: format!("bootstrap {}", env!("CARGO_PKG_VERSION")),
+                finished: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs(),
+            };
+            stage::write_receipt(self.store, &receipt).map_err(BuildError::from)?;
+            report.stages.push(receipt);
+        }
+        Ok(report)
+    }
+
+    /// Runs step `id` on every seed at once and judges the results.
+    fn unit(
+        &self,
+        id: usize,
+        verified: &Mutex<HashMap<usize, Vec<Blake3>>>,
+        host: &(String, String),
+        snap: Option<&Snapshot>,
+        progress: &dyn Progress,
+    ) -> Result<Unit, BuildError> {
+        let chain = self.chain;
+        let step = &chain.steps[id];
+        let per_seed_needs: Vec<Vec<(usize, Blake3)>> = {
+            let v = verified.lock().map_err(|_| crate::exec::ExecError::Sandbox("a verify thread panicked".into()))?;
+            (0..self.lineages.len())
+                .map(|s| chain.need_ids[id].iter().filter_map(|&j| v.get(&j).and_then(|o| o.get(s)).map(|d| (j, *d))).collect())
+                .collect()
+        };
+        let results: Vec<Result<Outcome, BuildError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .lineages
+                .iter()
+                .zip(&per_seed_needs)
+                .enumerate()
+                .map(|(s, (b, needs))| {
+                    scope.spawn(move || {
+                        let r = b.one(id, needs, host);
+                        progress.settled(s, &step.name);
+                        r
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(crate::exec::ExecError::Sandbox("a verify thread panicked".into()).into())))
+                .collect()
+        });
+        let mut outcomes = Vec::with_capacity(results.len());
+        for r in results {
+            outcomes.push(r?);
+        }
+        let runs: Vec<SeedRun> = self
+            .lineages
+            .iter()
+            .zip(&outcomes)
+            .filter_map(|(b, o)| {
+                let r = o.receipt()?;
+                Some(SeedRun {
+                    seed: b.seed.name.clone(),
+                    input: r.input,
+                    output: r.output,
+                    log: r.log,
+                    outcome: match o {
+                        Outcome::Built(_) => "built",
+                        Outcome::Cached(_) => "cached",
+                        _ => "failed",
+                    }
+                    .to_string(),
+                    duration_ms: r.duration_ms,
+                })
+            })
+            .collect();
+        let outputs: Vec<Option<Blake3>> = outcomes.iter().map(Outcome::output).collect();
+        let (verdict, reasons) = self.judge(id, &outcomes, snap);
+        Ok(Unit { entry: StepEntry { step: step.name.clone(), verdict, reasons, runs }, outputs })
+    }
+
+    /// The verdict of a step from its outcome on every seed.
+    fn judge(&self, id: usize, outcomes: &[Outcome], snap: Option<&Snapshot>) -> (Verdict, Vec<String>) {
+        let step = &self.chain.steps[id];
+        let seed = |s: usize| &self.lineages[s].seed.name;
+        let failed: Vec<String> = outcomes
+            .iter()
+            .enumerate()
+            .filter_map(|(s, o)| match o {
+                Outcome::Failed(r) => {
+                    Some(format!("failed on `{}`: {}", seed(s), crate::build::describe(&r.status, crate::build::Commands::Unknown)))
+                }
+                _ => None,
+            })
+            .collect();
+        if !failed.is_empty() {
+            return (Verdict::Failed, failed);
+        }
+        let outputs: Vec<Blake3> = outcomes.iter().filter_map(Outcome::output).collect();
+        if outputs.windows(2).any(|w| w[0] != w[1]) {
+            let reasons = outputs.iter().enumerate().map(|(s, d)| format!("`{}` gave {d}", seed(s))).collect();
+            return (Verdict::Mismatch, reasons);
+        }
+        let Some(receipt) = outcomes.iter().find_map(Outcome::receipt) else {
+            return (Verdict::Failed, vec!["no seed produced a receipt".into()]);
+        };
+        let mut reasons = pin_problems(step, receipt);
+        if let (Some(snap), Some(tree)) = (snap, receipt.output)
+            && let Some(pinned) = snap.step(&step.name)
+            && pinned.tree != tree
+        {
+            reasons.push(format!(
+                "snapshots/{}.kdl has {} but the seeds agreed on {tree}",
+                self.chain.stages()[step.stage].name,
+                pinned.tree
+            ));
+        }
+        if reasons.is_empty() { (Verdict::Verified, reasons) } else { (Verdict::Unexpected, reasons) }
+    }
+}
+
+/// Each pinned `output … sha256=` the receipt's files do not match.
+fn pin_problems(step: &crate::chain::model::Step, receipt: &Receipt) -> Vec<String> {
+    let workdir = request::normalize(step.workdir.as_deref().unwrap_or("/"));
+    let mut problems = Vec::new();
+    for out in &step.outputs {
+        let Some(pin) = &out.sha256 else { continue };
+        let abs = if out.path.starts_with('/') { request::normalize(&out.path) } else { request::normalize(&format!("{workdir}/{}", out.path)) };
+        let rel = abs.trim_start_matches('/');
+        match receipt.files.iter().find(|f| f.path == rel) {
+            Some(f) if f.kind == "file" => {
+                let got = f.sha256.map(|s| s.hex()).unwrap_or_default();
+                if got != *pin {
+                    problems.push(format!("output `{}` is pinned to sha256:{pin} but is sha256:{got}", out.path));
+                }
+            }
+            Some(f) => problems.push(format!("output `{}` is pinned to a sha256 but is a {}", out.path, f.kind)),
+            None => problems.push(format!("output `{}` is pinned but was not captured", out.path)),
+        }
+    }
+    problems
+}

@@ -1,0 +1,172 @@
+//! Stage definitions and stage receipts (DESIGN §4): what a stage's gate
+//! decided, under which definition.
+//!
+//! The *stage definition digest* is `blake3:` of fields (encoded as for the
+//! definition digest, see [`crate::plan::digest`]): `format` =
+//! `bootstrap-stage-v1`, `stage` = its name, `step-count`, then per step of
+//! the stage, sorted by name, `step` and `definition` (the step's definition
+//! digest, which covers its needs' definitions in earlier stages). A stage
+//! verified under one definition is *stale* once its digest changes.
+//!
+//! The stage receipt is `receipts/stages/<stage>.json`, replaced (atomically)
+//! by every `verify` that reaches the stage.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::chain::Chain;
+use crate::hash::Blake3;
+use crate::plan::Plan;
+use crate::plan::digest::Canon;
+use crate::store::{Store, StoreError};
+
+/// The `format` of stage receipts.
+pub const STAGE_RECEIPT_FORMAT: &str = "bootstrap-stage-receipt-v1";
+
+/// The definition digest of stage `stage` (an index into the chain's stages).
+pub fn stage_digest(chain: &Chain, plan: &Plan<'_>, stage: usize) -> String {
+    let mut steps: Vec<(&str, &str)> = (0..chain.steps.len())
+        .filter(|&i| chain.steps[i].stage == stage)
+        .map(|i| (chain.steps[i].name.as_str(), plan.digests[i].as_str()))
+        .collect();
+    steps.sort();
+    let mut buf = Vec::new();
+    let mut c = Canon(&mut buf);
+    c.field("format", b"bootstrap-stage-v1");
+    c.field("stage", chain.stages()[stage].name.as_bytes());
+    c.number("step-count", steps.len() as u64);
+    for (name, digest) in steps {
+        c.field("step", name.as_bytes());
+        c.field("definition", digest.as_bytes());
+    }
+    format!("blake3:{}", blake3::hash(&buf).to_hex())
+}
+
+/// A step's verdict (DESIGN §5), worst last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every seed gave the same output, matching every pin and the snapshot.
+    Verified,
+    /// Not run: a need is not verified.
+    Blocked,
+    /// A command failed or timed out on some seed.
+    Failed,
+    /// The seeds agreed on something other than what was pinned or snapshotted.
+    Unexpected,
+    /// The seeds disagree.
+    Mismatch,
+}
+
+impl Verdict {
+    /// The word used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Verified => "verified",
+            Verdict::Blocked => "blocked",
+            Verdict::Failed => "failed",
+            Verdict::Unexpected => "unexpected",
+            Verdict::Mismatch => "mismatch",
+        }
+    }
+
+    /// The exit code of a run that stops on a stage with this verdict.
+    pub fn exit_code(self) -> u8 {
+        use crate::error::exit;
+        match self {
+            Verdict::Verified => exit::OK,
+            Verdict::Blocked => exit::BLOCKED,
+            Verdict::Failed => exit::STEP_FAILED,
+            Verdict::Unexpected | Verdict::Mismatch => exit::VERIFICATION_FAILED,
+        }
+    }
+}
+
+/// One seed's run of one step, as the stage receipt records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedRun {
+    /// The seed.
+    pub seed: String,
+    /// The step's input digest on this seed (names its step receipt).
+    pub input: Blake3,
+    /// The output tree digest, when the step succeeded.
+    pub output: Option<Blake3>,
+    /// The log.
+    pub log: Blake3,
+    /// `built` (ran now) or `cached`; `failed`.
+    pub outcome: String,
+    /// Wall time of the run that made the receipt.
+    pub duration_ms: u64,
+}
+
+/// One step of a stage receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepEntry {
+    /// The step.
+    pub step: String,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// Why it is not verified (pins, snapshot, failures, blocking needs).
+    pub reasons: Vec<String>,
+    /// One per seed that ran it (none when blocked).
+    pub runs: Vec<SeedRun>,
+}
+
+/// A seed as the stage receipt records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedEntry {
+    /// The seed's name.
+    pub name: String,
+    /// Its tree digest.
+    pub digest: Blake3,
+}
+
+/// What `verify` decided for one stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageReceipt {
+    /// Always [`STAGE_RECEIPT_FORMAT`].
+    pub format: String,
+    /// The stage.
+    pub stage: String,
+    /// Its definition digest at the time.
+    pub definition: String,
+    /// The worst step verdict (`verified` only when every step is).
+    pub verdict: Verdict,
+    /// The seeds compared.
+    pub seeds: Vec<SeedEntry>,
+    /// Every step of the stage, in execution order.
+    pub steps: Vec<StepEntry>,
+    /// `bootstrap <version>`.
+    pub engine: String,
+    /// When, seconds since the Unix epoch.
+    pub finished: u64,
+}
+
+impl StageReceipt {
+    /// The entry of `step`.
+    pub fn step(&self, step: &str) -> Option<&StepEntry> {
+        self.steps.iter().find(|s| s.step == step)
+    }
+}
+
+/// Where the receipt of `stage` lives.
+pub fn receipt_path(store_root: &std::path::Path, stage: &str) -> PathBuf {
+    store_root.join("receipts").join("stages").join(format!("{stage}.json"))
+}
+
+/// Writes a stage receipt (temp file, fsync, rename).
+pub fn write_receipt(store: &Store, r: &StageReceipt) -> Result<(), StoreError> {
+    let path = receipt_path(store.root(), &r.stage);
+    let mut bytes = serde_json::to_vec_pretty(r).map_err(|e| StoreError::Io { path: path.clone(), source: e.into() })?;
+    bytes.push(b'\n');
+    store.write_atomic(&path, &bytes)
+}
+
+/// The last receipt of `stage` under the state directory `state`, if any
+/// readable one (reading needs no lock: receipts are replaced by rename).
+pub fn read_receipt(state: &std::path::Path, stage: &str) -> Option<StageReceipt> {
+    let bytes = std::fs::read(receipt_path(state, stage)).ok()?;
+    let r: StageReceipt = serde_json::from_slice(&bytes).ok()?;
+    (r.format == STAGE_RECEIPT_FORMAT && r.stage == stage).then_some(r)
+}
