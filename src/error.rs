@@ -63,6 +63,16 @@ pub enum Error {
     #[diagnostic(transparent)]
     Unverified(crate::cli::verify::Unverified),
 
+    /// `snapshot` refused.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Snapshot(#[from] crate::cli::snapshot::SnapshotRefused),
+
+    /// `diff` found differences or had nothing to compare.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Diff(#[from] crate::cli::diff::DiffError),
+
     /// `store verify` found damaged objects (listed on stdout).
     #[error("the store has {count} damaged or stray object(s)")]
     #[diagnostic(
@@ -91,6 +101,11 @@ impl Error {
             Error::Build(e) => e.exit_code(),
             Error::Verify(e) => e.exit_code(),
             Error::Unverified(e) => e.exit_code(),
+            Error::Snapshot(crate::cli::snapshot::SnapshotRefused::Write { .. }) => exit::BAD_INPUT,
+            Error::Snapshot(_) => exit::BLOCKED,
+            Error::Diff(crate::cli::diff::DiffError::Differ { .. }) => exit::VERIFICATION_FAILED,
+            Error::Diff(crate::cli::diff::DiffError::Nothing { .. }) => exit::BLOCKED,
+            Error::Diff(_) => exit::BAD_INPUT,
             Error::StoreCorrupt { .. } => exit::VERIFICATION_FAILED,
         }
     }

@@ -7,10 +7,13 @@
 
 pub mod build;
 pub mod check;
+pub mod diff;
 pub mod fetch;
 pub mod graph;
 pub mod hash;
 pub mod plan;
+pub mod snapshot;
+pub mod status;
 pub mod store;
 pub mod verify;
 
@@ -79,6 +82,12 @@ pub enum Cmd {
     Build(build::Args),
     /// The gate: run every stage up to STAGE on every seed, compare, check pins, unlock.
     Verify(verify::Args),
+    /// Per stage: verified, stale, failed or never run; when, on which seeds, snapshot.
+    Status(status::Args),
+    /// Where the seeds' outputs of a step differ.
+    Diff(diff::Args),
+    /// Write snapshots/STAGE.kdl from the stage's verified outputs (the file to sign).
+    Snapshot(snapshot::Args),
     /// Check or clean the state directory.
     #[command(subcommand)]
     Store(store::Cmd),
@@ -171,6 +180,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
         Cmd::Hash(args) => hash::run(&cx, args, out),
         Cmd::Build(args) => build::run(&cx, args, out),
         Cmd::Verify(args) => verify::run(&cx, args, out),
+        Cmd::Status(args) => status::run(&cx, args, out),
+        Cmd::Diff(args) => diff::run(&cx, args, out),
+        Cmd::Snapshot(args) => snapshot::run(&cx, args, out),
         Cmd::Store(cmd) => store::run(&cx, cmd, out),
     };
     result?;

@@ -233,7 +233,11 @@ impl Unverified {
             stage: stage.stage.clone(),
             verdict: stage.verdict,
             what,
-            locked: if locked.is_empty() { String::new() } else { format!("; {} stay(s) locked", locked.join(", ")) },
+            locked: match locked.len() {
+                0 => String::new(),
+                1 => format!("; {} stays locked", locked[0]),
+                _ => format!("; {} stay locked", locked.join(", ")),
+            },
             help,
         }
     }

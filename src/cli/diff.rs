@@ -1,0 +1,158 @@
+//! `bootstrap diff STEP`: where the seeds' outputs of a step differ, from
+//! the receipts of its stage's last verification: files whose sha256
+//! differ (with both sizes), entries on one side only, kinds or link
+//! targets that differ. `--diffoscope` also runs diffoscope on the layers.
+//! Exit 0 when the outputs agree, 2 when they differ.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::{Context, write_json};
+use crate::Error;
+use crate::store::receipt::FileRecord;
+use crate::verify::stage;
+
+/// Arguments of `diff`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The step.
+    pub step: String,
+    /// Also run diffoscope on the two output layers.
+    #[arg(long)]
+    pub diffoscope: bool,
+}
+
+/// Why there is nothing to compare.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum DiffError {
+    /// No verification of the step's stage has run it on two seeds.
+    #[error("step `{step}` has no outputs from two seeds to compare")]
+    #[diagnostic(code(bootstrap::diff::nothing), help("run `bootstrap verify {stage}` first"))]
+    Nothing {
+        /// The step.
+        step: String,
+        /// Its stage.
+        stage: String,
+    },
+    /// diffoscope is not installed.
+    #[error("diffoscope is not installed")]
+    #[diagnostic(code(bootstrap::diff::no_diffoscope), help("install it (Debian: `apt-get install diffoscope`), or leave out --diffoscope"))]
+    NoDiffoscope,
+    /// The outputs differ (the listing is on stdout).
+    #[error("the seeds' outputs of `{step}` differ in {count} place(s)")]
+    #[diagnostic(code(bootstrap::diff::differ), help("the listing is above; a seed's userland leaking into the output (paths, timestamps, tool versions) is the usual cause"))]
+    Differ {
+        /// The step.
+        step: String,
+        /// How many differences.
+        count: usize,
+    },
+}
+
+/// One difference.
+#[derive(Serialize)]
+struct Change {
+    path: String,
+    /// `content`, `only_in_a`, `only_in_b`, `kind`, `target`.
+    what: &'static str,
+    a: Option<Side>,
+    b: Option<Side>,
+}
+
+#[derive(Serialize, Clone)]
+struct Side {
+    kind: String,
+    sha256: Option<String>,
+    size: Option<u64>,
+    target: Option<String>,
+}
+
+fn side(f: &FileRecord) -> Side {
+    Side { kind: f.kind.clone(), sha256: f.sha256.map(|s| s.hex()), size: f.size, target: f.target.clone() }
+}
+
+fn changes(a: &[FileRecord], b: &[FileRecord]) -> Vec<Change> {
+    let am: BTreeMap<&str, &FileRecord> = a.iter().map(|f| (f.path.as_str(), f)).collect();
+    let bm: BTreeMap<&str, &FileRecord> = b.iter().map(|f| (f.path.as_str(), f)).collect();
+    let mut paths: Vec<&str> = am.keys().chain(bm.keys()).copied().collect();
+    paths.sort_unstable();
+    paths.dedup();
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            let (x, y) = (am.get(p), bm.get(p));
+            let what = match (x, y) {
+                (Some(_), None) => "only_in_a",
+                (None, Some(_)) => "only_in_b",
+                (Some(x), Some(y)) if x.kind != y.kind => "kind",
+                (Some(x), Some(y)) if x.sha256 != y.sha256 || x.mode != y.mode => "content",
+                (Some(x), Some(y)) if x.target != y.target => "target",
+                _ => return None,
+            };
+            Some(Change { path: p.to_string(), what, a: x.map(|f| side(f)), b: y.map(|f| side(f)) })
+        })
+        .collect()
+}
+
+/// Runs `diff`.
+pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
+    let chain = cx.load()?;
+    let id = chain.step_id(&args.step).ok_or_else(|| crate::plan::UnknownTarget {
+        target: args.step.clone(),
+        help: crate::chain::diag::did_you_mean(&args.step, chain.steps.iter().map(|s| s.name.as_str()))
+            .unwrap_or_else(|| "`bootstrap plan` lists the steps".into()),
+    })?;
+    let stage = chain.stages()[chain.steps[id].stage].name.clone();
+    let nothing = || DiffError::Nothing { step: args.step.clone(), stage: stage.clone() };
+    let receipt = stage::read_receipt(&cx.state, &stage).ok_or_else(nothing)?;
+    let entry = receipt.step(&args.step).ok_or_else(nothing)?;
+    let store = cx.open_store(crate::store::LockMode::Shared)?;
+    let mut runs = entry.runs.iter().filter(|r| r.output.is_some());
+    let (Some(ra), Some(rb)) = (runs.next(), runs.next()) else { return Err(nothing().into()) };
+    let read = |r: &stage::SeedRun| store.read_receipt(&args.step, &r.seed, &r.input).ok_or_else(nothing);
+    let (a, b) = (read(ra)?, read(rb)?);
+    let list = changes(&a.files, &b.files);
+    if cx.json {
+        write_json(
+            out,
+            &serde_json::json!({ "step": args.step, "a": {"seed": ra.seed, "output": ra.output}, "b": {"seed": rb.seed, "output": rb.output}, "differences": list }),
+        )?;
+    } else {
+        let w = |out: &mut dyn Write| -> std::io::Result<()> {
+            writeln!(out, "{}: a = {} ({}), b = {} ({})", args.step, ra.seed, short(ra.output), rb.seed, short(rb.output))?;
+            for c in &list {
+                let show = |s: &Option<Side>| match s {
+                    None => "absent".to_string(),
+                    Some(s) => match (&s.sha256, s.size, &s.target) {
+                        (Some(h), Some(n), _) => format!("sha256:{h} {n} bytes"),
+                        (_, _, Some(t)) => format!("symlink to {t}"),
+                        _ => s.kind.clone(),
+                    },
+                };
+                writeln!(out, "  {:<9} {}\n      a: {}\n      b: {}", c.what, c.path, show(&c.a), show(&c.b))?;
+            }
+            if list.is_empty() {
+                writeln!(out, "  no differences")?;
+            }
+            Ok(())
+        };
+        w(out).map_err(Error::Output)?;
+    }
+    if args.diffoscope && !list.is_empty() {
+        let (la, lb) = (ra.output.map(|d| store.layer_path(&d)), rb.output.map(|d| store.layer_path(&d)));
+        let (Some(la), Some(lb)) = (la, lb) else { return Err(nothing().into()) };
+        out.flush().map_err(Error::Output)?;
+        match std::process::Command::new("diffoscope").arg(&la).arg(&lb).status() {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(DiffError::NoDiffoscope.into()),
+            Err(e) => return Err(Error::Output(e)),
+        }
+    }
+    if list.is_empty() { Ok(()) } else { Err(DiffError::Differ { step: args.step.clone(), count: list.len() }.into()) }
+}
+
+fn short(d: Option<crate::hash::Blake3>) -> String {
+    d.map_or_else(|| "-".into(), |d| format!("blake3:{}…", d.short()))
+}

@@ -1,0 +1,113 @@
+//! `bootstrap snapshot STAGE`: writes `snapshots/STAGE.kdl` from the step
+//! receipts of the stage's last verification (format in
+//! [`crate::verify::snapshot`]). Refused, exit 3, for a stage that is not
+//! verified under its current definition.
+
+use std::io::Write;
+
+use super::{Context, write_json};
+use crate::Error;
+use crate::plan::Plan;
+use crate::store::LockMode;
+use crate::verify::snapshot::{self, Snapshot, SnapshotEntry, SnapshotStep};
+use crate::verify::stage::{self, Verdict};
+
+/// Arguments of `snapshot`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The stage (verified by `bootstrap verify STAGE`).
+    pub stage: String,
+}
+
+/// Why a snapshot cannot be written.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SnapshotRefused {
+    /// The stage has no verified receipt under its current definition.
+    #[error("stage `{stage}` is not verified under its current definition ({state})")]
+    #[diagnostic(code(bootstrap::snapshot::not_verified), help("run `bootstrap verify {stage}` first; a snapshot records only verified outputs"))]
+    NotVerified {
+        /// The stage.
+        stage: String,
+        /// What its last receipt says.
+        state: String,
+    },
+    /// A step receipt the stage receipt names is gone.
+    #[error("the receipt of step `{step}` on seed `{seed}` is missing from the state directory")]
+    #[diagnostic(code(bootstrap::snapshot::receipt_missing), help("run `bootstrap verify {stage}` again to recreate it"))]
+    ReceiptMissing {
+        /// The step.
+        step: String,
+        /// The seed.
+        seed: String,
+        /// Its stage.
+        stage: String,
+    },
+    /// The file could not be written.
+    #[error("cannot write {path}: {message}")]
+    #[diagnostic(code(bootstrap::snapshot::write), help("check that the chain directory is writable"))]
+    Write {
+        /// The file.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Writes `bytes` to `path` by temp file, fsync and rename (the chain
+/// directory, not the store).
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Runs `snapshot`.
+pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
+    let chain = cx.load()?;
+    let plan = Plan::new(&chain);
+    let stage_id = chain.stage_id(&args.stage).ok_or_else(|| crate::plan::UnknownTarget {
+        target: args.stage.clone(),
+        help: format!("the stages are {}", chain.stages().iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")),
+    })?;
+    let store = cx.open_store(LockMode::Shared)?;
+    let current = stage::stage_digest(&chain, &plan, stage_id);
+    let refused = |state: &str| SnapshotRefused::NotVerified { stage: args.stage.clone(), state: state.to_string() };
+    let receipt = stage::read_receipt(store.root(), &args.stage).ok_or_else(|| refused("never verified"))?;
+    if receipt.definition != current {
+        return Err(Error::Snapshot(refused("its definition changed since it was verified")));
+    }
+    if receipt.verdict != Verdict::Verified {
+        return Err(Error::Snapshot(refused(&format!("its last verification said {}", receipt.verdict.as_str()))));
+    }
+    let mut steps = Vec::new();
+    for entry in &receipt.steps {
+        let run = entry.runs.first().ok_or_else(|| refused("a step has no run"))?;
+        let r = store.read_receipt(&entry.step, &run.seed, &run.input).ok_or_else(|| SnapshotRefused::ReceiptMissing {
+            step: entry.step.clone(),
+            seed: run.seed.clone(),
+            stage: args.stage.clone(),
+        })?;
+        let tree = r.output.ok_or_else(|| refused("a step has no output"))?;
+        steps.push(SnapshotStep { name: entry.step.clone(), tree, entries: SnapshotEntry::of(&r.files) });
+    }
+    steps.sort_by(|a, b| a.name.cmp(&b.name));
+    let snap = Snapshot { stage: args.stage.clone(), chain: chain.decl.name.clone(), definition: current, steps };
+    let path = snapshot::path(&chain.dir, &args.stage);
+    let text = snap.render();
+    let unchanged = std::fs::read(&path).is_ok_and(|old| old == text.as_bytes());
+    if !unchanged {
+        write_atomic(&path, text.as_bytes())
+            .map_err(|e| SnapshotRefused::Write { path: path.display().to_string(), message: e.to_string() })?;
+    }
+    let shown = format!("snapshots/{}.kdl", args.stage);
+    if cx.json {
+        write_json(out, &serde_json::json!({ "stage": args.stage, "path": shown, "changed": !unchanged, "steps": snap.steps.len() }))
+    } else {
+        let what = if unchanged { "unchanged" } else { "written" };
+        writeln!(out, "{shown}: {what} ({} steps); sign it with `bootstrap sign {}`", snap.steps.len(), args.stage).map_err(Error::Output)
+    }
+}

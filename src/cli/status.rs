@@ -1,0 +1,95 @@
+//! `bootstrap status`: per stage, what its last verification said and
+//! whether that still holds: verified, stale (the definition changed
+//! since), mismatch / unexpected / failed / blocked, or never run; when,
+//! on which seeds, and whether a snapshot and signature files exist.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::{Context, write_json};
+use crate::Error;
+use crate::plan::Plan;
+use crate::verify::snapshot;
+use crate::verify::stage;
+
+/// Arguments of `status`.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+/// One stage in the JSON document (docs/json.md).
+#[derive(Serialize)]
+struct Row {
+    stage: String,
+    state: String,
+    verified_at: Option<u64>,
+    seeds: Vec<String>,
+    snapshot: bool,
+    signature_files: usize,
+}
+
+/// `YYYY-MM-DD HH:MM UTC` from seconds since the epoch (civil-from-days).
+pub(crate) fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
+}
+
+/// Runs `status`.
+pub fn run(cx: &Context, _args: &Args, out: &mut dyn Write) -> Result<(), Error> {
+    let chain = cx.load()?;
+    let plan = Plan::new(&chain);
+    let rows: Vec<Row> = chain
+        .stages()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let receipt = stage::read_receipt(&cx.state, &s.name);
+            let current = stage::stage_digest(&chain, &plan, i);
+            let state = match &receipt {
+                None => "never run".to_string(),
+                Some(r) if r.definition != current => format!("stale (was {})", r.verdict.as_str()),
+                Some(r) => r.verdict.as_str().to_string(),
+            };
+            let sigs = std::fs::read_dir(chain.dir.join("snapshots").join("signatures").join(&s.name))
+                .map(|d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "asc")).count())
+                .unwrap_or(0);
+            Row {
+                stage: s.name.clone(),
+                state,
+                verified_at: receipt.as_ref().map(|r| r.finished),
+                seeds: receipt.map(|r| r.seeds.into_iter().map(|s| s.name).collect()).unwrap_or_default(),
+                snapshot: snapshot::path(&chain.dir, &s.name).is_file(),
+                signature_files: sigs,
+            }
+        })
+        .collect();
+    if cx.json {
+        return write_json(out, &serde_json::json!({ "chain": chain.decl.name, "stages": rows }));
+    }
+    let w = rows.iter().map(|r| r.stage.len()).max().unwrap_or(5).max(5);
+    let write = |out: &mut dyn Write| -> std::io::Result<()> {
+        writeln!(out, "  {:<w$}  {:<24}  {:<20}  {:<16}  snapshot", "stage", "state", "when", "seeds")?;
+        for r in &rows {
+            let when = r.verified_at.map(utc).unwrap_or_else(|| "-".into());
+            let seeds = if r.seeds.is_empty() { "-".to_string() } else { r.seeds.join(",") };
+            let snap = match (r.snapshot, r.signature_files) {
+                (false, _) => "none".to_string(),
+                (true, 0) => "unsigned".to_string(),
+                (true, n) => format!("{n} signature file(s), not checked"),
+            };
+            writeln!(out, "  {:<w$}  {:<24}  {:<20}  {:<16}  {snap}", r.stage, r.state, when, seeds)?;
+        }
+        Ok(())
+    };
+    write(out).map_err(Error::Output)
+}
