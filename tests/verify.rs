@@ -1,0 +1,324 @@
+//! `bootstrap verify`, `status`, `snapshot` and `diff` on the mini chain
+//! (tests/fixtures/mini) with both real test seeds.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{Run, run_in, seeds};
+
+/// A copy of the mini chain in a temp dir, with its own state directory.
+struct Mini {
+    _tmp: tempfile::TempDir,
+    chain: PathBuf,
+    state: PathBuf,
+}
+
+impl Mini {
+    fn new() -> Mini {
+        let tmp = tempfile::tempdir().unwrap();
+        let chain = tmp.path().join("mini");
+        common::copy_tree(&common::fixture("mini"), &chain);
+        let state = tmp.path().join("state");
+        Mini { _tmp: tmp, chain, state }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let distfiles = self.chain.join("distfiles");
+        let busybox = format!("busybox={}", seeds().join("busybox").display());
+        let debian = format!("debian={}", seeds().join("debian").display());
+        let mut all: Vec<&str> = vec!["-C", self.chain.to_str().unwrap(), "--distfiles", distfiles.to_str().unwrap(), "--offline"];
+        all.extend(["--seed", &busybox, "--seed", &debian]);
+        all.extend(args);
+        run_in(&self.chain, &self.state, &all)
+    }
+
+    fn edit(&self, rel: &str, from: &str, to: &str) {
+        let p = self.chain.join(rel);
+        let text = fs::read_to_string(&p).unwrap();
+        assert!(text.contains(from), "{rel} has no {from:?}");
+        fs::write(&p, text.replacen(from, to, 1)).unwrap();
+    }
+
+    fn add(&self, rel: &str, text: &str) {
+        fs::write(self.chain.join(rel), text).unwrap();
+    }
+
+    /// Every step receipt file in the state directory.
+    fn receipts(&self) -> usize {
+        fn count(p: &Path) -> usize {
+            fs::read_dir(p).map_or(0, |d| {
+                d.map(|e| e.unwrap().path()).map(|p| if p.is_dir() { count(&p) } else { 1 }).sum()
+            })
+        }
+        count(&self.state.join("receipts/steps"))
+    }
+}
+
+fn json(r: &Run) -> serde_json::Value {
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: stdout {} stderr {}", r.stdout, r.stderr))
+}
+
+/// step → verdict, over every stage of a verify --json report.
+fn verdicts(v: &serde_json::Value) -> BTreeMap<String, String> {
+    v["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["steps"].as_array().unwrap().iter())
+        .map(|s| (s["step"].as_str().unwrap().to_string(), s["verdict"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// Runs of hex digits (12 or more) become `[D1]`, `[D2]`, … by first
+/// appearance (a short digest and its full form get the same label, so
+/// agreement between seeds stays visible), durations `[T]`, the state
+/// directory `[STATE]`.
+fn redact(s: &str, state: &Path) -> String {
+    let s = s.replace(&state.display().to_string(), "[STATE]");
+    let mut labels: Vec<String> = Vec::new();
+    let mut out = String::new();
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let hex = chars[i..].iter().take_while(|c| c.is_ascii_hexdigit()).count();
+        let boundary = i == 0 || !chars[i - 1].is_ascii_alphanumeric();
+        if boundary && hex >= 12 {
+            let key: String = chars[i..i + 12].iter().collect();
+            let n = labels.iter().position(|l| *l == key).unwrap_or_else(|| {
+                labels.push(key);
+                labels.len() - 1
+            });
+            out.push_str(&format!("[D{}]", n + 1));
+            i += hex;
+            continue;
+        }
+        // 12.3s
+        let digits = chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if boundary && digits > 0 && chars.get(i + digits) == Some(&'.') {
+            let frac = chars[i + digits + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if frac > 0 && chars.get(i + digits + 1 + frac) == Some(&'s') {
+                out.push_str("[T]");
+                i += digits + 1 + frac + 1;
+                continue;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The JSON report with digests, durations and times replaced.
+fn redact_json(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::String(s) if s.starts_with("blake3:") || s.starts_with("sha256:") => "[DIGEST]".into(),
+        serde_json::Value::Array(a) => a.iter().map(redact_json).collect(),
+        serde_json::Value::Object(o) => o
+            .iter()
+            .map(|(k, x)| {
+                let x = if matches!(k.as_str(), "duration_ms" | "finished") { serde_json::Value::from(0) } else { redact_json(x) };
+                (k.clone(), x)
+            })
+            .collect(),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn a_clean_chain_verifies_every_stage_and_a_rerun_runs_nothing() {
+    let m = Mini::new();
+    let r = m.run(&["verify", "stage2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    insta::assert_snapshot!("verified_report", redact(&r.stdout, &m.state));
+    let receipts = m.receipts();
+    assert_eq!(receipts, 16, "one receipt per step and seed");
+
+    let r = m.run(&["--json", "verify", "stage2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    assert!(verdicts(&v).values().all(|x| x == "verified"));
+    // Nothing ran: every seed's run came from its receipt, and no receipt was added.
+    let outcomes: Vec<&str> = v["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["steps"].as_array().unwrap().iter())
+        .flat_map(|s| s["runs"].as_array().unwrap().iter())
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes.len(), 16);
+    assert!(outcomes.iter().all(|o| *o == "cached"), "{outcomes:?}");
+    assert_eq!(m.receipts(), receipts);
+    insta::assert_snapshot!("verified_json", serde_json::to_string_pretty(&redact_json(&v)).unwrap());
+
+    let status = m.run(&["status"]);
+    assert_eq!(status.code, 0);
+    assert!(status.stdout.lines().filter(|l| l.contains(" verified ")).count() == 3, "{}", status.stdout);
+
+    // The snapshot: same results, same bytes.
+    let s = m.run(&["snapshot", "stage1"]);
+    assert_eq!(s.code, 0, "{}", s.stderr);
+    let first = fs::read(m.chain.join("snapshots/stage1.kdl")).unwrap();
+    fs::remove_file(m.chain.join("snapshots/stage1.kdl")).unwrap();
+    assert_eq!(m.run(&["snapshot", "stage1"]).code, 0);
+    assert_eq!(fs::read(m.chain.join("snapshots/stage1.kdl")).unwrap(), first);
+    let text = String::from_utf8(first).unwrap();
+    assert!(text.contains("file \"out/bin/upper\" sha256=\"11f09c3da7c0f0dc05f6fa2b0fb532a279362bcf95b291f124bc271441eb0c29\""), "{text}");
+    // With the snapshot in place the stage still verifies.
+    assert_eq!(m.run(&["verify", "stage1"]).code, 0);
+}
+
+#[test]
+fn random_bytes_are_a_mismatch_that_blocks_dependents_and_locks_the_next_stage() {
+    let m = Mini::new();
+    m.add(
+        "stage1/noise.kdl",
+        "step \"noise\" {\n    root \"seed\"\n    needs \"hex0\"\n    script \"mkdir -p /out/noise && head -c 16 /dev/urandom > /out/noise/bytes\"\n    output \"/out/noise\"\n}\n\
+         step \"after-noise\" {\n    root \"seed\"\n    needs \"noise\"\n    script \"cp /out/noise/bytes /out/copy\"\n    output \"/out/copy\"\n}\n",
+    );
+    let r = m.run(&["--json", "verify", "stage2"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let v = json(&r);
+    let got = verdicts(&v);
+    assert_eq!(got["noise"], "mismatch");
+    assert_eq!(got["after-noise"], "blocked");
+    assert_eq!(got["shout"], "verified", "independent steps keep going");
+    assert_eq!(v["locked"], serde_json::json!(["stage2"]));
+    assert!(!got.contains_key("bundle"), "stage2 ran");
+    let r = m.run(&["verify", "stage2"]);
+    assert_eq!(r.code, 2);
+    insta::assert_snapshot!("mismatch_stderr", redact(&r.stderr, &m.state));
+    // Snapshots are refused for a stage that is not verified.
+    let s = m.run(&["snapshot", "stage1"]);
+    assert_eq!(s.code, 3, "{}", s.stderr);
+}
+
+#[test]
+fn a_seed_leak_is_a_mismatch_and_diff_lists_the_file() {
+    let m = Mini::new();
+    m.add(
+        "stage0/leak.kdl",
+        "step \"leak\" {\n    root \"seed\"\n    script \"mkdir -p /out && ls /bin > /out/bin-list && echo same > /out/same\"\n    output \"/out\"\n}\n",
+    );
+    let r = m.run(&["verify", "stage0"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.contains("  leak  ") && r.stdout.contains("mismatch"), "{}", r.stdout);
+    let d = m.run(&["diff", "leak"]);
+    assert_eq!(d.code, 2, "{}", d.stderr);
+    assert!(d.stdout.contains("content   out/bin-list"), "{}", d.stdout);
+    assert!(!d.stdout.contains("out/same"), "{}", d.stdout);
+    let d = m.run(&["diff", "hex0"]);
+    assert_eq!(d.code, 0, "{}", d.stderr);
+    assert!(d.stdout.contains("no differences"));
+}
+
+#[test]
+fn a_changed_step_makes_its_stage_stale_and_reruns_only_it_and_its_dependents() {
+    let m = Mini::new();
+    assert_eq!(m.run(&["-q", "verify", "stage2"]).code, 0);
+    m.edit("stage1/programs.kdl", "> /out/COUNTS.txt\"", "> /out/COUNTS.txt; true\"");
+    let status = m.run(&["status"]);
+    let line = |stage: &str| status.stdout.lines().find(|l| l.trim_start().starts_with(stage)).unwrap().to_string();
+    assert!(line("stage0").contains("verified"), "{}", status.stdout);
+    assert!(line("stage1").contains("stale"), "{}", status.stdout);
+    assert!(line("stage2").contains("stale"), "{}", status.stdout);
+    let r = m.run(&["--json", "verify", "stage2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    let ran: Vec<String> = v["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["steps"].as_array().unwrap().iter())
+        .filter(|s| s["runs"].as_array().unwrap().iter().any(|r| r["outcome"] == "built"))
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect();
+    // shout's bytes did not change, so bundle and check-bundle come from cache.
+    assert_eq!(ran, ["shout"]);
+}
+
+#[test]
+fn a_wrong_pin_or_snapshot_is_unexpected() {
+    let m = Mini::new();
+    m.edit("stage0/hex.kdl", "sha256=\"5954", "sha256=\"0954");
+    let r = m.run(&["--json", "verify", "stage0"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let v = json(&r);
+    assert_eq!(verdicts(&v)["hello-run"], "unexpected");
+    let reasons = v["stages"][0]["steps"].as_array().unwrap().iter().find(|s| s["step"] == "hello-run").unwrap()["reasons"].to_string();
+    assert!(reasons.contains("pinned to sha256:0954"), "{reasons}");
+
+    // A snapshot that disagrees with what the seeds agree on.
+    let m = Mini::new();
+    assert_eq!(m.run(&["-q", "verify", "stage0"]).code, 0);
+    assert_eq!(m.run(&["snapshot", "stage0"]).code, 0);
+    let p = m.chain.join("snapshots/stage0.kdl");
+    let text = fs::read_to_string(&p).unwrap();
+    let at = text.find("step \"word-count\" tree=\"blake3:").unwrap() + "step \"word-count\" tree=\"blake3:".len();
+    let mut bytes = text.into_bytes();
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+    fs::write(&p, bytes).unwrap();
+    let r = m.run(&["verify", "stage0"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.contains("snapshots/stage0.kdl has blake3:"), "{}", r.stdout);
+    // A snapshot that is not one is an error with the file named.
+    fs::write(&p, "snapshot \"stage0\" {\n    step \"x\"\n}\n").unwrap();
+    let r = m.run(&["verify", "stage0"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("snapshots/stage0.kdl"), "{}", r.stderr);
+}
+
+#[test]
+fn fewer_than_two_seeds_is_blocked() {
+    let m = Mini::new();
+    let chain = m.chain.to_str().unwrap();
+    let busybox = format!("busybox={}", seeds().join("busybox").display());
+    let r = run_in(&m.chain, &m.state, &["-C", chain, "verify", "stage0", "--seed", &busybox]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("`debian`: no `rootfs`"), "{}", r.stderr);
+}
+
+#[test]
+fn a_killed_verify_gives_the_same_verdicts_when_run_again() {
+    let m = Mini::new();
+    m.edit("stage0/words.kdl", "mkdir -p /out\n", "mkdir -p /out\n        sleep 3\n");
+    let distfiles = m.chain.join("distfiles");
+    let busybox = format!("busybox={}", seeds().join("busybox").display());
+    let debian = format!("debian={}", seeds().join("debian").display());
+    let mut engine = std::process::Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(["-q", "-C", m.chain.to_str().unwrap(), "--state", m.state.to_str().unwrap(), "--offline", "--distfiles"])
+        .arg(&distfiles)
+        .args(["--seed", &busybox, "--seed", &debian, "verify", "stage2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once some step has a receipt (the run is under way).
+    let started = std::time::Instant::now();
+    while m.receipts() == 0 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    engine.kill().unwrap();
+    engine.wait().unwrap();
+    let verify = m.run(&["store", "verify"]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    let again = m.run(&["--json", "verify", "stage2"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(verdicts(&json(&again)).values().all(|v| v == "verified"));
+    let fresh = Mini::new();
+    fresh.edit("stage0/words.kdl", "mkdir -p /out\n", "mkdir -p /out\n        sleep 3\n");
+    let clean = fresh.run(&["--json", "verify", "stage2"]);
+    assert_eq!(verdicts(&json(&again)), verdicts(&json(&clean)));
+    // The same outputs, step by step and seed by seed.
+    let outputs = |v: &serde_json::Value| -> Vec<String> {
+        v["stages"].as_array().unwrap().iter().flat_map(|s| s["steps"].as_array().unwrap().iter())
+            .flat_map(|s| s["runs"].as_array().unwrap().iter().map(|r| format!("{}@{}={}", "", r["seed"], r["output"])).collect::<Vec<_>>())
+            .collect()
+    };
+    assert_eq!(outputs(&json(&again)), outputs(&json(&clean)));
+    assert_eq!(m.run(&["store", "verify"]).code, 0);
+}
