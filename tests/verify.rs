@@ -322,3 +322,31 @@ fn a_killed_verify_gives_the_same_verdicts_when_run_again() {
     assert_eq!(outputs(&json(&again)), outputs(&json(&clean)));
     assert_eq!(m.run(&["store", "verify"]).code, 0);
 }
+
+#[test]
+fn a_lost_layer_or_receipt_is_rebuilt_rather_than_trusted() {
+    let m = Mini::new();
+    assert_eq!(m.run(&["-q", "verify", "stage1"]).code, 0);
+    // A layer gone (say, `store verify --remove` found it damaged).
+    let v = json(&m.run(&["--json", "verify", "stage1"]));
+    let hex0 = v["stages"][0]["steps"].as_array().unwrap().iter().find(|s| s["step"] == "hex0").unwrap()["runs"][0]["output"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("blake3:")
+        .to_string();
+    fs::remove_dir_all(m.state.join("layers").join(&hex0)).unwrap();
+    let r = m.run(&["--json", "verify", "stage1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    let runs = &v["stages"][0]["steps"].as_array().unwrap().iter().find(|s| s["step"] == "hex0").unwrap()["runs"];
+    assert!(runs.as_array().unwrap().iter().all(|r| r["outcome"] == "built"), "{runs}");
+    assert!(m.state.join("layers").join(&hex0).is_dir());
+
+    // A step receipt gone: snapshot refuses, and the next verify recreates it.
+    fs::remove_dir_all(m.state.join("receipts/steps/shout")).unwrap();
+    let s = m.run(&["snapshot", "stage1"]);
+    assert_eq!(s.code, 3, "{}", s.stderr);
+    assert!(s.stderr.contains("receipt of step `shout`"), "{}", s.stderr);
+    assert_eq!(m.run(&["-q", "verify", "stage1"]).code, 0);
+    assert_eq!(m.run(&["snapshot", "stage1"]).code, 0);
+}

@@ -153,7 +153,7 @@ fn resolve_path(seed: &Seed, path: &Path, store: &Store) -> Result<SeedRoot, Bui
         let (digest, skipped) = dir_digest(&abs, store).map_err(|e| bad(e.to_string()))?;
         return Ok(SeedRoot { name: seed.name.clone(), root: abs.clone(), digest, origin: abs.display().to_string(), skipped });
     }
-    let sha = hash::hash_file(&abs).map_err(|e| bad(e.to_string()))?.sha256;
+    let sha = tarball_sha(&abs, store).map_err(|e| bad(e.to_string()))?;
     let archive = abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let (root, digest, skipped) = unpack_tarball(seed, &abs, &archive, &sha, store)?;
     Ok(SeedRoot { name: seed.name.clone(), root, digest, origin: format!("{} ({sha})", abs.display()), skipped })
@@ -179,60 +179,88 @@ fn unpack_tarball(
     Ok((store.layer_path(&layer), layer, skipped))
 }
 
-/// The tree digest of a seed directory, remembered across runs (under
-/// `index/seeds/`, keyed by the directory's path) together with a
-/// fingerprint of every entry's `lstat` (path, inode, mode, size, mtime and
-/// ctime to the nanosecond): while the fingerprint is unchanged the digest
-/// is reused, so a 100 MB seed is not re-read by every command. Any write
-/// to a file changes its ctime, which no user can set back. As git does for
-/// its index, a digest is not remembered when an entry changed less than
-/// two seconds before hashing (a write in the same clock tick could go
-/// unseen).
+/// The tree digest of a seed directory, remembered across runs (see
+/// [`remembered`]).
 fn dir_digest(dir: &Path, store: &Store) -> Result<(Blake3, u64), hash::HashError> {
-    use std::os::unix::ffi::OsStrExt;
-    let (fingerprint, newest) = fingerprint(dir)?;
-    let key = blake3::hash(dir.as_os_str().as_bytes()).to_hex().to_string();
-    let cache = store.root().join("index").join("seeds").join(key);
-    if let Ok(text) = std::fs::read_to_string(&cache) {
-        let mut parts = text.split_whitespace();
-        if parts.next() == Some(fingerprint.as_str())
-            && let (Some(Ok(digest)), Some(Ok(skipped))) = (parts.next().map(str::parse::<Blake3>), parts.next().map(str::parse::<u64>))
-        {
-            return Ok((digest, skipped));
+    let value = remembered(dir, store, || {
+        let (tree, skipped) = hash::hash_rootfs(dir)?;
+        Ok(format!("{} {skipped}", tree.digest()))
+    })?;
+    let mut parts = value.split_whitespace();
+    match (parts.next().map(str::parse::<Blake3>), parts.next().map(str::parse::<u64>)) {
+        (Some(Ok(d)), Some(Ok(n))) => Ok((d, n)),
+        _ => {
+            let (tree, skipped) = hash::hash_rootfs(dir)?;
+            Ok((tree.digest(), skipped))
         }
     }
-    let (tree, skipped) = hash::hash_rootfs(dir)?;
-    let digest = tree.digest();
+}
+
+/// The sha256 of a seed tarball, remembered across runs (see [`remembered`]).
+fn tarball_sha(file: &Path, store: &Store) -> Result<hash::Sha256, hash::HashError> {
+    let io = |source| hash::HashError::Io { path: file.to_path_buf(), source };
+    let value = remembered(file, store, || Ok(hash::hash_file(file).map_err(io)?.sha256.hex()))?;
+    match hash::Sha256::from_hex(&value) {
+        Some(sha) => Ok(sha),
+        None => Ok(hash::hash_file(file).map_err(io)?.sha256),
+    }
+}
+
+/// A value computed from the contents at `path` (a seed directory or
+/// tarball), remembered under `index/seeds/` (keyed by the path) together
+/// with a fingerprint of every entry's `lstat` (path, inode, mode, size,
+/// mtime and ctime to the nanosecond, device): while the fingerprint is
+/// unchanged the value is reused, so a 100 MB seed is not re-read by every
+/// command. Any write to a file changes its ctime, which no user can set
+/// back. As git does for its index, nothing is remembered when an entry
+/// changed less than two seconds before (a write in the same clock tick
+/// could go unseen).
+fn remembered(path: &Path, store: &Store, compute: impl FnOnce() -> Result<String, hash::HashError>) -> Result<String, hash::HashError> {
+    use std::os::unix::ffi::OsStrExt;
+    let (fingerprint, newest) = fingerprint(path)?;
+    let key = blake3::hash(path.as_os_str().as_bytes()).to_hex().to_string();
+    let cache = store.root().join("index").join("seeds").join(key);
+    if let Ok(text) = std::fs::read_to_string(&cache)
+        && let Some((fp, value)) = text.trim_end().split_once(' ')
+        && fp == fingerprint
+    {
+        return Ok(value.to_string());
+    }
+    let value = compute()?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
     if newest < now - 2_000_000_000 {
         // Only a cache: failing to write it costs the next run a re-hash.
-        let _ = store.write_atomic(&cache, format!("{fingerprint} {digest} {skipped}\n").as_bytes());
+        let _ = store.write_atomic(&cache, format!("{fingerprint} {value}\n").as_bytes());
     }
-    Ok((digest, skipped))
+    Ok(value)
 }
 
-/// BLAKE3 of every entry's path and `lstat` fields, in path order, and the
-/// newest mtime or ctime seen (nanoseconds since the epoch).
-fn fingerprint(dir: &Path) -> Result<(String, i128), hash::HashError> {
+/// BLAKE3 of the `lstat` fields of `root` and every entry below it, in path
+/// order, and the newest mtime or ctime seen (nanoseconds since the epoch).
+fn fingerprint(root: &Path) -> Result<(String, i128), hash::HashError> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |source| hash::HashError::Io { path: p, source }
     };
-    let mut rows: Vec<(Vec<u8>, [i64; 8])> = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
+    let stat = |m: &std::fs::Metadata| {
+        [m.ino() as i64, m.mode() as i64, m.size() as i64, m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), m.dev() as i64]
+    };
+    let top = std::fs::symlink_metadata(root).map_err(io(root))?;
+    let mut rows: Vec<(Vec<u8>, [i64; 8])> = vec![(Vec::new(), stat(&top))];
+    let mut stack = if top.is_dir() { vec![root.to_path_buf()] } else { Vec::new() };
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).map_err(io(&d))? {
             let e = e.map_err(io(&d))?;
+            // fstatat on the open directory: no path walk per entry.
+            let m = e.metadata().map_err(io(&e.path()))?;
             let p = e.path();
-            let m = std::fs::symlink_metadata(&p).map_err(io(&p))?;
+            let rel = p.strip_prefix(root).unwrap_or(&p).as_os_str().as_bytes().to_vec();
             if m.is_dir() {
-                stack.push(p.clone());
+                stack.push(p);
             }
-            let rel = p.strip_prefix(dir).unwrap_or(&p).as_os_str().as_bytes().to_vec();
-            let f = [m.ino() as i64, m.mode() as i64, m.size() as i64, m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), m.dev() as i64];
-            rows.push((rel, f));
+            rows.push((rel, stat(&m)));
         }
     }
     rows.sort_unstable();

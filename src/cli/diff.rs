@@ -108,11 +108,15 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let nothing = || DiffError::Nothing { step: args.step.clone(), stage: stage.clone() };
     let receipt = stage::read_receipt(&cx.state, &stage).ok_or_else(nothing)?;
     let entry = receipt.step(&args.step).ok_or_else(nothing)?;
-    let store = cx.open_store(crate::store::LockMode::Shared)?;
+    let store = cx.open_store(crate::store::LockMode::Exclusive)?;
     let mut runs = entry.runs.iter().filter(|r| r.output.is_some());
     let (Some(ra), Some(rb)) = (runs.next(), runs.next()) else { return Err(nothing().into()) };
-    let read = |r: &stage::SeedRun| store.read_receipt(&args.step, &r.seed, &r.input).ok_or_else(nothing);
-    let (a, b) = (read(ra)?, read(rb)?);
+    let read = |r: &stage::SeedRun| store.read_receipt(&args.step, &r.seed, &r.input);
+    let (Some(a), Some(b)) = (read(ra), read(rb)) else {
+        // The stage receipt names something gone: it no longer holds.
+        stage::forget(&store, &stage)?;
+        return Err(nothing().into());
+    };
     let list = changes(&a.files, &b.files);
     if cx.json {
         write_json(

@@ -73,7 +73,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         target: args.stage.clone(),
         help: format!("the stages are {}", chain.stages().iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")),
     })?;
-    let store = cx.open_store(LockMode::Shared)?;
+    let store = cx.open_store(LockMode::Exclusive)?;
     let current = stage::stage_digest(&chain, &plan, stage_id);
     let refused = |state: &str| SnapshotRefused::NotVerified { stage: args.stage.clone(), state: state.to_string() };
     let receipt = stage::read_receipt(store.root(), &args.stage).ok_or_else(|| refused("never verified"))?;
@@ -86,11 +86,15 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let mut steps = Vec::new();
     for entry in &receipt.steps {
         let run = entry.runs.first().ok_or_else(|| refused("a step has no run"))?;
-        let r = store.read_receipt(&entry.step, &run.seed, &run.input).ok_or_else(|| SnapshotRefused::ReceiptMissing {
-            step: entry.step.clone(),
-            seed: run.seed.clone(),
-            stage: args.stage.clone(),
-        })?;
+        let Some(r) = store.read_receipt(&entry.step, &run.seed, &run.input) else {
+            // The stage receipt names something gone: it no longer holds.
+            stage::forget(&store, &args.stage)?;
+            return Err(Error::Snapshot(SnapshotRefused::ReceiptMissing {
+                step: entry.step.clone(),
+                seed: run.seed.clone(),
+                stage: args.stage.clone(),
+            }));
+        };
         let tree = r.output.ok_or_else(|| refused("a step has no output"))?;
         steps.push(SnapshotStep { name: entry.step.clone(), tree, entries: SnapshotEntry::of(&r.files) });
     }

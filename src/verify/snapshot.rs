@@ -64,6 +64,11 @@ pub fn path(dir: &Path, stage: &str) -> PathBuf {
     dir.join("snapshots").join(format!("{stage}.kdl"))
 }
 
+/// BLAKE3 of the snapshot file of `stage` as it is now, if there is one.
+pub fn file_digest(dir: &Path, stage: &str) -> Option<String> {
+    std::fs::read(path(dir, stage)).ok().map(|b| format!("blake3:{}", blake3::hash(&b).to_hex()))
+}
+
 /// A KDL string literal for any text.
 fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);

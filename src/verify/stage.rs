@@ -43,6 +43,28 @@ pub fn stage_digest(chain: &Chain, plan: &Plan<'_>, stage: usize) -> String {
     format!("blake3:{}", blake3::hash(&buf).to_hex())
 }
 
+/// Digest of every pinned `output … sha256=` of the stage's steps (they are
+/// not part of definition digests, yet change verdicts): fields `format` =
+/// `bootstrap-pins-v1`, then per step sorted by name `step`, and per pinned
+/// output in order `output` and `sha256`.
+pub fn pins_digest(chain: &Chain, stage: usize) -> String {
+    let mut steps: Vec<&crate::chain::model::Step> = chain.steps.iter().filter(|s| s.stage == stage).collect();
+    steps.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut buf = Vec::new();
+    let mut c = Canon(&mut buf);
+    c.field("format", b"bootstrap-pins-v1");
+    for step in steps {
+        c.field("step", step.name.as_bytes());
+        for o in &step.outputs {
+            if let Some(sha) = &o.sha256 {
+                c.field("output", o.path.as_bytes());
+                c.field("sha256", sha.as_bytes());
+            }
+        }
+    }
+    format!("blake3:{}", blake3::hash(&buf).to_hex())
+}
+
 /// A step's verdict (DESIGN §5), worst last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -133,6 +155,10 @@ pub struct StageReceipt {
     pub definition: String,
     /// The worst step verdict (`verified` only when every step is).
     pub verdict: Verdict,
+    /// Digest of the stage's pinned output hashes ([`pins_digest`]).
+    pub pins: String,
+    /// BLAKE3 of `snapshots/STAGE.kdl` as it was, if there was one.
+    pub snapshot: Option<String>,
     /// The seeds compared.
     pub seeds: Vec<SeedEntry>,
     /// Every step of the stage, in execution order.
@@ -150,6 +176,16 @@ impl StageReceipt {
     }
 }
 
+/// Drops the receipt of `stage` (when an object it names is gone), so the
+/// next `verify` recomputes the stage from its step receipts.
+pub fn forget(store: &Store, stage: &str) -> Result<(), StoreError> {
+    let path = receipt_path(store.root(), stage);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io { path, source: e }),
+        _ => Ok(()),
+    }
+}
+
 /// Where the receipt of `stage` lives.
 pub fn receipt_path(store_root: &std::path::Path, stage: &str) -> PathBuf {
     store_root.join("receipts").join("stages").join(format!("{stage}.json"))
@@ -158,7 +194,8 @@ pub fn receipt_path(store_root: &std::path::Path, stage: &str) -> PathBuf {
 /// Writes a stage receipt (temp file, fsync, rename).
 pub fn write_receipt(store: &Store, r: &StageReceipt) -> Result<(), StoreError> {
     let path = receipt_path(store.root(), &r.stage);
-    let mut bytes = serde_json::to_vec_pretty(r).map_err(|e| StoreError::Io { path: path.clone(), source: e.into() })?;
+    // Compact: a cached `verify` of a large chain spends its time parsing these.
+    let mut bytes = serde_json::to_vec(r).map_err(|e| StoreError::Io { path: path.clone(), source: e.into() })?;
     bytes.push(b'\n');
     store.write_atomic(&path, &bytes)
 }

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Benchmark a fully cached `bootstrap verify` against `bootstrap check` on the
+# same generated chain: STEPS trivial steps (`/bin/sh -c "echo N > /o/N"`,
+# each needing up to two earlier steps) over four stages, on both test seeds
+# (busybox and debian from tests/seeds/build.sh). The chain is verified once
+# before timing; the timed verify runs nothing, it only proves that from the
+# receipts. Target from the gate issue: cached verify at most 2x check.
+#
+# The seeds are given as tarballs (`--seed NAME=FILE.tar`), like a chain's
+# pinned rootfs: their identity is remembered by one stat each. Given as
+# directories, every command re-fingerprints them (an lstat per entry, about
+# 25 ms for the 6,700 entries of the Debian seed); that row is shown too.
+#
+#   bench/verify.sh                  # STEPS=1000 RUNS=10
+#
+# Needs root (the first, uncached verify runs the steps), cargo, python3;
+# installs hyperfine with apt-get when missing. Prints a Markdown table for
+# BENCHMARKS.md. A measurement, not a gate: exits 0 whether or not the
+# target is met.
+set -euo pipefail
+
+STEPS=${STEPS:-1000}
+RUNS=${RUNS:-10}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+if ! command -v hyperfine >/dev/null 2>&1; then
+    echo "installing: hyperfine" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >&2
+fi
+
+echo "building release binary and test seeds" >&2
+(cd "$ROOT" && cargo build --release --quiet)
+"$ROOT/tests/seeds/build.sh" "$ROOT/target/test-seeds"
+SEEDS="$ROOT/target/test-seeds"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/bootstrap-bench-verify.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+BIN="$TMP/bootstrap"
+cp "$ROOT/target/release/bootstrap" "$BIN"
+
+CHAIN="$TMP/chain"
+python3 - "$CHAIN" "$STEPS" <<'PY'
+import os, random, sys
+out, n = sys.argv[1], int(sys.argv[2])
+rng = random.Random(1)
+stages = 4
+os.makedirs(f"{out}/chain")
+with open(f"{out}/chain/chain.kdl", "w") as f:
+    f.write('chain "bench" {\n    arch "x86_64"\n    source-date-epoch 0\n')
+    for s in range(stages):
+        f.write(f'    stage "stage{s}" description="generated"\n')
+    f.write('}\nseed "busybox" { description "busybox-static" }\nseed "debian" { description "minbase" }\n')
+per = (n + stages - 1) // stages
+for s in range(stages):
+    os.makedirs(f"{out}/stage{s}")
+    with open(f"{out}/stage{s}/steps.kdl", "w") as f:
+        for i in range(s * per, min(n, (s + 1) * per)):
+            needs = sorted(set(rng.randrange(i) for _ in range(rng.randint(0, 2)))) if i else []
+            f.write(f'step "s{i}" {{\n    root "seed"\n')
+            if needs:
+                f.write("    needs " + " ".join(f'"s{j}"' for j in needs) + "\n")
+            f.write(f'    run "/bin/sh" "-c" "mkdir -p /o && echo {i} > /o/{i}"\n    output "/o/{i}"\n}}\n')
+PY
+V="$BIN -q -C $CHAIN --seed busybox=$SEEDS/busybox.tar --seed debian=$SEEDS/debian.tar verify stage3"
+VD="$BIN -q -C $CHAIN --seed busybox=$SEEDS/busybox --seed debian=$SEEDS/debian verify stage3"
+echo "first verify (runs $STEPS steps on two seeds)" >&2
+start=$(date +%s.%N)
+$V
+$VD
+echo "  took $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }')" >&2
+
+JSON="$TMP/result.json"
+hyperfine -N --style basic --warmup 2 --runs "$RUNS" --export-json "$JSON" \
+    -n "bootstrap check ($STEPS steps)" "$BIN -q -C $CHAIN check" \
+    -n "bootstrap verify stage3 (cached, 2 tarball seeds)" "$V" \
+    -n "bootstrap verify stage3 (cached, 2 directory seeds)" "$VD" >&2
+
+python3 - "$JSON" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+base = r[0]["mean"]
+print("| command | mean ± σ | min | ratio to check (mean) |")
+print("|---|---|---|---|")
+for x in r:
+    print(f"| {x['command']} | {x['mean']*1000:.1f} ± {x['stddev']*1000:.1f} ms | {x['min']*1000:.1f} ms | {x['mean']/base:.2f}x |")
+PY
