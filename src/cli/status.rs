@@ -1,6 +1,7 @@
 //! `bootstrap status`: per stage, what its last verification said and
 //! whether that still holds: verified, stale (the definition changed
-//! since), mismatch / unexpected / failed / blocked, or never run; when,
+//! since), mismatch / unexpected / failed / blocked, never run, or locked
+//! (verified, but behind an earlier stage that is not); when,
 //! on which seeds, and whether a snapshot and signature files exist.
 
 use std::io::Write;
@@ -48,7 +49,7 @@ pub(crate) fn utc(secs: u64) -> String {
 pub fn run(cx: &Context, _args: &Args, out: &mut dyn Write) -> Result<(), Error> {
     let chain = cx.load()?;
     let plan = Plan::new(&chain);
-    let rows: Vec<Row> = chain
+    let mut rows: Vec<Row> = chain
         .stages()
         .iter()
         .enumerate()
@@ -73,12 +74,22 @@ pub fn run(cx: &Context, _args: &Args, out: &mut dyn Write) -> Result<(), Error>
             }
         })
         .collect();
+    // The gate: a stage verified on its own is still locked behind one that is not.
+    let mut blocker: Option<String> = None;
+    for r in &mut rows {
+        match &blocker {
+            Some(b) if r.state == "verified" => r.state = format!("locked ({b} is not verified)"),
+            Some(_) => {}
+            None if r.state != "verified" => blocker = Some(r.stage.clone()),
+            None => {}
+        }
+    }
     if cx.json {
         return write_json(out, &serde_json::json!({ "chain": chain.decl.name, "stages": rows }));
     }
     let w = rows.iter().map(|r| r.stage.len()).max().unwrap_or(5).max(5);
     let write = |out: &mut dyn Write| -> std::io::Result<()> {
-        writeln!(out, "  {:<w$}  {:<24}  {:<20}  {:<16}  snapshot", "stage", "state", "when", "seeds")?;
+        writeln!(out, "  {:<w$}  {:<36}  {:<20}  {:<16}  snapshot", "stage", "state", "when", "seeds")?;
         for r in &rows {
             let when = r.verified_at.map(utc).unwrap_or_else(|| "-".into());
             let seeds = if r.seeds.is_empty() { "-".to_string() } else { r.seeds.join(",") };
@@ -87,7 +98,7 @@ pub fn run(cx: &Context, _args: &Args, out: &mut dyn Write) -> Result<(), Error>
                 (true, 0) => "unsigned".to_string(),
                 (true, n) => format!("{n} signature file(s), not checked"),
             };
-            writeln!(out, "  {:<w$}  {:<24}  {:<20}  {:<16}  {snap}", r.stage, r.state, when, seeds)?;
+            writeln!(out, "  {:<w$}  {:<36}  {:<20}  {:<16}  {snap}", r.stage, r.state, when, seeds)?;
         }
         Ok(())
     };
