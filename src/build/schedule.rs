@@ -98,7 +98,7 @@ where
     };
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, n.max(1)) {
-            scope.spawn(&worker);
+            scope.spawn(worker);
         }
     });
     let s = match state.into_inner() {
