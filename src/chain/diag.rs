@@ -886,6 +886,23 @@ pub enum ChainDiagnostic {
         value: String,
     },
 
+    /// A `vary` value the engine does not know.
+    #[error("unknown variation `{value}`")]
+    #[diagnostic(
+        code(bootstrap::chain::unknown_variation),
+        help("one of: build-path, hostname (docs/chain-language.md says what each catches)")
+    )]
+    UnknownVariation {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("unknown variation")]
+        span: SourceSpan,
+        /// The value.
+        value: String,
+    },
+
     /// A seed image not pinned by digest.
     #[error("seed image `{value}` is not pinned by digest")]
     #[diagnostic(
@@ -969,6 +986,7 @@ impl ChainDiagnostic {
             | D::ReservedEnv { src, span, .. }
             | D::DuplicateEnv { src, span, .. }
             | D::UnknownArch { src, span, .. }
+            | D::UnknownVariation { src, span, .. }
             | D::UnpinnedImage { src, span, .. }
             | D::EmptyValue { src, span, .. } => Some((src, *span)),
         }

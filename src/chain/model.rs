@@ -65,6 +65,33 @@ pub struct Stage {
     pub span: Span,
 }
 
+/// A difference the second lineage of `verify` runs under (`vary` in the
+/// chain node), reprotest-style: a step whose output changes under it
+/// depends on something it should not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Variation {
+    /// Sources live at `/src-vary/<name>`, with `/src` a symlink to
+    /// `/src-vary`: catches absolute build paths in outputs (`__FILE__`,
+    /// debug info, `pwd -P`, paths baked into scripts).
+    BuildPath,
+    /// The hostname is `bootstrap-vary`: catches outputs that record the
+    /// machine they were built on.
+    Hostname,
+}
+
+impl Variation {
+    /// Every variation, in order.
+    pub const ALL: [Variation; 2] = [Variation::BuildPath, Variation::Hostname];
+
+    /// The keyword as written in KDL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Variation::BuildPath => "build-path",
+            Variation::Hostname => "hostname",
+        }
+    }
+}
+
 /// The `chain` node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainDecl {
@@ -76,6 +103,8 @@ pub struct ChainDecl {
     pub source_date_epoch: u64,
     /// The stages, in order.
     pub stages: Vec<Stage>,
+    /// Variations of `verify`'s second lineage (sorted, each once).
+    pub vary: Vec<Variation>,
     /// The whole node.
     pub span: Span,
 }

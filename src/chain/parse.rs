@@ -65,7 +65,7 @@ const STEP_CHILDREN: &[&str] = &[
 ];
 const SOURCE_CHILDREN: &[&str] = &["url", "sha256", "unpack"];
 const SEED_CHILDREN: &[&str] = &["description", "image", "rootfs"];
-const CHAIN_CHILDREN: &[&str] = &["arch", "source-date-epoch", "stage"];
+const CHAIN_CHILDREN: &[&str] = &["arch", "source-date-epoch", "stage", "vary"];
 const TOP_LEVEL: &[&str] = &["chain", "seed", "source", "step"];
 
 /// Parses one file. Never panics on any input: a KDL error becomes a
@@ -633,6 +633,7 @@ impl Cx<'_> {
             arch: String::new(),
             source_date_epoch: 0,
             stages: Vec::new(),
+            vary: Vec::new(),
             span: sp(node.span()),
         };
         let mut seen = HashMap::new();
@@ -640,7 +641,20 @@ impl Cx<'_> {
         for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
             let cname = child.name().value();
             match cname {
-                "arch" | "source-date-epoch" if !self.once(&mut seen, child, "the chain") => {}
+                "arch" | "source-date-epoch" | "vary" if !self.once(&mut seen, child, "the chain") => {}
+                "vary" => {
+                    const U: &str = "vary \"build-path\" \"hostname\"";
+                    self.no_children(child);
+                    for e in child.entries() {
+                        let Some(value) = self.string(e, "a variation", U) else { continue };
+                        match crate::chain::model::Variation::ALL.iter().find(|v| v.as_str() == value) {
+                            Some(v) if !decl.vary.contains(v) => decl.vary.push(*v),
+                            Some(_) => {}
+                            None => self.diags.push(D::UnknownVariation { src: self.src(), span: e.span(), value }),
+                        }
+                    }
+                    decl.vary.sort();
+                }
                 "arch" => {
                     arch_seen = true;
                     if let Some((arch, span)) = self.leaf_string(child, "an arch", "arch \"x86_64\"") {
