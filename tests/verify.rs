@@ -350,3 +350,30 @@ fn a_lost_layer_or_receipt_is_rebuilt_rather_than_trusted() {
     assert_eq!(m.run(&["-q", "verify", "stage1"]).code, 0);
     assert_eq!(m.run(&["snapshot", "stage1"]).code, 0);
 }
+
+#[test]
+fn variations_on_the_second_lineage_catch_build_paths_and_hostnames() {
+    let m = Mini::new();
+    m.edit("chain/chain.kdl", "    source-date-epoch 0\n", "    source-date-epoch 0\n    vary \"build-path\" \"hostname\"\n");
+    // The mini chain depends on neither: still verified.
+    let r = m.run(&["verify", "stage2"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    m.add(
+        "stage0/leaks.kdl",
+        "step \"path-leak\" {\n    root \"seed\"\n    source \"hex-programs\"\n    workdir \"/src/hex-programs\"\n    script \"pwd -P > built-in\"\n    output \"built-in\"\n}\n\
+         step \"host-leak\" {\n    root \"seed\"\n    script \"mkdir -p /out && cat /proc/sys/kernel/hostname > /out/host\"\n    output \"/out/host\"\n}\n",
+    );
+    let r = m.run(&["--json", "verify", "stage0"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let got = verdicts(&json(&r));
+    assert_eq!(got["path-leak"], "mismatch");
+    assert_eq!(got["host-leak"], "mismatch");
+    assert_eq!(got["hex0"], "verified");
+    let d = m.run(&["diff", "path-leak"]);
+    assert!(d.stdout.contains("src/hex-programs/built-in"), "{}", d.stdout);
+
+    // Without `vary` the same steps agree: the variation is what caught them.
+    m.edit("chain/chain.kdl", "    vary \"build-path\" \"hostname\"\n", "");
+    let r = m.run(&["--json", "verify", "stage0"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

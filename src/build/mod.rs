@@ -121,6 +121,9 @@ pub struct Build<'a> {
     pub jobs: usize,
     /// Progress.
     pub events: &'a dyn Events,
+    /// The variations this lineage runs under (`verify`'s second lineage
+    /// takes the chain's `vary`; otherwise none).
+    pub vary: Vec<crate::chain::model::Variation>,
 }
 
 struct Echo<'e> {
@@ -203,7 +206,7 @@ impl Build<'_> {
             });
         }
         let layers = needs.iter().map(|(_, d)| self.store.layer_path(d)).collect();
-        let req: StepRequest = request::request(chain, id, &self.seed.root, sources, layers);
+        let req: StepRequest = request::request(chain, id, &self.seed.root, sources, layers, &self.vary);
         let named: Vec<(&str, Blake3)> = needs.iter().map(|(j, d)| (chain.steps[*j].name.as_str(), *d)).collect();
         let mut keyed: Vec<(&str, String, String)> =
             source_refs.iter().map(|r| (r.name.as_str(), r.sha256.to_string(), r.placement.clone())).collect();

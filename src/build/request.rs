@@ -26,6 +26,8 @@
 //! | `env-count`, then `env-key` and `env-value` per variable | the whole environment, sorted |
 //! | `command-count`, then per command `arg-count` and one `arg` per argument | the argvs run |
 //! | `workdir` | the resolved working directory |
+//! | `hostname` | the hostname inside |
+//! | `source-dir` | where sources are mounted (`/src` unless the build path is varied) |
 //! | `output-count`, then one `output` per path | resolved absolute outputs, sorted |
 //! | `needs-count`, then per need `needs-step` and `needs-output` | the needs' names and output tree digests on this seed, in the order written |
 //!
@@ -83,17 +85,26 @@ pub fn environment(chain: &Chain, id: usize) -> BTreeMap<String, String> {
     env
 }
 
+/// The hostname of every sandbox, and of a lineage varying it.
+pub const HOSTNAME: &str = "bootstrap";
+/// The hostname of a lineage varying it.
+pub const VARIED_HOSTNAME: &str = "bootstrap-vary";
+/// Where sources are mounted on a lineage varying the build path.
+pub const VARIED_SOURCE_DIR: &str = "/src-vary";
+
 /// Builds the request for step `id` of `chain`. `seed_root` is the seed's
 /// root (used only for `root "seed"`), `sources` the step's sources in the
 /// order written, `needs` the layer directories of its needs in the order
-/// written.
+/// written, `vary` the variations of this lineage (none outside `verify`).
 pub fn request(
     chain: &Chain,
     id: usize,
     seed_root: &std::path::Path,
     mut sources: Vec<(String, SourceInput)>,
     needs: Vec<PathBuf>,
+    vary: &[crate::chain::model::Variation],
 ) -> StepRequest {
+    use crate::chain::model::Variation;
     let step = &chain.steps[id];
     let workdir = normalize(step.workdir.as_deref().unwrap_or("/"));
     let mut outputs: Vec<String> = step
@@ -117,6 +128,8 @@ pub fn request(
         workdir,
         outputs,
         timeout: step.timeout_secs.map_or(DEFAULT_TIMEOUT, Duration::from_secs),
+        hostname: if vary.contains(&Variation::Hostname) { VARIED_HOSTNAME } else { HOSTNAME }.to_string(),
+        source_dir: if vary.contains(&Variation::BuildPath) { VARIED_SOURCE_DIR } else { "/src" }.to_string(),
     }
 }
 
@@ -166,6 +179,8 @@ pub fn input_digest(key: &InputKey<'_>, req: &StepRequest) -> Blake3 {
         }
     }
     c.field("workdir", req.workdir.as_bytes());
+    c.field("hostname", req.hostname.as_bytes());
+    c.field("source-dir", req.source_dir.as_bytes());
     c.number("output-count", req.outputs.len() as u64);
     for o in &req.outputs {
         c.field("output", o.as_bytes());

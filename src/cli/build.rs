@@ -173,7 +173,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         .map_err(|e| BuildError::Exec(crate::exec::ExecError::Sandbox(format!("cannot find the running executable: {e}"))))?;
     let backend = LocalBackend::new(helper);
     let progress = Progress { show: cx.verbosity >= 0 && !cx.json, stream: cx.verbosity > 0, partial: Mutex::default() };
-    let b = Build { chain: &chain, plan: &plan, store: &store, executor: &backend, seed: &seed, sources, jobs: cx.jobs, events: &progress };
+    let b = Build { chain: &chain, plan: &plan, store: &store, executor: &backend, seed: &seed, sources, jobs: cx.jobs, events: &progress, vary: Vec::new() };
     let outcomes = b.run(&selection)?;
 
     let failures: Vec<StepFailed> = outcomes

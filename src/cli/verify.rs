@@ -165,7 +165,8 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let lineages: Vec<Build> = seeds
         .iter()
         .zip(&events)
-        .map(|(s, e)| Build {
+        .enumerate()
+        .map(|(i, (s, e))| Build {
             chain: &chain,
             plan: &plan,
             store: &store,
@@ -174,6 +175,8 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
             sources: sources.clone(),
             jobs: 1,
             events: e,
+            // Every lineage after the first runs under the chain's variations.
+            vary: if i == 0 { Vec::new() } else { chain.decl.vary.clone() },
         })
         .collect();
     let verifier = Verifier { chain: &chain, plan: &plan, store: &store, lineages, jobs: cx.jobs };

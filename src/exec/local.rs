@@ -66,6 +66,8 @@ impl LocalBackend {
             env: req.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             workdir: req.workdir.clone(),
             outputs: req.outputs.clone(),
+            hostname: req.hostname.clone(),
+            source_dir: req.source_dir.clone(),
         })
     }
 }

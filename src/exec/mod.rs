@@ -60,6 +60,13 @@ pub struct StepRequest {
     pub outputs: Vec<String>,
     /// Killed, with everything it started, after this long.
     pub timeout: Duration,
+    /// The hostname inside: `bootstrap`, or `bootstrap-vary` on a varied lineage.
+    pub hostname: String,
+    /// Where sources are mounted: `/src`, or on a lineage varying the build
+    /// path another absolute directory, with `/src/<name>` a symlink to
+    /// `<source_dir>/<name>` and outputs under `/src/<name>` captured
+    /// through it (stored under their declared path).
+    pub source_dir: String,
 }
 
 /// How the step ended.

@@ -60,6 +60,10 @@ pub struct Spec {
     pub workdir: String,
     /// Declared outputs (absolute inside).
     pub outputs: Vec<String>,
+    /// The hostname.
+    pub hostname: String,
+    /// Where sources are mounted (`/src`, or elsewhere with `/src/<name>` links).
+    pub source_dir: String,
 }
 
 /// What pid 1 reports back.
@@ -112,7 +116,8 @@ fn helper(spec_path: &str) -> Result<i32, String> {
         fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(|e| err("uid_map", e))?;
         fs::write("/proc/self/gid_map", format!("0 {gid} 1")).map_err(|e| err("gid_map", e))?;
     }
-    rustix::system::sethostname(b"bootstrap").map_err(|e| err("sethostname", e))?;
+    let spec = read_spec(spec_path).map_err(|e| err("spec", e))?;
+    rustix::system::sethostname(spec.hostname.as_bytes()).map_err(|e| err("sethostname", e))?;
     // Nothing mounted from here on may propagate back to the host.
     rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
         .map_err(|e| err("make / private", e))?;
@@ -238,21 +243,32 @@ fn init(spec: &Spec) -> Result<Outcome, String> {
         mkdirs(&run.join(d))?;
     }
     overlay(&spec.lowers, &run.join("upper"), &run.join("work"), &merged)?;
+    let src_dir = spec.source_dir.trim_matches('/').to_string();
     for (name, src) in &spec.sources {
         match src {
             SpecSource::Tree(lowers) => {
-                let target = mount_point(&merged, &format!("src/{name}"), false)?;
+                let target = mount_point(&merged, &format!("{src_dir}/{name}"), false)?;
                 let (up, work) = (run.join("src-up").join(name), run.join("src-work").join(name));
                 mkdirs(&up)?;
                 mkdirs(&work)?;
                 overlay(lowers, &up, &work, &target)?;
             }
             SpecSource::File(file) => {
-                let target = mount_point(&merged, &format!("src/{name}"), true)?;
+                let target = mount_point(&merged, &format!("{src_dir}/{name}"), true)?;
                 rustix::mount::mount_bind(file, &target).map_err(|e| err("bind source file", e))?;
                 rustix::mount::mount_remount(&target, MountFlags::BIND | MountFlags::RDONLY, "")
                     .map_err(|e| err("read-only source file", e))?;
             }
+        }
+    }
+    if src_dir != "src" && !spec.sources.is_empty() {
+        // /src becomes a fresh directory of links into the real place, so
+        // paths resolve (`pwd -P`, realpath) to another build path.
+        let src = mount_point(&merged, "src", false)?;
+        rustix::mount::mount("tmpfs", &src, "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, c"mode=755")
+            .map_err(|e| err("mount /src", e))?;
+        for (name, _) in &spec.sources {
+            std::os::unix::fs::symlink(format!("/{src_dir}/{name}"), src.join(name)).map_err(|e| err("link /src", e))?;
         }
     }
     let tmp = mount_point(&merged, "tmp", false)?;
@@ -316,18 +332,27 @@ fn init(spec: &Spec) -> Result<Outcome, String> {
         }
     }
     for out in &spec.outputs {
-        if let Err(reason) = capture(&merged, out, &spec.capture) {
+        // Under a varied build path, /src/<name>/… is read at its real place
+        // and stored under the declared path.
+        let real = match out.strip_prefix("/src/") {
+            Some(rest) if src_dir != "src" && spec.sources.iter().any(|(n, _)| rest.split('/').next() == Some(n)) => {
+                format!("/{src_dir}/{rest}")
+            }
+            _ => out.clone(),
+        };
+        if let Err(reason) = capture(&merged, &real, out, &spec.capture) {
             return Ok(Outcome::BadOutput(out.clone(), reason));
         }
     }
     Ok(Outcome::Succeeded)
 }
 
-/// Copies `out` (absolute inside the sandbox) from the union at `root` to
-/// the same path under `capture`. No symlink is ever followed: one on the
-/// way to the output is refused, one at or under it is copied as a link.
-fn capture(root: &Path, out: &str, capture: &Path) -> Result<(), String> {
-    let rel = out.trim_start_matches('/');
+/// Copies the entry at `real` (absolute inside the sandbox; the declared
+/// output `out`, or where a varied build path really put it) from the union
+/// at `root` to `out` under `capture`. No symlink is ever followed: one on
+/// the way to the output is refused, one at or under it is copied as a link.
+fn capture(root: &Path, real: &str, out: &str, capture: &Path) -> Result<(), String> {
+    let rel = real.trim_start_matches('/');
     let mut here = root.to_path_buf();
     let comps: Vec<&str> = rel.split('/').collect();
     for (i, c) in comps.iter().enumerate() {
@@ -338,7 +363,7 @@ fn capture(root: &Path, out: &str, capture: &Path) -> Result<(), String> {
             return Err(format!("`/{}` on the way to it is {what}", comps[..=i].join("/")));
         }
     }
-    copy_entry(&here, &capture.join(rel), out)
+    copy_entry(&here, &capture.join(out.trim_start_matches('/')), out)
 }
 
 fn copy_entry(from: &Path, to: &Path, shown: &str) -> Result<(), String> {

@@ -56,6 +56,8 @@ impl Fixture {
             workdir: "/".into(),
             outputs: vec!["/out".into()],
             timeout: Duration::from_secs(60),
+            hostname: "bootstrap".into(),
+            source_dir: "/src".into(),
         }
     }
 }
@@ -94,6 +96,10 @@ macro_rules! conformance_suite {
             #[test]
             fn mount_points_never_follow_a_roots_symlinks() {
                 conformance::mount_points(&$make);
+            }
+            #[test]
+            fn a_varied_hostname_and_build_path_are_seen_and_outputs_keep_their_paths() {
+                conformance::variations(&$make);
             }
             #[test]
             fn only_declared_outputs_survive_and_scratch_sees_only_its_inputs() {
@@ -220,6 +226,8 @@ pub fn survivors_and_scratch(f: &Fixture) {
         workdir: "/".into(),
         outputs: vec!["/r".into()],
         timeout: Duration::from_secs(60),
+        hostname: "bootstrap".into(),
+        source_dir: "/src".into(),
     };
     let r = f.run(&req);
     assert_eq!(r.status, Status::Succeeded, "{}", f.log(&r));
@@ -256,4 +264,22 @@ pub fn mount_points(f: &Fixture) {
         let left: Vec<_> = fs::read_dir(host.path().join(d)).unwrap().collect();
         assert!(left.is_empty(), "the host's {d} was written through a symlink");
     }
+}
+
+pub fn variations(f: &Fixture) {
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("hello.txt"), "hello\n").unwrap();
+    let mut req = f.sh("cat /proc/sys/kernel/hostname > facts; pwd -P >> facts; cat /src/greeting/hello.txt >> facts");
+    req.sources = vec![("greeting".into(), SourceInput::Tree(src.path().to_path_buf()))];
+    req.workdir = "/src/greeting".into();
+    req.outputs = vec!["/src/greeting/facts".into()];
+    let plain = f.run(&req);
+    assert_eq!(plain.status, Status::Succeeded, "{}", f.log(&plain));
+    assert_eq!(fs::read_to_string(f.layer(&plain).join("src/greeting/facts")).unwrap(), "bootstrap\n/src/greeting\nhello\n");
+    req.hostname = "bootstrap-vary".into();
+    req.source_dir = "/src-vary".into();
+    let varied = f.run(&req);
+    assert_eq!(varied.status, Status::Succeeded, "{}", f.log(&varied));
+    // Stored under the declared path, with what the varied sandbox saw.
+    assert_eq!(fs::read_to_string(f.layer(&varied).join("src/greeting/facts")).unwrap(), "bootstrap-vary\n/src-vary/greeting\nhello\n");
 }
