@@ -92,16 +92,30 @@ macro_rules! digest_type {
             }
         }
 
+        // Text (`algo:hex`) in human-readable formats such as JSON; the 32
+        // raw bytes in binary ones such as postcard.
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
+                if s.is_human_readable() { s.collect_str(self) } else { s.serialize_bytes(&self.0) }
             }
         }
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        write!(f, "a {} digest", $prefix)
+                    }
+                    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<$name, E> {
+                        s.parse().map_err(E::custom)
+                    }
+                    fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> Result<$name, E> {
+                        <[u8; 32]>::try_from(b).map($name).map_err(|_| E::invalid_length(b.len(), &self))
+                    }
+                }
+                if d.is_human_readable() { d.deserialize_str(V) } else { d.deserialize_bytes(V) }
             }
         }
     };

@@ -179,6 +179,7 @@ impl StageReceipt {
 /// Drops the receipt of `stage` (when an object it names is gone), so the
 /// next `verify` recomputes the stage from its step receipts.
 pub fn forget(store: &Store, stage: &str) -> Result<(), StoreError> {
+    let _ = std::fs::remove_file(twin_path(store.root(), stage));
     let path = receipt_path(store.root(), stage);
     match std::fs::remove_file(&path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io { path, source: e }),
@@ -191,19 +192,39 @@ pub fn receipt_path(store_root: &std::path::Path, stage: &str) -> PathBuf {
     store_root.join("receipts").join("stages").join(format!("{stage}.json"))
 }
 
-/// Writes a stage receipt (temp file, fsync, rename).
+/// Writes a stage receipt (temp file, fsync, rename), and its binary twin
+/// in `cache/stages/` (see [`read_receipt`]).
 pub fn write_receipt(store: &Store, r: &StageReceipt) -> Result<(), StoreError> {
     let path = receipt_path(store.root(), &r.stage);
-    // Compact: a cached `verify` of a large chain spends its time parsing these.
+    // Compact: a cached `verify` of a large chain reads these.
     let mut bytes = serde_json::to_vec(r).map_err(|e| StoreError::Io { path: path.clone(), source: e.into() })?;
     bytes.push(b'\n');
+    if let Ok(twin) = postcard::to_stdvec(&(blake3::hash(&bytes).as_bytes(), r)) {
+        // Only a cache: without it the JSON is parsed.
+        let _ = store.write_atomic(&twin_path(store.root(), &r.stage), &twin);
+    }
     store.write_atomic(&path, &bytes)
+}
+
+/// The binary twin of a stage receipt: the BLAKE3 of the JSON it mirrors,
+/// then the receipt in postcard with digests as raw bytes.
+fn twin_path(state: &std::path::Path, stage: &str) -> PathBuf {
+    state.join("cache").join("stages").join(format!("{stage}.bin"))
 }
 
 /// The last receipt of `stage` under the state directory `state`, if any
 /// readable one (reading needs no lock: receipts are replaced by rename).
+/// The JSON is the record; its binary twin is used only when it mirrors
+/// exactly these JSON bytes (hashing them is much cheaper than parsing).
 pub fn read_receipt(state: &std::path::Path, stage: &str) -> Option<StageReceipt> {
     let bytes = std::fs::read(receipt_path(state, stage)).ok()?;
-    let r: StageReceipt = serde_json::from_slice(&bytes).ok()?;
+    let twin = std::fs::read(twin_path(state, stage)).ok().and_then(|t| {
+        let (key, r): ([u8; 32], StageReceipt) = postcard::from_bytes(&t).ok()?;
+        (key == *blake3::hash(&bytes).as_bytes()).then_some(r)
+    });
+    let r: StageReceipt = match twin {
+        Some(r) => r,
+        None => serde_json::from_slice(&bytes).ok()?,
+    };
     (r.format == STAGE_RECEIPT_FORMAT && r.stage == stage).then_some(r)
 }
