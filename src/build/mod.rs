@@ -76,6 +76,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// `built`, `cached`, `failed` or `blocked`, as in reports.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Built(_) => "built",
+            Outcome::Cached(_) => "cached",
+            Outcome::Failed(_) => "failed",
+            Outcome::Blocked(_) => "blocked",
+        }
+    }
+
     /// The receipt, unless blocked.
     pub fn receipt(&self) -> Option<&Receipt> {
         match self {

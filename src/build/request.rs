@@ -69,6 +69,16 @@ pub fn normalize(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// Where a declared output of `step` is inside the sandbox: its path
+/// resolved against the step's workdir (default `/`), normalised.
+pub fn output_path(step: &crate::chain::model::Step, path: &str) -> String {
+    if path.starts_with('/') {
+        normalize(path)
+    } else {
+        normalize(&format!("{}/{path}", step.workdir.as_deref().unwrap_or("/")))
+    }
+}
+
 /// The sandbox environment of step `id` (see the module doc).
 pub fn environment(chain: &Chain, id: usize) -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = [
@@ -107,11 +117,7 @@ pub fn request(
     use crate::chain::model::Variation;
     let step = &chain.steps[id];
     let workdir = normalize(step.workdir.as_deref().unwrap_or("/"));
-    let mut outputs: Vec<String> = step
-        .outputs
-        .iter()
-        .map(|o| if o.path.starts_with('/') { normalize(&o.path) } else { normalize(&format!("{workdir}/{}", o.path)) })
-        .collect();
+    let mut outputs: Vec<String> = step.outputs.iter().map(|o| output_path(step, &o.path)).collect();
     outputs.sort();
     outputs.dedup();
     sources.sort_by(|a, b| a.0.cmp(&b.0));

@@ -6,9 +6,8 @@
 //! every step's log, each line prefixed with the step's name); stdout gets
 //! the table of outcomes, or the JSON document of docs/json.md.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -41,7 +40,7 @@ const LOG_TAIL: usize = 15;
 struct Progress {
     show: bool,
     stream: bool,
-    partial: Mutex<HashMap<String, Vec<u8>>>,
+    echo: super::echo::LineEcho,
 }
 
 impl Events for Progress {
@@ -52,32 +51,20 @@ impl Events for Progress {
     }
     fn settled(&self, step: &str, outcome: &Outcome) {
         if self.stream {
-            // The last line of the log may lack a newline.
-            if let Some(rest) = self.partial.lock().ok().and_then(|mut m| m.remove(step)).filter(|r| !r.is_empty()) {
-                eprintln!("[{step}] {}", String::from_utf8_lossy(&rest));
-            }
+            self.echo.finish(step, |l| eprintln!("{l}"));
         }
         if self.show {
+            // Failures stand out among the progress lines.
             let word = match outcome {
-                Outcome::Built(_) => "built",
-                Outcome::Cached(_) => "cached",
                 Outcome::Failed(_) => "FAILED",
-                Outcome::Blocked(_) => "blocked",
+                o => o.as_str(),
             };
             eprintln!("  {word:8} {step}");
         }
     }
     fn log(&self, step: &str, bytes: &[u8]) {
-        if !self.stream {
-            return;
-        }
-        let Ok(mut m) = self.partial.lock() else { return };
-        let buf = m.entry(step.to_string()).or_default();
-        buf.extend_from_slice(bytes);
-        let mut stderr = std::io::stderr().lock();
-        while let Some(n) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=n).collect();
-            let _ = write!(stderr, "[{step}] {}", String::from_utf8_lossy(&line));
+        if self.stream {
+            self.echo.push(step, bytes, |l| eprintln!("{l}"));
         }
     }
 }
@@ -172,7 +159,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let helper = std::env::current_exe()
         .map_err(|e| BuildError::Exec(crate::exec::ExecError::Sandbox(format!("cannot find the running executable: {e}"))))?;
     let backend = LocalBackend::new(helper);
-    let progress = Progress { show: cx.verbosity >= 0 && !cx.json, stream: cx.verbosity > 0, partial: Mutex::default() };
+    let progress = Progress { show: cx.verbosity >= 0 && !cx.json, stream: cx.verbosity > 0, echo: Default::default() };
     let b = Build { chain: &chain, plan: &plan, store: &store, executor: &backend, seed: &seed, sources, jobs: cx.jobs, events: &progress, vary: Vec::new() };
     let outcomes = b.run(&selection)?;
 
@@ -194,12 +181,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
                 StepReport {
                     step: &step.name,
                     stage: &chain.stages()[step.stage].name,
-                    outcome: match o {
-                        Outcome::Built(_) => "built",
-                        Outcome::Cached(_) => "cached",
-                        Outcome::Failed(_) => "failed",
-                        Outcome::Blocked(_) => "blocked",
-                    },
+                    outcome: o.as_str(),
                     input: r.map(|r| r.input),
                     output: r.and_then(|r| r.output),
                     log: r.map(|r| r.log),

@@ -8,6 +8,7 @@
 pub mod build;
 pub mod check;
 pub mod diff;
+mod echo;
 pub mod fetch;
 pub mod graph;
 pub mod hash;

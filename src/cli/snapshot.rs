@@ -69,10 +69,7 @@ fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
     let chain = cx.load()?;
     let plan = Plan::new(&chain);
-    let stage_id = chain.stage_id(&args.stage).ok_or_else(|| crate::plan::UnknownTarget {
-        target: args.stage.clone(),
-        help: format!("the stages are {}", chain.stages().iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")),
-    })?;
+    let stage_id = crate::plan::stage_target(&chain, &args.stage)?;
     let store = cx.open_store(LockMode::Exclusive)?;
     let current = stage::stage_digest(&chain, &plan, stage_id);
     let refused = |state: &str| SnapshotRefused::NotVerified { stage: args.stage.clone(), state: state.to_string() };

@@ -4,9 +4,8 @@
 //! locked. Prints a table per stage and a summary line (or `--json`, see
 //! docs/json.md); progress bars per seed on stderr when it is a terminal.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -16,7 +15,7 @@ use super::{Context, write_json};
 use crate::Error;
 use crate::build::{Build, BuildError, Events, Outcome, SeedArg, SeedRoot, seed};
 use crate::exec::local::LocalBackend;
-use crate::plan::{Plan, UnknownTarget};
+use crate::plan::Plan;
 use crate::store::LockMode;
 use crate::verify::{Report, StageReceipt, Verdict, Verifier, VerifyError};
 
@@ -38,7 +37,7 @@ struct Bars {
     multi: MultiProgress,
     bars: Vec<ProgressBar>,
     stream: bool,
-    partial: Mutex<HashMap<String, Vec<u8>>>,
+    echo: super::echo::LineEcho,
 }
 
 impl crate::verify::Progress for Bars {
@@ -64,25 +63,13 @@ struct Lineage<'b> {
 impl Events for Lineage<'_> {
     fn started(&self, _: &str) {}
     fn settled(&self, step: &str, _: &Outcome) {
-        if !self.bars.stream {
-            return;
-        }
-        let key = format!("{step}@{}", self.seed);
-        if let Some(rest) = self.bars.partial.lock().ok().and_then(|mut m| m.remove(&key)).filter(|r| !r.is_empty()) {
-            let _ = self.bars.multi.println(format!("[{key}] {}", String::from_utf8_lossy(&rest)));
+        if self.bars.stream {
+            self.bars.echo.finish(&format!("{step}@{}", self.seed), |l| drop(self.bars.multi.println(l)));
         }
     }
     fn log(&self, step: &str, bytes: &[u8]) {
-        if !self.bars.stream {
-            return;
-        }
-        let key = format!("{step}@{}", self.seed);
-        let Ok(mut m) = self.bars.partial.lock() else { return };
-        let buf = m.entry(key.clone()).or_default();
-        buf.extend_from_slice(bytes);
-        while let Some(n) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=n).collect();
-            let _ = self.bars.multi.println(format!("[{key}] {}", String::from_utf8_lossy(&line[..line.len() - 1])));
+        if self.bars.stream {
+            self.bars.echo.push(&format!("{step}@{}", self.seed), bytes, |l| drop(self.bars.multi.println(l)));
         }
     }
 }
@@ -109,14 +96,7 @@ fn chosen(chain: &crate::chain::Chain, args: &Args) -> Result<Vec<usize>, Verify
 pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
     let chain = cx.load()?;
     let plan = Plan::new(&chain);
-    let target = chain.stage_id(&args.stage).ok_or_else(|| {
-        let help = match chain.step_id(&args.stage) {
-            Some(i) => format!("`{}` is a step; verify its stage: `bootstrap verify {}`", args.stage, chain.stages()[chain.steps[i].stage].name),
-            None => crate::chain::diag::did_you_mean(&args.stage, chain.stages().iter().map(|s| s.name.as_str()))
-                .unwrap_or_else(|| format!("the stages are {}", chain.stages().iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "))),
-        };
-        UnknownTarget { target: args.stage.clone(), help }
-    })?;
+    let target = crate::plan::stage_target(&chain, &args.stage)?;
     let seed_args: Vec<SeedArg> = cx.seeds.iter().cloned().chain(args.seed_paths.iter().map(|s| SeedArg::parse(s))).collect();
     seed::check_args(&chain, &seed_args)?;
     let ids = chosen(&chain, args).map_err(Error::from)?;
@@ -159,7 +139,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
             .collect(),
         multi,
         stream: cx.verbosity > 0,
-        partial: Mutex::default(),
+        echo: Default::default(),
     };
     let events: Vec<Lineage> = seeds.iter().map(|s| Lineage { seed: s.name.clone(), bars: &bars }).collect();
     let lineages: Vec<Build> = seeds

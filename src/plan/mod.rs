@@ -114,6 +114,21 @@ impl<'c> Plan<'c> {
     }
 }
 
+/// The index of the stage called `name`, for commands that take a stage
+/// (not a step): a step's name points to its stage, anything else to a close
+/// stage name or the list of stages.
+pub fn stage_target(chain: &Chain, name: &str) -> Result<usize, UnknownTarget> {
+    chain.stage_id(name).ok_or_else(|| {
+        let stages = || chain.stages().iter().map(|s| s.name.as_str());
+        let help = match chain.step_id(name) {
+            Some(i) => format!("`{name}` is a step; name its stage: `{}`", chain.stages()[chain.steps[i].stage].name),
+            None => crate::chain::diag::did_you_mean(name, stages())
+                .unwrap_or_else(|| format!("the stages are {}", stages().collect::<Vec<_>>().join(", "))),
+        };
+        UnknownTarget { target: name.to_string(), help }
+    })
+}
+
 /// The sources the given steps mount, in declaration order, each once.
 pub fn sources_of<'c>(chain: &'c Chain, steps: &[usize]) -> Vec<&'c crate::chain::Source> {
     let mut used = vec![false; chain.sources.len()];

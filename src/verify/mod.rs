@@ -133,6 +133,8 @@ impl Verifier<'_> {
         let verified: Mutex<HashMap<usize, Vec<Blake3>>> = Mutex::default();
         let host = crate::build::host();
         let mut report = Report { stages: Vec::new(), locked: Vec::new() };
+        let seeds: Vec<SeedEntry> =
+            self.lineages.iter().map(|b| SeedEntry { name: b.seed.name.clone(), digest: b.seed.digest }).collect();
         for stage in 0..=target {
             let name = &chain.stages()[stage].name;
             if report.verdict() != Verdict::Verified {
@@ -142,8 +144,6 @@ impl Verifier<'_> {
             let definition = stage::stage_digest(chain, self.plan, stage);
             let pins = stage::pins_digest(chain, stage);
             let snap_digest = snapshot::file_digest(&chain.dir, name);
-            let seeds: Vec<SeedEntry> =
-                self.lineages.iter().map(|b| SeedEntry { name: b.seed.name.clone(), digest: b.seed.digest }).collect();
             if let Some(prev) = self.unchanged(name, &definition, &pins, &snap_digest, &seeds) {
                 // Verified before under exactly these inputs: the verdicts
                 // stand without reading a step receipt.
@@ -208,7 +208,7 @@ impl Verifier<'_> {
                 verdict,
                 pins,
                 snapshot: snap_digest,
-                seeds,
+                seeds: seeds.clone(),
                 steps,
                 engine: format!("bootstrap {}", env!("CARGO_PKG_VERSION")),
                 finished: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs(),
@@ -303,12 +303,7 @@ impl Verifier<'_> {
                     input: r.input,
                     output: r.output,
                     log: r.log,
-                    outcome: match o {
-                        Outcome::Built(_) => "built",
-                        Outcome::Cached(_) => "cached",
-                        _ => "failed",
-                    }
-                    .to_string(),
+                    outcome: o.as_str().to_string(),
                     duration_ms: r.duration_ms,
                 })
             })
@@ -360,11 +355,10 @@ impl Verifier<'_> {
 
 /// Each pinned `output … sha256=` the receipt's files do not match.
 fn pin_problems(step: &crate::chain::model::Step, receipt: &Receipt) -> Vec<String> {
-    let workdir = request::normalize(step.workdir.as_deref().unwrap_or("/"));
     let mut problems = Vec::new();
     for out in &step.outputs {
         let Some(pin) = &out.sha256 else { continue };
-        let abs = if out.path.starts_with('/') { request::normalize(&out.path) } else { request::normalize(&format!("{workdir}/{}", out.path)) };
+        let abs = request::output_path(step, &out.path);
         let rel = abs.trim_start_matches('/');
         match receipt.files.iter().find(|f| f.path == rel) {
             Some(f) if f.kind == "file" => {
