@@ -28,24 +28,11 @@ set -euo pipefail
 STEPS=${STEPS:-20}
 RUNS=${RUNS:-10}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/bench/lib.sh"
 
-missing=()
-command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine)
-command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing: ${missing[*]}" >&2
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
-fi
-
-echo "building release binary and test seeds" >&2
-(cd "$ROOT" && cargo build --release --quiet)
-"$ROOT/tests/seeds/build.sh" "$ROOT/target/test-seeds"
+need hyperfine:hyperfine bwrap:bubblewrap
+setup sandbox
 SEED="$ROOT/target/test-seeds/busybox"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/bootstrap-bench-sandbox.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-BIN="$TMP/bootstrap"
-cp "$ROOT/target/release/bootstrap" "$BIN"
 
 CHAIN="$TMP/chain"
 mkdir -p "$CHAIN/chain" "$CHAIN/stage0"
@@ -97,12 +84,4 @@ hyperfine --style basic --warmup 2 --runs "$RUNS" --export-json "$JSON" \
     -n "bootstrap build ($STEPS steps, -j1)" "$BIN -q -C $CHAIN --state $TMP/state --seed busybox=$SEED -j1 build stage0" \
     -n "bootstrap build ($STEPS steps, -j$(nproc))" "$BIN -q -C $CHAIN --state $TMP/state --seed busybox=$SEED build stage0" >&2
 
-python3 - "$JSON" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-base = r[0]["mean"]
-print("| command | mean ± σ | min | ratio to bwrap (mean) |")
-print("|---|---|---|---|")
-for x in r:
-    print(f"| {x['command']} | {x['mean']*1000:.1f} ± {x['stddev']*1000:.1f} ms | {x['min']*1000:.1f} ms | {x['mean']/base:.2f}x |")
-PY
+ratio_table "$JSON" bwrap

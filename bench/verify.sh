@@ -22,21 +22,11 @@ set -euo pipefail
 STEPS=${STEPS:-1000}
 RUNS=${RUNS:-10}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/bench/lib.sh"
 
-if ! command -v hyperfine >/dev/null 2>&1; then
-    echo "installing: hyperfine" >&2
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >&2
-fi
-
-echo "building release binary and test seeds" >&2
-(cd "$ROOT" && cargo build --release --quiet)
-"$ROOT/tests/seeds/build.sh" "$ROOT/target/test-seeds"
+need hyperfine:hyperfine
+setup verify
 SEEDS="$ROOT/target/test-seeds"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/bootstrap-bench-verify.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-BIN="$TMP/bootstrap"
-cp "$ROOT/target/release/bootstrap" "$BIN"
 
 CHAIN="$TMP/chain"
 python3 - "$CHAIN" "$STEPS" <<'PY'
@@ -75,12 +65,4 @@ hyperfine -N --style basic --warmup 2 --runs "$RUNS" --export-json "$JSON" \
     -n "bootstrap verify stage3 (cached, 2 tarball seeds)" "$V" \
     -n "bootstrap verify stage3 (cached, 2 directory seeds)" "$VD" >&2
 
-python3 - "$JSON" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-base = r[0]["mean"]
-print("| command | mean ± σ | min | ratio to check (mean) |")
-print("|---|---|---|---|")
-for x in r:
-    print(f"| {x['command']} | {x['mean']*1000:.1f} ± {x['stddev']*1000:.1f} ms | {x['min']*1000:.1f} ms | {x['mean']/base:.2f}x |")
-PY
+ratio_table "$JSON" check

@@ -1,0 +1,41 @@
+# Shared by the bench/*.sh scripts that run built steps (sandbox.sh,
+# verify.sh); source it after setting ROOT. Defines:
+#   need CMD:PACKAGE...   installs the Debian packages of missing commands
+#   setup NAME            builds the release binary and the test seeds, makes
+#                         TMP (removed on exit) and copies the binary to BIN
+#   ratio_table JSON WHAT a Markdown table of a hyperfine --export-json file,
+#                         each mean as a ratio to the first command's ("WHAT")
+
+need() {
+    local missing=() pair
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing: ${missing[*]}" >&2
+        apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+    fi
+}
+
+setup() {
+    echo "building release binary and test seeds" >&2
+    (cd "$ROOT" && cargo build --release --quiet)
+    "$ROOT/tests/seeds/build.sh" "$ROOT/target/test-seeds"
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/bootstrap-bench-$1.XXXXXX")
+    trap 'rm -rf "$TMP"' EXIT
+    BIN="$TMP/bootstrap"
+    cp "$ROOT/target/release/bootstrap" "$BIN"
+}
+
+ratio_table() {
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+base = r[0]["mean"]
+print(f"| command | mean ± σ | min | ratio to {sys.argv[2]} (mean) |")
+print("|---|---|---|---|")
+for x in r:
+    print(f"| {x['command']} | {x['mean']*1000:.1f} ± {x['stddev']*1000:.1f} ms | {x['min']*1000:.1f} ms | {x['mean']/base:.2f}x |")
+PY
+}
