@@ -99,11 +99,20 @@ struct SeedReport<'a> {
     origin: &'a str,
 }
 
+/// How long commands that run steps wait on a URL for sources and seed
+/// rootfs tarballs (`fetch --timeout` sets it for `fetch` itself).
+pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Makes every source of the selected steps ready in the store.
-pub(crate) fn sources(cx: &Context, chain: &Chain, selection: &[usize], store: &Store) -> Result<BTreeMap<String, ReadySource>, BuildError> {
+pub(crate) fn sources(
+    cx: &Context,
+    chain: &Chain,
+    selection: &[usize],
+    store: &Store,
+    bars: &super::fetch::Bars,
+) -> Result<BTreeMap<String, ReadySource>, BuildError> {
     let wanted = crate::plan::sources_of(chain, selection);
-    let timeout = Duration::from_secs(60);
-    fetch::fetch(chain, &wanted, store, &cx.fetch_options(timeout), &super::fetch::Bars::new(cx))?;
+    fetch::fetch(chain, &wanted, store, &cx.fetch_options(FETCH_TIMEOUT), bars)?;
     let mut ready = BTreeMap::new();
     for s in wanted {
         let sha = Sha256::from_hex(&s.sha256).unwrap_or(Sha256([0; 32]));
@@ -151,11 +160,12 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     seed::check_args(&chain, &cx.seeds)?;
     let seed_id = seed::choose(&chain, &cx.seeds)?;
     let store = cx.open_store(LockMode::Exclusive)?;
-    let seed = seed::resolve(&chain, seed_id, &cx.seeds, &store, &cx.fetch_options(Duration::from_secs(60)), &super::fetch::Bars::new(cx))?;
+    let bars = super::fetch::Bars::new(cx);
+    let seed = seed::resolve(&chain, seed_id, &cx.seeds, &store, &cx.fetch_options(FETCH_TIMEOUT), &bars)?;
     if seed.skipped > 0 && cx.verbosity > 0 {
         eprintln!("seed `{}`: {} device file(s), fifo(s) or socket(s) left out (the sandbox has its own /dev)", seed.name, seed.skipped);
     }
-    let sources = sources(cx, &chain, &selection, &store)?;
+    let sources = sources(cx, &chain, &selection, &store, &bars)?;
     let helper = std::env::current_exe()
         .map_err(|e| BuildError::Exec(crate::exec::ExecError::Sandbox(format!("cannot find the running executable: {e}"))))?;
     let backend = LocalBackend::new(helper);

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -101,7 +100,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     seed::check_args(&chain, &seed_args)?;
     let ids = chosen(&chain, args).map_err(Error::from)?;
     let store = cx.open_store(LockMode::Exclusive)?;
-    let fetch_opts = cx.fetch_options(Duration::from_secs(60));
+    let fetch_opts = cx.fetch_options(super::build::FETCH_TIMEOUT);
     let fetch_bars = super::fetch::Bars::new(cx);
     let mut seeds: Vec<SeedRoot> = Vec::new();
     let mut missing: Vec<String> = Vec::new();
@@ -121,7 +120,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         eprintln!("warning: comparing without{}", m.trim_start());
     }
     let selection: Vec<usize> = plan.order.iter().copied().filter(|&i| chain.steps[i].stage <= target).collect();
-    let sources = super::build::sources(cx, &chain, &selection, &store)?;
+    let sources = super::build::sources(cx, &chain, &selection, &store, &fetch_bars)?;
     let helper = std::env::current_exe()
         .map_err(|e| BuildError::Exec(crate::exec::ExecError::Sandbox(format!("cannot find the running executable: {e}"))))?;
     let backend = LocalBackend::new(helper);
