@@ -7,11 +7,13 @@
 //! layers/<blake3 hex>/          trees (unpacked sources, step outputs), named by tree digest
 //! logs/<blake3 hex>             step logs, named by the BLAKE3 of their bytes
 //! receipts/steps/<step>/<seed>/<input>.json   what runs produced (see [`receipt`]); they keep objects alive
+//! receipts/stages/<stage>.json  what the last `verify` reaching a stage decided (see `verify::stage`)
 //! index/unpack/<sha256 hex>-strip<N>   the layer a source unpacks to
 //! index/unpack/<sha256 hex>-rootfs      the layer a seed's rootfs tarball unpacks to
 //! index/seeds/<blake3 of path>          a seed directory's digest and the lstat fingerprint it holds for (`build::seed`)
 //! tmp/                          work in progress; nothing here is ever final
 //! cache/parse/                  the chain parse cache (see `chain::cache`)
+//! cache/stages/<stage>.bin       binary twins of the stage receipts (see `verify::stage`)
 //! ```
 //!
 //! Every object is written under `tmp/`, fsynced, and renamed to its final
@@ -110,6 +112,26 @@ impl Store {
     /// Where a layer with this tree digest lives (it may not exist).
     pub fn layer_path(&self, digest: &Blake3) -> PathBuf {
         self.root.join("layers").join(digest.hex())
+    }
+
+    /// The digests of every layer in the store, from one read of `layers/`
+    /// (cheaper than a lookup per layer when many are asked about; a name
+    /// that is not a digest is left out). Missing `layers/` means none.
+    pub fn layer_names(&self) -> Result<std::collections::HashSet<Blake3>, StoreError> {
+        let dir = self.root.join("layers");
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(source) => return Err(StoreError::Io { path: dir, source }),
+        };
+        let mut names = std::collections::HashSet::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+            if let Some(d) = entry.file_name().to_str().and_then(Blake3::from_hex) {
+                names.insert(d);
+            }
+        }
+        Ok(names)
     }
 
     /// The temporary directory; same filesystem as the objects, so renames are atomic.

@@ -16,8 +16,8 @@
 pub mod snapshot;
 pub mod stage;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use miette::Diagnostic;
@@ -133,6 +133,8 @@ impl Verifier<'_> {
         let verified: Mutex<HashMap<usize, Vec<Blake3>>> = Mutex::default();
         let host = crate::build::host();
         let mut report = Report { stages: Vec::new(), locked: Vec::new() };
+        // Read once, and only when some stage has a receipt to trust.
+        let layers = OnceLock::new();
         let seeds: Vec<SeedEntry> =
             self.lineages.iter().map(|b| SeedEntry { name: b.seed.name.clone(), digest: b.seed.digest }).collect();
         for stage in 0..=target {
@@ -144,7 +146,7 @@ impl Verifier<'_> {
             let definition = stage::stage_digest(chain, self.plan, stage);
             let pins = stage::pins_digest(chain, stage);
             let snap_digest = snapshot::file_digest(&chain.dir, name);
-            if let Some(prev) = self.unchanged(name, &definition, &pins, &snap_digest, &seeds) {
+            if let Some(prev) = self.unchanged(name, &definition, &pins, &snap_digest, &seeds, &layers) {
                 // Verified before under exactly these inputs: the verdicts
                 // stand without reading a step receipt.
                 if let Ok(mut v) = verified.lock() {
@@ -225,9 +227,17 @@ impl Verifier<'_> {
     /// runs are then marked `cached`. Step receipts are not checked here:
     /// `snapshot` and `diff`, which read them, drop a stage receipt that
     /// names a missing one.
-    fn unchanged(&self, stage: &str, definition: &str, pins: &str, snap: &Option<String>, seeds: &[SeedEntry]) -> Option<StageReceipt> {
-        use rayon::prelude::*;
-        let mut prev = stage::read_receipt(self.store.root(), stage)?;
+    fn unchanged(
+        &self,
+        stage: &str,
+        definition: &str,
+        pins: &str,
+        snap: &Option<String>,
+        seeds: &[SeedEntry],
+        layers: &OnceLock<Option<HashSet<Blake3>>>,
+    ) -> Option<StageReceipt> {
+        let loaded = stage::load(self.store, stage)?;
+        let prev = &loaded.receipt;
         let same = prev.verdict == Verdict::Verified
             && prev.definition == definition
             && prev.pins == pins
@@ -239,11 +249,19 @@ impl Verifier<'_> {
         if prev.steps.iter().any(|s| s.runs.len() != seeds.len() || s.runs.iter().any(|r| r.output.is_none())) {
             return None;
         }
-        // Verified means the seeds agreed: one layer per step.
-        let layers: Vec<Blake3> = prev.steps.iter().filter_map(|s| s.runs.first().and_then(|r| r.output)).collect();
-        if !layers.par_iter().all(|o| self.store.layer_path(o).is_dir()) {
-            return None;
+        // When `layers/` is as it was when they were last all seen there,
+        // none went; otherwise one read of it tells. Unreadable, it trusts
+        // nothing: the steps run and report the problem.
+        let now = stage::fingerprint(&self.store.root().join("layers"))?;
+        if loaded.layers_seen != Some(now) {
+            let present = layers.get_or_init(|| self.store.layer_names().ok()).as_ref()?;
+            // Verified means the seeds agreed: one layer per step.
+            if !prev.steps.iter().filter_map(|s| s.runs.first().and_then(|r| r.output)).all(|o| present.contains(&o)) {
+                return None;
+            }
+            stage::note_layers_seen(self.store, &loaded, now);
         }
+        let mut prev = loaded.receipt;
         for step in &mut prev.steps {
             for r in &mut step.runs {
                 r.outcome = "cached".to_string();

@@ -9,7 +9,11 @@
 //! verified under one definition is *stale* once its digest changes.
 //!
 //! The stage receipt is `receipts/stages/<stage>.json`, replaced (atomically)
-//! by every `verify` that reaches the stage.
+//! by every `verify` that reaches the stage. Its binary twin in
+//! `cache/stages/<stage>.bin` is only a cache for the cached `verify`: it is
+//! used while the JSON file keeps the [`Fingerprint`] it was written for,
+//! and also remembers when all the stage's layers were last seen (see
+//! [`Loaded`]). Deleting it costs one parse of the JSON.
 
 use std::path::PathBuf;
 
@@ -199,32 +203,97 @@ pub fn write_receipt(store: &Store, r: &StageReceipt) -> Result<(), StoreError> 
     // Compact: a cached `verify` of a large chain reads these.
     let mut bytes = serde_json::to_vec(r).map_err(|e| StoreError::Io { path: path.clone(), source: e.into() })?;
     bytes.push(b'\n');
-    if let Ok(twin) = postcard::to_stdvec(&(blake3::hash(&bytes).as_bytes(), r)) {
-        // Only a cache: without it the JSON is parsed.
-        let _ = store.write_atomic(&twin_path(store.root(), &r.stage), &twin);
-    }
-    store.write_atomic(&path, &bytes)
+    store.write_atomic(&path, &bytes)?;
+    write_twin(store, r, None);
+    Ok(())
 }
 
-/// The binary twin of a stage receipt: the BLAKE3 of the JSON it mirrors,
-/// then the receipt in postcard with digests as raw bytes.
+/// Writes the binary twin of the receipt just written or read, noting
+/// `layers_seen` (see [`Loaded`]). Only a cache, written after the JSON it
+/// mirrors: without it (or after a crash between the two) the JSON is
+/// parsed, so failing to write it is no error.
+fn write_twin(store: &Store, r: &StageReceipt, layers_seen: Option<Fingerprint>) {
+    if let Some(key) = fingerprint(&receipt_path(store.root(), &r.stage))
+        && let Ok(twin) = postcard::to_stdvec(&(key, layers_seen, r))
+    {
+        let _ = store.write_atomic(&twin_path(store.root(), &r.stage), &twin);
+    }
+}
+
+/// What identifies one version of a file or directory without reading it:
+/// device, inode, size, and modification and change times. Receipts are
+/// replaced by rename, so a new version is a new inode written at a new
+/// time; an edit in place changes the times (the change time cannot be set
+/// back); adding or removing an entry of a directory changes both times.
+pub type Fingerprint = [u64; 7];
+
+/// The [`Fingerprint`] of `path`, if it can be read.
+pub fn fingerprint(path: &std::path::Path) -> Option<Fingerprint> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some([m.dev(), m.ino(), m.size(), m.mtime() as u64, m.mtime_nsec() as u64, m.ctime() as u64, m.ctime_nsec() as u64])
+}
+
+/// The binary twin of a stage receipt: the [`fingerprint`] of the JSON file
+/// it mirrors, the `layers_seen` of [`Loaded`], then the receipt in postcard
+/// with digests as raw bytes.
 fn twin_path(state: &std::path::Path, stage: &str) -> PathBuf {
     state.join("cache").join("stages").join(format!("{stage}.bin"))
 }
 
 /// The last receipt of `stage` under the state directory `state`, if any
 /// readable one (reading needs no lock: receipts are replaced by rename).
-/// The JSON is the record; its binary twin is used only when it mirrors
-/// exactly these JSON bytes (hashing them is much cheaper than parsing).
+/// The JSON is the record; its binary twin is used only when it was
+/// written for exactly this version of the JSON file (a stat, where reading
+/// and parsing the JSON of a 1,000-step stage takes milliseconds).
 pub fn read_receipt(state: &std::path::Path, stage: &str) -> Option<StageReceipt> {
-    let bytes = std::fs::read(receipt_path(state, stage)).ok()?;
+    read(state, stage).map(|l| l.receipt)
+}
+
+/// A stage receipt as `verify` loads it, with what its twin remembers.
+pub struct Loaded {
+    /// The receipt.
+    pub receipt: StageReceipt,
+    /// The fingerprint of the store's `layers/` directory when every output
+    /// layer this receipt names was last seen there: while `layers/` keeps
+    /// that fingerprint, no layer was added or removed since.
+    pub layers_seen: Option<Fingerprint>,
+    from_twin: bool,
+}
+
+/// [`read_receipt`] for `verify`, which holds the store lock: when the
+/// binary twin was missing or stale, it is written anew for the next run.
+pub fn load(store: &Store, stage: &str) -> Option<Loaded> {
+    let loaded = read(store.root(), stage)?;
+    if !loaded.from_twin {
+        write_twin(store, &loaded.receipt, None);
+    }
+    Some(loaded)
+}
+
+/// Notes in the twin that every layer of `loaded` was present while
+/// `layers/` had the fingerprint `seen`. As git does for its index, nothing
+/// is noted while `layers/` changed less than two seconds ago: a removal in
+/// the same clock tick would leave the times as they were.
+pub fn note_layers_seen(store: &Store, loaded: &Loaded, seen: Fingerprint) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let ns = |s: u64, n: u64| u128::from(s) * 1_000_000_000 + u128::from(n);
+    let changed = ns(seen[3], seen[4]).max(ns(seen[5], seen[6]));
+    if loaded.layers_seen != Some(seen) && changed + 2_000_000_000 < now {
+        write_twin(store, &loaded.receipt, Some(seen));
+    }
+}
+
+fn read(state: &std::path::Path, stage: &str) -> Option<Loaded> {
+    let path = receipt_path(state, stage);
+    let key = fingerprint(&path)?;
     let twin = std::fs::read(twin_path(state, stage)).ok().and_then(|t| {
-        let (key, r): ([u8; 32], StageReceipt) = postcard::from_bytes(&t).ok()?;
-        (key == *blake3::hash(&bytes).as_bytes()).then_some(r)
+        let (k, seen, r): (Fingerprint, Option<Fingerprint>, StageReceipt) = postcard::from_bytes(&t).ok()?;
+        (k == key).then_some((r, seen))
     });
-    let r: StageReceipt = match twin {
-        Some(r) => r,
-        None => serde_json::from_slice(&bytes).ok()?,
+    let loaded = match twin {
+        Some((receipt, layers_seen)) => Loaded { receipt, layers_seen, from_twin: true },
+        None => Loaded { receipt: serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?, layers_seen: None, from_twin: false },
     };
-    (r.format == STAGE_RECEIPT_FORMAT && r.stage == stage).then_some(r)
+    (loaded.receipt.format == STAGE_RECEIPT_FORMAT && loaded.receipt.stage == stage).then_some(loaded)
 }
