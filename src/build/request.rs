@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use crate::chain::{Chain, Command};
 use crate::exec::{SourceInput, StepRequest};
-use crate::hash::Blake3;
+use crate::hash::{Blake3, SeedId};
 use crate::plan::SANDBOX_CONTRACT_VERSION;
 use crate::plan::digest::Canon;
 
@@ -103,13 +103,13 @@ pub const VARIED_HOSTNAME: &str = "bootstrap-vary";
 pub const VARIED_SOURCE_DIR: &str = "/src-vary";
 
 /// Builds the request for step `id` of `chain`. `seed_root` is the seed's
-/// root (used only for `root "seed"`), `sources` the step's sources in the
+/// root (used only for `root "seed"`; a directory or an image), `sources` the step's sources in the
 /// order written, `needs` the layer directories of its needs in the order
 /// written, `vary` the variations of this lineage (none outside `verify`).
 pub fn request(
     chain: &Chain,
     id: usize,
-    seed_root: &std::path::Path,
+    seed_root: &crate::exec::Root,
     mut sources: Vec<(String, SourceInput)>,
     needs: Vec<PathBuf>,
     vary: &[crate::chain::model::Variation],
@@ -126,7 +126,7 @@ pub fn request(
         Command::Script { script, shell } => vec![vec![shell.clone(), "-e".into(), "-c".into(), script.clone()]],
     };
     StepRequest {
-        seed_root: (step.root == crate::chain::Root::Seed).then(|| seed_root.to_path_buf()),
+        root: if step.root == crate::chain::Root::Seed { seed_root.clone() } else { crate::exec::Root::Scratch },
         sources,
         layers: needs,
         commands,
@@ -148,8 +148,8 @@ pub struct InputKey<'a> {
     pub name: &'a str,
     /// `scratch` or `seed`.
     pub root: &'a str,
-    /// The seed's tree digest.
-    pub seed: &'a Blake3,
+    /// The seed's identity (tree digest, or image ID).
+    pub seed: &'a SeedId,
     /// Per source, sorted by name: name, sha256 string, placement.
     pub sources: &'a [(&'a str, String, String)],
     /// The needs' names and output tree digests, in the order written.

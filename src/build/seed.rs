@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use crate::chain::{Chain, Seed, Source, model::Placement};
 use crate::fetch::{self, FetchOptions, Progress, unpack};
-use crate::hash::{self, Blake3};
+use crate::exec::Root;
+use crate::hash::{self, Blake3, SeedId};
 use crate::store::Store;
 
 use super::error::BuildError;
@@ -48,10 +49,12 @@ impl SeedArg {
 pub struct SeedRoot {
     /// The seed's name in the chain.
     pub name: String,
-    /// The root filesystem (a directory used in place, or a store layer).
-    pub root: PathBuf,
-    /// Tree digest of the root (devices, fifos and sockets left out).
-    pub digest: Blake3,
+    /// The root filesystem (a directory used in place, or a store layer),
+    /// or the image the OCI backend runs.
+    pub root: crate::exec::Root,
+    /// Tree digest of the root (devices, fifos and sockets left out), or
+    /// the image ID.
+    pub digest: SeedId,
     /// Where it came from, for receipts and messages.
     pub origin: String,
     /// How many devices, fifos and sockets were left out.
@@ -142,7 +145,7 @@ pub fn resolve(
     let sha = fetched.first().map(|f| f.sha256).ok_or_else(|| BuildError::NoSeed { names: seed_names(chain) })?;
     let archive = rootfs.url.rsplit('/').next().unwrap_or(&seed.name).to_string();
     let (root, digest, skipped) = unpack_tarball(seed, &store.source_path(&sha), &archive, &sha, store)?;
-    Ok(SeedRoot { name: seed.name.clone(), root, digest, origin: rootfs.url.clone(), skipped })
+    Ok(SeedRoot { name: seed.name.clone(), root: Root::Dir(root), digest: SeedId::Tree(digest), origin: rootfs.url.clone(), skipped })
 }
 
 fn resolve_path(seed: &Seed, path: &Path, store: &Store) -> Result<SeedRoot, BuildError> {
@@ -151,12 +154,18 @@ fn resolve_path(seed: &Seed, path: &Path, store: &Store) -> Result<SeedRoot, Bui
     let abs = std::fs::canonicalize(path).map_err(|e| bad(e.to_string()))?;
     if meta.is_dir() {
         let (digest, skipped) = dir_digest(&abs, store).map_err(|e| bad(e.to_string()))?;
-        return Ok(SeedRoot { name: seed.name.clone(), root: abs.clone(), digest, origin: abs.display().to_string(), skipped });
+        return Ok(SeedRoot {
+            name: seed.name.clone(),
+            root: Root::Dir(abs.clone()),
+            digest: SeedId::Tree(digest),
+            origin: abs.display().to_string(),
+            skipped,
+        });
     }
     let sha = tarball_sha(&abs, store).map_err(|e| bad(e.to_string()))?;
     let archive = abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let (root, digest, skipped) = unpack_tarball(seed, &abs, &archive, &sha, store)?;
-    Ok(SeedRoot { name: seed.name.clone(), root, digest, origin: format!("{} ({sha})", abs.display()), skipped })
+    Ok(SeedRoot { name: seed.name.clone(), root: Root::Dir(root), digest: SeedId::Tree(digest), origin: format!("{} ({sha})", abs.display()), skipped })
 }
 
 fn unpack_tarball(

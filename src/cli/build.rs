@@ -95,7 +95,7 @@ struct Report<'a> {
 #[derive(Serialize)]
 struct SeedReport<'a> {
     name: &'a str,
-    digest: Blake3,
+    digest: crate::hash::SeedId,
     origin: &'a str,
 }
 

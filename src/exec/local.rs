@@ -12,8 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::sandbox::{HELPER_ARG, Outcome, Spec, SpecSource};
-use super::{ExecError, Executor, LogSink, SourceInput, Status, StepRequest, StepResult};
-use crate::hash;
+use super::{ExecError, Executor, LogSink, Root, SourceInput, Status, StepRequest, StepResult};
 use crate::store::Store;
 
 /// The local backend. `helper` is the `bootstrap` executable that provides
@@ -39,7 +38,11 @@ impl LocalBackend {
         let empty = run.join("empty");
         fs::create_dir_all(&empty).map_err(|e| sandbox_err("run directory", e))?;
         let mut lowers: Vec<PathBuf> = req.layers.iter().rev().cloned().collect();
-        lowers.push(req.seed_root.clone().unwrap_or(empty.clone()));
+        lowers.push(match &req.root {
+            Root::Scratch => empty.clone(),
+            Root::Dir(d) => d.clone(),
+            Root::Image(id) => return Err(sandbox_err("the local backend runs seeds from root filesystems", format!("image {id} given"))),
+        });
         let sources = req
             .sources
             .iter()
@@ -147,11 +150,7 @@ impl Executor for LocalBackend {
         let duration = started.elapsed();
         follow(&mut reader, echo);
         let log_bytes = fs::read(&log_path).map_err(|e| sandbox_err("log", e))?;
-        let log_digest = hash::hash_bytes(&log_bytes).blake3;
-        let log_dest = store.root().join("logs").join(log_digest.hex());
-        if !log_dest.exists() {
-            store.write_atomic(&log_dest, &log_bytes)?;
-        }
+        let log_digest = super::store_log(store, &log_bytes)?;
         let outcome = if timed_out {
             None
         } else {

@@ -3,11 +3,13 @@
 //! [`StepResult`] it gives back. Backends differ only behind the trait; this
 //! module knows nothing of KDL (the caller turns a chain step into a request).
 //!
-//! Backends: [`local`] (Linux namespaces, no daemon). The sandbox side of the
-//! local backend, which runs in a re-executed `bootstrap` process, is in
+//! Backends: [`local`] (Linux namespaces, no daemon) and [`oci`] (a Docker
+//! or Podman engine through its API). The sandbox side of the local
+//! backend, which runs in a re-executed `bootstrap` process, is in
 //! [`sandbox`].
 
 pub mod local;
+pub mod oci;
 pub mod sandbox;
 
 use std::collections::BTreeMap;
@@ -29,6 +31,19 @@ pub enum SourceInput {
     File(PathBuf),
 }
 
+/// The bottom of a step's root filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Root {
+    /// Nothing (`root "scratch"`): only the sources, the needs' layers and
+    /// what the sandbox brings.
+    Scratch,
+    /// A seed's root filesystem as a directory (the local backend).
+    Dir(PathBuf),
+    /// A seed as an image the engine holds, by image ID `sha256:<hex>` (the
+    /// OCI backend).
+    Image(crate::hash::Sha256),
+}
+
 /// Everything a backend needs to run one step on one seed, and nothing else.
 ///
 /// Invariants (the caller guarantees them; backends may rely on them):
@@ -44,8 +59,10 @@ pub enum SourceInput {
 ///   (no `.`, `..` or empty components); `outputs` is sorted and unique.
 #[derive(Debug, Clone)]
 pub struct StepRequest {
-    /// The seed's root filesystem (a directory), or `None` for a scratch root.
-    pub seed_root: Option<PathBuf>,
+    /// The seed's root filesystem, or nothing for a scratch root. A backend
+    /// given a kind it cannot run (a directory to `oci`, an image to
+    /// `local`) refuses with [`ExecError::Sandbox`].
+    pub root: Root,
     /// Sources by name.
     pub sources: Vec<(String, SourceInput)>,
     /// Output layers of the needs, bottom to top.
@@ -122,6 +139,20 @@ pub enum ExecError {
         help("the local backend needs Linux namespaces and overlayfs (root, or unprivileged user namespaces enabled)")
     )]
     Sandbox(String),
+    /// The container engine could not be reached or refused a request.
+    #[error("the container engine at {endpoint}: {message}")]
+    #[diagnostic(
+        code(bootstrap::exec::engine),
+        help(
+            "start the Docker engine, or a Podman API service (`podman system service --time=0 unix:///run/podman/podman.sock`), and point DOCKER_HOST at its socket (e.g. DOCKER_HOST=unix:///run/podman/podman.sock)"
+        )
+    )]
+    Engine {
+        /// `DOCKER_HOST`, or the default socket.
+        endpoint: String,
+        /// What failed.
+        message: String,
+    },
     /// The store failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -150,4 +181,15 @@ pub trait Executor: Sync {
     /// Runs the step; `Ok` whenever the step ran, whatever its status. The
     /// log is also passed to `echo` while the step runs.
     fn run(&self, req: &StepRequest, store: &crate::store::Store, echo: &dyn LogSink) -> Result<StepResult, ExecError>;
+}
+
+/// Stores a step's log as `logs/<blake3>` (once per content) and returns
+/// its digest.
+pub fn store_log(store: &crate::store::Store, bytes: &[u8]) -> Result<Blake3, ExecError> {
+    let digest = crate::hash::hash_bytes(bytes).blake3;
+    let dest = store.root().join("logs").join(digest.hex());
+    if !dest.exists() {
+        store.write_atomic(&dest, bytes)?;
+    }
+    Ok(digest)
 }

@@ -135,6 +135,53 @@ digest_type!(
     "blake3"
 );
 
+/// What identifies a seed: the tree digest of its root filesystem (local
+/// backend), or the ID of the image it is (OCI backend; the sha256 of the
+/// image's configuration, which names its layers by their own sha256).
+/// Text form `blake3:<hex>` or `sha256:<hex>`, in every format.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SeedId {
+    /// A root filesystem's tree digest.
+    Tree(Blake3),
+    /// An image ID.
+    Image(Sha256),
+}
+
+impl fmt::Display for SeedId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SeedId::Tree(d) => d.fmt(f),
+            SeedId::Image(d) => d.fmt(f),
+        }
+    }
+}
+
+impl fmt::Debug for SeedId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for SeedId {
+    type Err = BadDigest;
+    fn from_str(s: &str) -> Result<Self, BadDigest> {
+        if s.starts_with("sha256:") { s.parse().map(SeedId::Image) } else { s.parse().map(SeedId::Tree) }
+    }
+}
+
+impl Serialize for SeedId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SeedId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

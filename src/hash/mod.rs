@@ -9,6 +9,6 @@ mod digest;
 mod file;
 mod tree;
 
-pub use digest::{BadDigest, Blake3, Sha256, from_hex32, to_hex};
+pub use digest::{BadDigest, Blake3, SeedId, Sha256, from_hex32, to_hex};
 pub use file::{ContentDigests, DualHasher, hash_bytes, hash_file};
 pub use tree::{Entry, EntryKind, HashError, MANIFEST_HEADER, Tree, hash_rootfs, hash_tree, sha256sum_line};

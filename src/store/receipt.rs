@@ -22,8 +22,9 @@ pub const RECEIPT_FORMAT: &str = "bootstrap-receipt-v1";
 pub struct SeedRef {
     /// The seed's name in the chain.
     pub name: String,
-    /// Tree digest of its root filesystem (devices, fifos and sockets left out).
-    pub digest: Blake3,
+    /// Tree digest of its root filesystem (devices, fifos and sockets left
+    /// out), or the image ID of a seed run as an image.
+    pub digest: crate::hash::SeedId,
     /// Where it came from: a directory or tarball given with `--seed`, or the chain's rootfs URL.
     pub origin: String,
 }

@@ -144,8 +144,8 @@ pub struct StepEntry {
 pub struct SeedEntry {
     /// The seed's name.
     pub name: String,
-    /// Its tree digest.
-    pub digest: Blake3,
+    /// Its identity (tree digest or image ID).
+    pub digest: crate::hash::SeedId,
 }
 
 /// What `verify` decided for one stage.

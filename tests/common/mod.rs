@@ -216,3 +216,35 @@ pub fn seeds() -> &'static Path {
         out
     })
 }
+
+/// The OCI backend, when an engine answers at `DOCKER_HOST` (or the default
+/// socket). Without one it prints why and gives `None`, so the test skips;
+/// with `BOOTSTRAP_REQUIRE_DOCKER=1` (set by `.ci/run`) it fails instead.
+pub fn engine() -> Option<bootstrap::exec::oci::OciBackend> {
+    match bootstrap::exec::oci::OciBackend::connect() {
+        Ok(b) => Some(b),
+        Err(e) if std::env::var("BOOTSTRAP_REQUIRE_DOCKER").is_ok_and(|v| v == "1") => {
+            panic!("BOOTSTRAP_REQUIRE_DOCKER=1 but no container engine: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped: no container engine ({e}); set BOOTSTRAP_REQUIRE_DOCKER=1 to make this a failure");
+            None
+        }
+    }
+}
+
+/// The image ID of test seed `name` (its tarball from tests/seeds/build.sh,
+/// loaded into the engine once per test process).
+pub fn seed_image(backend: &bootstrap::exec::oci::OciBackend, name: &str) -> bootstrap::hash::Sha256 {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static DONE: Mutex<Option<HashMap<String, bootstrap::hash::Sha256>>> = Mutex::new(None);
+    let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(id) = done.as_ref().and_then(|m| m.get(name)) {
+        return *id;
+    }
+    let layer = bootstrap::exec::oci::image::read_rootfs(&seeds().join(format!("{name}.tar"))).expect("read the test seed's tarball");
+    let id = backend.import(name, &layer).expect("load the test seed into the engine").id;
+    done.get_or_insert_with(HashMap::new).insert(name.to_string(), id);
+    id
+}

@@ -1,0 +1,271 @@
+/*
+ * pid 1 of a step container on the OCI backend (see mod.rs).
+ *
+ * The engine (Docker or Podman) gives every process it starts variables of
+ * its own (HOSTNAME), a /.dockerenv file and the host's /etc/resolv.conf,
+ * and runs one command per container. This program, uploaded as
+ * /.bootstrap-init and started as the container's only command, removes
+ * what it can of that, runs the step's commands in order with exactly the
+ * step's environment, and reports on stdout, one line:
+ *
+ *   ok                       every command exited 0; every output exists
+ *   exit I CODE              command I (from 0) exited with CODE
+ *   signal I SIG             command I was killed by SIG
+ *   bad O missing            output O (from 0) does not exist
+ *   bad O link K | notdir K  its first K path components end in a symlink
+ *                            or a non-directory on the way to it
+ *
+ * The commands' stdout and stderr both go to the container's stderr (the
+ * step's log), so nothing they write can be taken for the report.
+ *
+ * Arguments: WORKDIR, then a count and that many KEY=VALUE environment
+ * entries, a count and that many output paths (absolute, normalised), a
+ * count of commands and for each its argc and arguments.
+ *
+ * Freestanding (no libc: it must run on any seed, and on a scratch root
+ * where there is none), x86_64 Linux system calls only.
+ */
+
+typedef unsigned long size_t;
+
+enum {
+    SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_lstat = 6, SYS_dup2 = 33,
+    SYS_fork = 57, SYS_execve = 59, SYS_exit = 60, SYS_wait4 = 61,
+    SYS_chdir = 80, SYS_mkdir = 83, SYS_unlink = 87, SYS_chmod = 90,
+    SYS_umask = 95, SYS_getpid = 39,
+};
+
+static long sys3(long n, long a, long b, long c) {
+    long r;
+    __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+    return r;
+}
+
+static long sys4(long n, long a, long b, long c, long d) {
+    long r;
+    register long r10 __asm__("r10") = d;
+    __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
+    return r;
+}
+
+/* The compiler may emit calls to these for copies and clears. */
+void *memset(void *d, int c, size_t n) {
+    unsigned char *p = d;
+    while (n--) *p++ = (unsigned char)c;
+    return d;
+}
+
+void *memcpy(void *d, const void *s, size_t n) {
+    unsigned char *p = d;
+    const unsigned char *q = s;
+    while (n--) *p++ = *q++;
+    return d;
+}
+
+static size_t len(const char *s) {
+    size_t n = 0;
+    while (s[n]) n++;
+    return n;
+}
+
+static void put(int fd, const char *s) { sys3(SYS_write, fd, (long)s, (long)len(s)); }
+
+static void put_num(int fd, long v) {
+    char buf[24];
+    int i = 23;
+    buf[i] = 0;
+    if (v < 0) v = -v;
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(fd, buf + i);
+}
+
+static __attribute__((noreturn)) void quit(int code) {
+    for (;;) sys3(SYS_exit, code, 0, 0);
+}
+
+static long num(const char *s) {
+    long v = 0;
+    while (*s >= '0' && *s <= '9') v = v * 10 + (*s++ - '0');
+    return v;
+}
+
+/* struct stat on x86_64: st_mode is the 32-bit field at offset 24. */
+static int lstat_mode(const char *path, unsigned *mode) {
+    unsigned long st[18];
+    if (sys3(SYS_lstat, (long)path, (long)st, 0) < 0) return -1;
+    *mode = *(unsigned *)((char *)st + 24);
+    return 0;
+}
+
+#define S_IFMT 0170000
+#define S_IFDIR 0040000
+#define S_IFLNK 0120000
+
+/* Runs argv with env; PATH from env when argv[0] has no slash, as the
+ * local backend does. Only returns on failure. */
+static void run(char **argv, char **env) {
+    const char *name = argv[0];
+    int slash = 0;
+    for (const char *p = name; *p; p++) slash |= *p == '/';
+    if (slash) {
+        sys3(SYS_execve, (long)name, (long)argv, (long)env);
+        return;
+    }
+    const char *path = "/usr/bin:/bin";
+    for (char **e = env; *e; e++) {
+        const char *v = *e;
+        if (v[0] == 'P' && v[1] == 'A' && v[2] == 'T' && v[3] == 'H' && v[4] == '=') path = v + 5;
+    }
+    char full[4096];
+    size_t nlen = len(name);
+    while (*path) {
+        size_t i = 0;
+        while (path[i] && path[i] != ':') i++;
+        if (i + 1 + nlen + 1 <= sizeof full) {
+            memcpy(full, path, i);
+            size_t at = i;
+            if (at == 0) full[at++] = '.';
+            full[at++] = '/';
+            memcpy(full + at, name, nlen + 1);
+            sys3(SYS_execve, (long)full, (long)argv, (long)env);
+        }
+        path += i;
+        if (*path == ':') path++;
+    }
+}
+
+/* Checks one output path; 0 when it exists and nothing on the way to it
+ * is a symlink or a non-directory. */
+static int check_output(const char *out, int index) {
+    char buf[4096];
+    size_t n = len(out);
+    if (n >= sizeof buf) n = sizeof buf - 1;
+    memcpy(buf, out, n);
+    buf[n] = 0;
+    int component = 0;
+    for (size_t i = 1; i <= n; i++) {
+        if (i < n && buf[i] != '/') continue;
+        char saved = buf[i];
+        buf[i] = 0;
+        component++;
+        unsigned mode;
+        int last = i == n;
+        if (lstat_mode(buf, &mode) < 0) {
+            put(1, "bad ");
+            put_num(1, index);
+            put(1, " missing\n");
+            return -1;
+        }
+        if (!last && (mode & S_IFMT) != S_IFDIR) {
+            put(1, "bad ");
+            put_num(1, index);
+            put(1, (mode & S_IFMT) == S_IFLNK ? " link " : " notdir ");
+            put_num(1, component);
+            put(1, "\n");
+            return -1;
+        }
+        buf[i] = saved;
+    }
+    return 0;
+}
+
+void start(long *sp) {
+    long argc = sp[0];
+    char **argv = (char **)(sp + 1);
+    /* It changes files at the root: only ever as a container's pid 1,
+     * never on a host where someone ran it by hand. */
+    if (argc < 2 || sys3(SYS_getpid, 0, 0, 0) != 1) {
+        put(2, "bootstrap's container init: runs only as pid 1 of a step container\n");
+        quit(120);
+    }
+    sys3(SYS_unlink, (long)"/.bootstrap-init", 0, 0);
+    sys3(SYS_unlink, (long)"/.dockerenv", 0, 0);
+    /* The host's resolver settings: nothing of the host in the step. */
+    long fd = sys3(SYS_open, (long)"/etc/resolv.conf", 01 | 01000 /* O_WRONLY|O_TRUNC */, 0);
+    if (fd >= 0) sys3(SYS_close, fd, 0, 0);
+    sys3(SYS_umask, 0, 0, 0);
+    if (sys3(SYS_mkdir, (long)"/tmp", 01777, 0) == 0) sys3(SYS_chmod, (long)"/tmp", 01777, 0);
+    sys3(SYS_umask, 022, 0, 0);
+
+    long i = 1;
+    const char *workdir = argv[i++];
+    long nenv = num(argv[i++]);
+    char **env = argv + i;
+    i += nenv;
+    /* The environment ends where the output count begins: make it a
+     * NULL-terminated array by moving the count out of the way. */
+    long nout = num(argv[i]);
+    argv[i++] = 0;
+    char **outs = argv + i;
+    i += nout;
+    long ncmd = num(argv[i++]);
+    for (long c = 0; c < ncmd; c++) {
+        long n = num(argv[i]);
+        char **cargv = argv + i + 1;
+        /* Terminate this argv at the next command's count (restored below). */
+        char *next = cargv[n];
+        cargv[n] = 0;
+        long pid = sys3(SYS_fork, 0, 0, 0);
+        if (pid == 0) {
+            sys3(SYS_dup2, 2, 1, 0);
+            if (sys3(SYS_chdir, (long)workdir, 0, 0) < 0) {
+                put(2, "bootstrap sandbox: cannot enter the workdir ");
+                put(2, workdir);
+                put(2, "\n");
+                quit(127);
+            }
+            run(cargv, env);
+            put(2, "bootstrap sandbox: cannot run \"");
+            put(2, cargv[0]);
+            put(2, "\"\n");
+            quit(127);
+        }
+        if (pid < 0) {
+            put(2, "bootstrap sandbox: fork failed\n");
+            quit(121);
+        }
+        int status = 0;
+        /* pid 1 also reaps the orphans of the step. */
+        for (;;) {
+            long r = sys4(SYS_wait4, -1, (long)&status, 0, 0);
+            if (r == pid) break;
+            if (r < 0 && r != -4 /* EINTR */) quit(122);
+        }
+        cargv[n] = next;
+        i += 1 + n;
+        if ((status & 0x7f) == 0) {
+            int code = (status >> 8) & 0xff;
+            if (code != 0) {
+                put(1, "exit ");
+                put_num(1, c);
+                put(1, " ");
+                put_num(1, code);
+                put(1, "\n");
+                quit(0);
+            }
+        } else {
+            put(1, "signal ");
+            put_num(1, c);
+            put(1, " ");
+            put_num(1, status & 0x7f);
+            put(1, "\n");
+            quit(0);
+        }
+    }
+    for (long o = 0; o < nout; o++) {
+        if (check_output(outs[o], (int)o) < 0) quit(0);
+    }
+    put(1, "ok\n");
+    quit(0);
+}
+
+__asm__(".globl _start\n"
+        "_start:\n"
+        "  xor %rbp, %rbp\n"
+        "  mov %rsp, %rdi\n"
+        "  and $-16, %rsp\n"
+        "  call start\n"
+        "  hlt\n");
