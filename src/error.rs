@@ -18,6 +18,8 @@ pub mod exit {
     pub const BLOCKED: u8 = 3;
     /// A step failed.
     pub const STEP_FAILED: u8 = 4;
+    /// Interrupted by Ctrl-C or SIGTERM (the shell's 128 + SIGINT).
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// Everything a command can fail with.

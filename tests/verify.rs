@@ -5,57 +5,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::{Run, run_in, seeds};
-
-/// A copy of the mini chain in a temp dir, with its own state directory.
-struct Mini {
-    _tmp: tempfile::TempDir,
-    chain: PathBuf,
-    state: PathBuf,
-}
-
-impl Mini {
-    fn new() -> Mini {
-        let tmp = tempfile::tempdir().unwrap();
-        let chain = tmp.path().join("mini");
-        common::copy_tree(&common::fixture("mini"), &chain);
-        let state = tmp.path().join("state");
-        Mini { _tmp: tmp, chain, state }
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        let distfiles = self.chain.join("distfiles");
-        let busybox = format!("busybox={}", seeds().join("busybox").display());
-        let debian = format!("debian={}", seeds().join("debian").display());
-        let mut all: Vec<&str> = vec!["-C", self.chain.to_str().unwrap(), "--distfiles", distfiles.to_str().unwrap(), "--offline"];
-        all.extend(["--seed", &busybox, "--seed", &debian]);
-        all.extend(args);
-        run_in(&self.chain, &self.state, &all)
-    }
-
-    fn edit(&self, rel: &str, from: &str, to: &str) {
-        let p = self.chain.join(rel);
-        let text = fs::read_to_string(&p).unwrap();
-        assert!(text.contains(from), "{rel} has no {from:?}");
-        fs::write(&p, text.replacen(from, to, 1)).unwrap();
-    }
-
-    fn add(&self, rel: &str, text: &str) {
-        fs::write(self.chain.join(rel), text).unwrap();
-    }
-
-    /// Every step receipt file in the state directory.
-    fn receipts(&self) -> usize {
-        fn count(p: &Path) -> usize {
-            fs::read_dir(p).map_or(0, |d| {
-                d.map(|e| e.unwrap().path()).map(|p| if p.is_dir() { count(&p) } else { 1 }).sum()
-            })
-        }
-        count(&self.state.join("receipts/steps"))
-    }
-}
+use common::mini::Mini;
 
 fn json(r: &Run) -> serde_json::Value {
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: stdout {} stderr {}", r.stdout, r.stderr))

@@ -48,16 +48,20 @@ pub enum BuildError {
         names: String,
     },
     /// The seed has neither a rootfs in the chain nor a location given.
-    #[error("seed `{name}` has no `rootfs` in the chain and no location was given")]
-    #[diagnostic(code(bootstrap::seed::unavailable), help("give its root filesystem: `--seed {name}=DIR` or `--seed {name}=TARBALL`"))]
+    #[error("seed `{name}` has no `{field}` in the chain and no location was given")]
+    #[diagnostic(code(bootstrap::seed::unavailable), help("{help}"))]
     SeedUnavailable {
         /// The seed.
         name: String,
+        /// What the backend would take from the chain: `rootfs` or `image`.
+        field: &'static str,
+        /// How to give one.
+        help: String,
         /// The chain file.
         #[source_code]
         src: Src,
         /// The seed's declaration.
-        #[label("declared here without `rootfs`")]
+        #[label("declared here without `{field}`")]
         span: SourceSpan,
     },
     /// The location given for a seed cannot be used.
@@ -70,6 +74,18 @@ pub enum BuildError {
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
+    },
+    /// The image given for a seed is not in the engine.
+    #[error("seed `{name}`: the engine has no image `{reference}`")]
+    #[diagnostic(
+        code(bootstrap::seed::image),
+        help("nothing is pulled: load it into the engine first (`docker pull`, or `bootstrap seed import {name} ROOTFS.tar` for a root filesystem tarball)")
+    )]
+    SeedImage {
+        /// The seed.
+        name: String,
+        /// The reference.
+        reference: String,
     },
     /// The seed's tarball was refused or damaged.
     #[error("seed `{name}`: {error}")]
@@ -105,10 +121,11 @@ impl BuildError {
     /// The exit code this error calls for.
     pub fn exit_code(&self) -> u8 {
         match self {
-            BuildError::SeedUnavailable { .. } | BuildError::NoSeed { .. } => exit::BLOCKED,
+            BuildError::SeedUnavailable { .. } | BuildError::SeedImage { .. } | BuildError::NoSeed { .. } => exit::BLOCKED,
             BuildError::Fetch(f) => f.exit_code(),
             BuildError::Store(StoreError::Busy { .. }) => exit::BLOCKED,
             BuildError::Failed(_) => exit::STEP_FAILED,
+            BuildError::Exec(crate::exec::ExecError::Interrupted) => exit::INTERRUPTED,
             _ => exit::BAD_INPUT,
         }
     }

@@ -1,6 +1,10 @@
-//! Seeds for the local backend: which seed a command runs on, where its root
-//! filesystem comes from, and its identity (the tree digest that enters
-//! every input digest and receipt).
+//! Seeds: which seed a command runs on, where its root filesystem comes
+//! from, and its identity (what enters every input digest and receipt).
+//!
+//! On the OCI backend a seed is an image the engine holds: the reference
+//! given with `--seed NAME=IMAGE`, else the chain's `image`; its identity is
+//! the image ID ([`SeedId::Image`]). Nothing is pulled. What follows is the
+//! local backend.
 //!
 //! A seed's root is, in order of preference: the location given with
 //! `--seed NAME=PATH` (a directory, used in place, or a tarball, unpacked
@@ -13,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::chain::{Chain, Seed, Source, model::Placement};
 use crate::fetch::{self, FetchOptions, Progress, unpack};
-use crate::exec::Root;
+use crate::exec::{Backend, Root};
 use crate::hash::{self, Blake3, SeedId};
 use crate::store::Store;
 
@@ -86,8 +90,9 @@ fn seed_names(chain: &Chain) -> String {
 
 /// The seed `build` runs on: the one picked with `--seed NAME`, else the
 /// first declared seed given a location with `--seed NAME=PATH`, else the
-/// first declared seed with a `rootfs`. Returns its index in `chain.seeds`.
-pub fn choose(chain: &Chain, args: &[SeedArg]) -> Result<usize, BuildError> {
+/// first declared seed with a `rootfs` (an `image` on the OCI backend).
+/// Returns its index in `chain.seeds`.
+pub fn choose(chain: &Chain, args: &[SeedArg], backend: &Backend) -> Result<usize, BuildError> {
     let picks: Vec<&str> = args.iter().filter_map(|a| if let SeedArg::Pick(n) = a { Some(n.as_str()) } else { None }).collect();
     if picks.len() > 1 {
         return Err(BuildError::SeveralPicks { names: picks.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ") });
@@ -97,7 +102,10 @@ pub fn choose(chain: &Chain, args: &[SeedArg]) -> Result<usize, BuildError> {
         return position(name).ok_or_else(|| BuildError::UnknownSeed { name: name.to_string(), help: String::new() });
     }
     let located = chain.seeds.iter().position(|s| location(args, &s.name).is_some());
-    let with_rootfs = chain.seeds.iter().position(|s| s.rootfs.is_some());
+    let with_rootfs = chain.seeds.iter().position(|s| match backend {
+        Backend::Local(_) => s.rootfs.is_some(),
+        Backend::Oci(_) => s.image.is_some(),
+    });
     located.or(with_rootfs).ok_or_else(|| BuildError::NoSeed { names: seed_names(chain) })
 }
 
@@ -109,8 +117,9 @@ pub fn location<'a>(args: &'a [SeedArg], name: &str) -> Option<&'a Path> {
     })
 }
 
-/// Makes seed number `id` ready: hashes a directory, unpacks a tarball into
-/// the store (once), or fetches and unpacks the chain's rootfs.
+/// Makes seed number `id` ready for `backend`: hashes a directory, unpacks
+/// a tarball into the store (once), or fetches and unpacks the chain's
+/// rootfs; on the OCI backend, finds its image in the engine.
 pub fn resolve(
     chain: &Chain,
     id: usize,
@@ -118,18 +127,43 @@ pub fn resolve(
     store: &Store,
     opts: &FetchOptions,
     progress: &dyn Progress,
+    backend: &Backend,
 ) -> Result<SeedRoot, BuildError> {
     let seed = &chain.seeds[id];
+    let unavailable = |field: &'static str, help: String| {
+        let file = &chain.files[seed.file];
+        BuildError::SeedUnavailable {
+            name: seed.name.clone(),
+            field,
+            help,
+            src: miette::NamedSource::new(&file.path, file.text.clone()),
+            span: seed.span.into(),
+        }
+    };
+    if let Backend::Oci(engine) = backend {
+        let given = location(args, &seed.name).map(|p| p.to_string_lossy().into_owned());
+        let Some(reference) = given.or_else(|| seed.image.clone()) else {
+            return Err(unavailable(
+                "image",
+                format!("give its image: `--seed {0}=IMAGE` (`bootstrap seed import {0} ROOTFS.tar` loads a root filesystem tarball as one)", seed.name),
+            ));
+        };
+        let Some(id) = engine.resolve_image(&reference)? else {
+            return Err(BuildError::SeedImage { name: seed.name.clone(), reference });
+        };
+        return Ok(SeedRoot {
+            name: seed.name.clone(),
+            root: Root::Image(id),
+            digest: SeedId::Image(id),
+            origin: format!("image {reference}"),
+            skipped: 0,
+        });
+    }
     if let Some(path) = location(args, &seed.name) {
         return resolve_path(seed, path, store);
     }
     let Some(rootfs) = &seed.rootfs else {
-        let file = &chain.files[seed.file];
-        return Err(BuildError::SeedUnavailable {
-            name: seed.name.clone(),
-            src: miette::NamedSource::new(&file.path, file.text.clone()),
-            span: seed.span.into(),
-        });
+        return Err(unavailable("rootfs", format!("give its root filesystem: `--seed {0}=DIR` or `--seed {0}=TARBALL`", seed.name)));
     };
     // The rootfs is fetched exactly like a source (same places, same checks).
     let source = Source {

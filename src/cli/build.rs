@@ -16,7 +16,6 @@ use super::{Context, write_json};
 use crate::Error;
 use crate::build::{self, Build, BuildError, Events, Outcome, ReadySource, StepFailed, StepsFailed, seed};
 use crate::chain::Chain;
-use crate::exec::local::LocalBackend;
 use crate::fetch;
 use crate::hash::{Blake3, Sha256};
 use crate::plan::Plan;
@@ -158,19 +157,17 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let plan = Plan::new(&chain);
     let selection = plan.select(Some(&args.target))?;
     seed::check_args(&chain, &cx.seeds)?;
-    let seed_id = seed::choose(&chain, &cx.seeds)?;
+    let backend = cx.backend()?;
+    let seed_id = seed::choose(&chain, &cx.seeds, &backend)?;
     let store = cx.open_store(LockMode::Exclusive)?;
     let bars = super::fetch::Bars::new(cx);
-    let seed = seed::resolve(&chain, seed_id, &cx.seeds, &store, &cx.fetch_options(FETCH_TIMEOUT), &bars)?;
+    let seed = seed::resolve(&chain, seed_id, &cx.seeds, &store, &cx.fetch_options(FETCH_TIMEOUT), &bars, &backend)?;
     if seed.skipped > 0 && cx.verbosity > 0 {
         eprintln!("seed `{}`: {} device file(s), fifo(s) or socket(s) left out (the sandbox has its own /dev)", seed.name, seed.skipped);
     }
     let sources = sources(cx, &chain, &selection, &store, &bars)?;
-    let helper = std::env::current_exe()
-        .map_err(|e| BuildError::Exec(crate::exec::ExecError::Sandbox(format!("cannot find the running executable: {e}"))))?;
-    let backend = LocalBackend::new(helper);
     let progress = Progress { show: cx.verbosity >= 0 && !cx.json, stream: cx.verbosity > 0, echo: Default::default() };
-    let b = Build { chain: &chain, plan: &plan, store: &store, executor: &backend, seed: &seed, sources, jobs: cx.jobs, events: &progress, vary: Vec::new() };
+    let b = Build { chain: &chain, plan: &plan, store: &store, executor: backend.executor(), seed: &seed, sources, jobs: cx.jobs, events: &progress, vary: Vec::new() };
     let outcomes = b.run(&selection)?;
 
     let failures: Vec<StepFailed> = outcomes

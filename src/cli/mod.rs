@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod graph;
 pub mod hash;
 pub mod plan;
+pub mod seed;
 pub mod snapshot;
 pub mod status;
 pub mod store;
@@ -53,6 +54,9 @@ pub struct Cli {
     #[arg(long = "seed", value_name = "NAME=PATH")]
     pub seeds: Vec<String>,
     /// Fail at once (exit 3) instead of waiting when another process holds the store lock.
+    /// How steps run: `local` (Linux namespaces, no daemon) or `oci` (a Docker or Podman engine at DOCKER_HOST).
+    #[arg(long, value_enum, value_name = "BACKEND", global = true, env = "BOOTSTRAP_BACKEND", default_value = "local")]
+    pub backend: BackendKind,
     #[arg(long, global = true)]
     pub no_wait: bool,
     /// Say more.
@@ -64,6 +68,15 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Cmd,
+}
+
+/// The `--backend` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// Linux namespaces and overlayfs, no daemon.
+    Local,
+    /// A Docker or Podman engine through its API.
+    Oci,
 }
 
 /// The subcommands.
@@ -92,6 +105,9 @@ pub enum Cmd {
     /// Check or clean the state directory.
     #[command(subcommand)]
     Store(store::Cmd),
+    /// Seeds as container images for the OCI backend.
+    #[command(subcommand)]
+    Seed(seed::Cmd),
 }
 
 /// What every subcommand gets.
@@ -115,6 +131,8 @@ pub struct Context {
     pub no_wait: bool,
     /// `--seed` arguments, in the order given.
     pub seeds: Vec<crate::build::SeedArg>,
+    /// `--backend`.
+    pub backend: BackendKind,
 }
 
 impl Context {
@@ -133,7 +151,22 @@ impl Context {
             jobs,
             no_wait: cli.no_wait,
             seeds: cli.seeds.iter().chain(command_seeds(&cli.command)).map(|s| crate::build::SeedArg::parse(s)).collect(),
+            backend: cli.backend,
         }
+    }
+
+    /// The backend steps run with: the local one re-executes this program
+    /// for each sandbox; the OCI one connects to the engine now.
+    pub fn backend(&self) -> Result<crate::exec::Backend, Error> {
+        use crate::exec::{Backend, ExecError};
+        let err = |e: ExecError| Error::from(crate::build::BuildError::Exec(e));
+        Ok(match self.backend {
+            BackendKind::Local => {
+                let helper = std::env::current_exe().map_err(|e| err(ExecError::Sandbox(format!("cannot find the running executable: {e}"))))?;
+                Backend::Local(crate::exec::local::LocalBackend::new(helper))
+            }
+            BackendKind::Oci => Backend::Oci(Box::new(crate::exec::oci::OciBackend::connect().map_err(err)?)),
+        })
     }
 
     /// Opens the store, taking its lock; says on stderr when it has to wait.
@@ -185,6 +218,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
         Cmd::Diff(args) => diff::run(&cx, args, out),
         Cmd::Snapshot(args) => snapshot::run(&cx, args, out),
         Cmd::Store(cmd) => store::run(&cx, cmd, out),
+        Cmd::Seed(cmd) => seed::run(&cx, cmd, out),
     };
     result?;
     out.flush().map_err(Error::Output)

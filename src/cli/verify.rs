@@ -13,7 +13,6 @@ use serde::Serialize;
 use super::{Context, write_json};
 use crate::Error;
 use crate::build::{Build, BuildError, Events, Outcome, SeedArg, SeedRoot, seed};
-use crate::exec::local::LocalBackend;
 use crate::plan::Plan;
 use crate::store::LockMode;
 use crate::verify::{Report, StageReceipt, Verdict, Verifier, VerifyError};
@@ -99,16 +98,18 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let seed_args: Vec<SeedArg> = cx.seeds.iter().cloned().chain(args.seed_paths.iter().map(|s| SeedArg::parse(s))).collect();
     seed::check_args(&chain, &seed_args)?;
     let ids = chosen(&chain, args).map_err(Error::from)?;
+    let backend = cx.backend()?;
     let store = cx.open_store(LockMode::Exclusive)?;
     let fetch_opts = cx.fetch_options(super::build::FETCH_TIMEOUT);
     let fetch_bars = super::fetch::Bars::new(cx);
     let mut seeds: Vec<SeedRoot> = Vec::new();
     let mut missing: Vec<String> = Vec::new();
     for &id in &ids {
-        match seed::resolve(&chain, id, &seed_args, &store, &fetch_opts, &fetch_bars) {
+        match seed::resolve(&chain, id, &seed_args, &store, &fetch_opts, &fetch_bars, &backend) {
             Ok(s) => seeds.push(s),
-            Err(BuildError::SeedUnavailable { name, .. }) => {
-                missing.push(format!("  `{name}`: no `rootfs` in the chain and no `--seed {name}=PATH`"))
+            Err(BuildError::SeedUnavailable { name, field, .. }) => {
+                let given = if field == "image" { "IMAGE" } else { "PATH" };
+                missing.push(format!("  `{name}`: no `{field}` in the chain and no `--seed {name}={given}`"))
             }
             Err(e) => return Err(e.into()),
         }
@@ -121,9 +122,6 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     }
     let selection: Vec<usize> = plan.order.iter().copied().filter(|&i| chain.steps[i].stage <= target).collect();
     let sources = super::build::sources(cx, &chain, &selection, &store, &fetch_bars)?;
-    let helper = std::env::current_exe()
-        .map_err(|e| BuildError::Exec(crate::exec::ExecError::Sandbox(format!("cannot find the running executable: {e}"))))?;
-    let backend = LocalBackend::new(helper);
     let show = std::io::stderr().is_terminal() && cx.verbosity >= 0;
     let multi = MultiProgress::with_draw_target(if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
     let style = ProgressStyle::with_template("{prefix:>12} {bar:30} {pos}/{len} steps  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar());
@@ -149,7 +147,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
             chain: &chain,
             plan: &plan,
             store: &store,
-            executor: &backend,
+            executor: backend.executor(),
             seed: s,
             sources: sources.clone(),
             jobs: 1,

@@ -153,6 +153,10 @@ pub enum ExecError {
         /// What failed.
         message: String,
     },
+    /// Ctrl-C or SIGTERM arrived while the step ran; its container is gone.
+    #[error("interrupted")]
+    #[diagnostic(code(bootstrap::exec::interrupted))]
+    Interrupted,
     /// The store failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -171,6 +175,24 @@ pub struct NoEcho;
 
 impl LogSink for NoEcho {
     fn write(&self, _: &[u8]) {}
+}
+
+/// The backend a command runs steps with (`--backend`).
+pub enum Backend {
+    /// Linux namespaces, no daemon.
+    Local(local::LocalBackend),
+    /// A Docker or Podman engine.
+    Oci(Box<oci::OciBackend>),
+}
+
+impl Backend {
+    /// The backend as an [`Executor`].
+    pub fn executor(&self) -> &dyn Executor {
+        match self {
+            Backend::Local(b) => b,
+            Backend::Oci(b) => b.as_ref(),
+        }
+    }
 }
 
 /// A way of running steps. Every backend gives the same output layer digest

@@ -11,6 +11,7 @@ use std::process::Command;
 use bootstrap::chain::Input;
 
 pub mod http;
+pub mod mini;
 
 /// What one run of the binary produced.
 pub struct Run {

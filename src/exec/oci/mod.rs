@@ -65,6 +65,11 @@ const LABEL_HOST: &str = "org.bootstrap.host";
 const LABEL_PID: &str = "org.bootstrap.pid";
 const LABEL_BACKEND: &str = "org.bootstrap.backend";
 
+/// Set by Ctrl-C or SIGTERM, before the step containers are removed: a
+/// step that ends then ends as [`ExecError::Interrupted`], whatever its
+/// container said as it went.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Numbers the backends of this process, for [`LABEL_BACKEND`].
 static BACKENDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -152,6 +157,7 @@ impl OciBackend {
                 }
             };
             let _ = futures_util::future::select(std::pin::pin!(tokio::signal::ctrl_c()), std::pin::pin!(terminated)).await;
+            INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
             let ids: Vec<String> = live.lock().map(|mut l| l.drain().collect()).unwrap_or_default();
             if !ids.is_empty() {
                 eprintln!("interrupted: removing {} step container(s)", ids.len());
@@ -167,6 +173,14 @@ impl OciBackend {
     /// every [`Executor::run`] has returned.
     pub fn leftovers(&self) -> Result<Vec<String>, ExecError> {
         self.rt.block_on(self.labelled(LABEL_BACKEND, &self.instance)).map(|l| l.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// The step containers of process `pid` of this host.
+    pub fn containers_of(&self, pid: u32) -> Result<Vec<String>, ExecError> {
+        let host = crate::build::host().0;
+        let list = self.rt.block_on(self.labelled(LABEL_PID, &pid.to_string()))?;
+        let here = |c: &bollard::models::ContainerSummary| c.labels.as_ref().and_then(|l| l.get(LABEL_HOST)) == Some(&host);
+        Ok(list.into_iter().filter(here).filter_map(|c| c.id).collect())
     }
 
     /// Every step container of this host's `bootstrap` processes that are
@@ -195,8 +209,9 @@ impl OciBackend {
 
     /// The image ID `reference` names: `sha256:<id>`, `NAME@sha256:<id>`
     /// (an image ID, as `seed import` prints, or a registry digest the
-    /// engine knows), or `NAME[:TAG]`. Nothing is pulled.
-    pub fn resolve_image(&self, reference: &str) -> Result<Sha256, ExecError> {
+    /// engine knows), or `NAME[:TAG]`; `None` when the engine has no such
+    /// image. Nothing is pulled.
+    pub fn resolve_image(&self, reference: &str) -> Result<Option<Sha256>, ExecError> {
         self.rt.block_on(async {
             let by_id = match image::digest_of(reference) {
                 Some(d) => self.docker.inspect_image(&d.to_string()).await.ok(),
@@ -204,13 +219,14 @@ impl OciBackend {
             };
             let found = match by_id {
                 Some(i) => i,
-                None => self.docker.inspect_image(reference).await.map_err(|e| engine_err(&self.endpoint, &format!("image `{reference}`"), e))?,
+                None => match self.docker.inspect_image(reference).await {
+                    Ok(i) => i,
+                    Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
+                    Err(e) => return Err(engine_err(&self.endpoint, &format!("look up image `{reference}`"), e)),
+                },
             };
-            found
-                .id
-                .as_deref()
-                .and_then(|id| id.parse().ok())
-                .ok_or_else(|| engine_err(&self.endpoint, &format!("image `{reference}`"), "the engine gave no sha256 image ID"))
+            let id = found.id.as_deref().and_then(|id| id.parse().ok());
+            id.map(Some).ok_or_else(|| engine_err(&self.endpoint, &format!("image `{reference}`"), "the engine gave no sha256 image ID"))
         })
     }
 
@@ -369,12 +385,22 @@ impl Executor for OciBackend {
         let input = inputs::tar(req, INIT)?;
         let mut log = store.temp_file()?;
         let capture = store.temp_dir()?;
-        let (status, timed_out) = self.rt.block_on(async {
+        let ran = self.rt.block_on(async {
             let id = self.create(&image, req, init_argv(req, &real)).await?;
             let r = self.step(&id, req, input, &real, log.as_file_mut(), echo, capture.path()).await;
             self.remove(&id).await;
             r
-        })?;
+        });
+        if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            // The handler removes the containers, then ends the process;
+            // returning first would let `main` end it before that.
+            let since = Instant::now();
+            while since.elapsed() < std::time::Duration::from_secs(60) {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            return Err(ExecError::Interrupted);
+        }
+        let (status, timed_out) = ran?;
         let duration = started.elapsed();
         let log_bytes = std::fs::read(log.path()).map_err(|e| ExecError::Sandbox(format!("read the step log: {e}")))?;
         let log_digest = super::store_log(store, &log_bytes)?;
