@@ -50,9 +50,19 @@ impl LocalBackend {
                 let s = match input {
                     SourceInput::File(f) => SpecSource::File(f.clone()),
                     SourceInput::Tree(dir) => {
-                        // The needs' files under /src/<name> go over the source tree.
-                        let mut l: Vec<PathBuf> =
-                            req.layers.iter().rev().map(|layer| layer.join("src").join(name)).filter(|p| p.is_dir()).collect();
+                        // The needs' files under /src/<name> go over the source
+                        // tree: only where `src` and `src/<name>` are real
+                        // directories of the layer. A symlink there points
+                        // into the host, here on the engine's side.
+                        let real_dir = |p: &std::path::Path| fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+                        let mut l: Vec<PathBuf> = req
+                            .layers
+                            .iter()
+                            .rev()
+                            .filter(|layer| real_dir(&layer.join("src")))
+                            .map(|layer| layer.join("src").join(name))
+                            .filter(|p| real_dir(p))
+                            .collect();
                         l.push(dir.clone());
                         SpecSource::Tree(l)
                     }

@@ -278,21 +278,36 @@ pub fn mount_points(f: &Fixture) {
     for d in ["tmp", "proc", "src"] {
         std::os::unix::fs::symlink(host.path().join(d), evil.path().join(d)).unwrap();
     }
+    // Through the layer's `src` link, the host's src/tree would add a file
+    // to the tree source of that name if the link were followed.
+    fs::create_dir(host.path().join("src/tree")).unwrap();
+    fs::write(host.path().join("src/tree/host-file"), "host\n").unwrap();
+    let tree = tempfile::tempdir().unwrap();
+    fs::write(tree.path().join("mine"), "mine\n").unwrap();
     let file = tempfile::NamedTempFile::new().unwrap();
     fs::write(file.path(), "a file source\n").unwrap();
-    let mut req = f.sh("mkdir /out; cat /src/notes > /out/notes; ls /tmp > /out/tmp; test -e /proc/self/status && echo proc > /out/proc");
+    let mut req = f.sh(
+        "mkdir /out; cat /src/notes > /out/notes; ls /src/tree > /out/tree; ls /tmp > /out/tmp; test -e /proc/self/status && echo proc > /out/proc",
+    );
     req.layers = vec![evil.path().to_path_buf()];
-    req.sources = vec![("notes".into(), SourceInput::File(file.path().to_path_buf()))];
+    req.sources = vec![
+        ("notes".into(), SourceInput::File(file.path().to_path_buf())),
+        ("tree".into(), SourceInput::Tree(tree.path().to_path_buf())),
+    ];
     let r = f.run(&req);
     assert_eq!(r.status, Status::Succeeded, "{}", f.log(&r));
     let layer = f.layer(&r);
     assert_eq!(fs::read_to_string(layer.join("out/notes")).unwrap(), "a file source\n");
     assert_eq!(fs::read_to_string(layer.join("out/tmp")).unwrap(), "");
     assert_eq!(fs::read_to_string(layer.join("out/proc")).unwrap(), "proc\n");
+    assert_eq!(fs::read_to_string(layer.join("out/tree")).unwrap(), "mine\n", "a host directory reached the sandbox through a layer's symlink");
     for d in ["tmp", "proc", "src"] {
-        let left: Vec<_> = fs::read_dir(host.path().join(d)).unwrap().collect();
-        assert!(left.is_empty(), "the host's {d} was written through a symlink");
+        let left: Vec<_> = fs::read_dir(host.path().join(d)).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let expected: &[&str] = if d == "src" { &["tree"] } else { &[] };
+        assert_eq!(left, expected, "the host's {d} was written through a symlink");
     }
+    let left: Vec<_> = fs::read_dir(host.path().join("src/tree")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["host-file"], "the host's src/tree was written through a symlink");
 }
 
 pub fn variations(f: &Fixture) {
