@@ -27,7 +27,7 @@ use crate::store::receipt::RunStatus;
 pub struct Args {
     /// The step or stage to build (with everything it needs).
     pub target: String,
-    /// NAME picks the seed to run on (default: the first declared seed given a location, else the first with a rootfs); NAME=PATH also says where it is; repeatable.
+    /// NAME picks the seed to run on (default: the first declared seed given a location, else the first with a rootfs, or an image with --backend oci); NAME=PATH|IMAGE also says where it is; repeatable.
     #[arg(long = "seed", value_name = "NAME[=PATH]")]
     pub seeds: Vec<String>,
 }

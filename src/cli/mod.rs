@@ -50,8 +50,8 @@ pub struct Cli {
     /// How many things to do at once [default: the number of CPUs].
     #[arg(short, long, value_name = "N", global = true, env = "BOOTSTRAP_JOBS")]
     pub jobs: Option<usize>,
-    /// Where a seed's root filesystem is: NAME=DIR or NAME=TARBALL; repeatable (commands that run steps take it too).
-    #[arg(long = "seed", value_name = "NAME=PATH")]
+    /// Where a seed is: NAME=DIR or NAME=TARBALL (local backend), NAME=IMAGE (oci); repeatable (commands that run steps take it too).
+    #[arg(long = "seed", value_name = "NAME=PATH|IMAGE")]
     pub seeds: Vec<String>,
     /// Fail at once (exit 3) instead of waiting when another process holds the store lock.
     /// How steps run: `local` (Linux namespaces, no daemon) or `oci` (a Docker or Podman engine at DOCKER_HOST).

@@ -25,8 +25,8 @@ pub struct Args {
     /// The seeds to compare, comma-separated [default: every declared seed].
     #[arg(long, value_name = "A,B,…", value_delimiter = ',')]
     pub seeds: Vec<String>,
-    /// Where a seed's root filesystem is: NAME=DIR or NAME=TARBALL; repeatable.
-    #[arg(long = "seed", value_name = "NAME=PATH")]
+    /// Where a seed is: NAME=DIR or NAME=TARBALL (local backend), NAME=IMAGE (oci); repeatable.
+    #[arg(long = "seed", value_name = "NAME=PATH|IMAGE")]
     pub seed_paths: Vec<String>,
 }
 

@@ -342,11 +342,11 @@ fn parse_report(text: &str, req: &StepRequest, real: &[String]) -> Option<Report
     let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
     let w: Vec<&str> = line.split_whitespace().collect();
     let n = |i: usize| w.get(i).and_then(|s| s.parse::<i64>().ok());
-    Some(match w.first()? {
-        &"ok" => Report::Ok,
-        &"exit" => Report::Status(Status::Exited { index: n(1)? as usize, code: n(2)? as i32 }),
-        &"signal" => Report::Status(Status::Signaled { index: n(1)? as usize, signal: n(2)? as i32 }),
-        &"bad" => {
+    Some(match *w.first()? {
+        "ok" => Report::Ok,
+        "exit" => Report::Status(Status::Exited { index: n(1)? as usize, code: n(2)? as i32 }),
+        "signal" => Report::Status(Status::Signaled { index: n(1)? as usize, signal: n(2)? as i32 }),
+        "bad" => {
             let o = n(1)? as usize;
             let path = req.outputs.get(o)?.clone();
             let reason = match *w.get(2)? {
