@@ -3,6 +3,9 @@
 #   need CMD:PACKAGE...   installs the Debian packages of missing commands
 #   setup NAME            builds the release binary and the test seeds, makes
 #                         TMP (removed on exit) and copies the binary to BIN
+#   trivial_chain DIR N   writes a chain of N independent steps `s1`…`sN`
+#                         (`/bin/sh -c "echo I > /r"` on seed busybox,
+#                         output /r) in one stage, stage0, to DIR
 #   ratio_table JSON WHAT a Markdown table of a hyperfine --export-json file,
 #                         each mean as a ratio to the first command's ("WHAT")
 
@@ -38,4 +41,28 @@ print("|---|---|---|---|")
 for x in r:
     print(f"| {x['command']} | {x['mean']*1000:.1f} ± {x['stddev']*1000:.1f} ms | {x['min']*1000:.1f} ms | {x['mean']/base:.2f}x |")
 PY
+}
+
+trivial_chain() {
+    mkdir -p "$1/chain" "$1/stage0"
+    cat > "$1/chain/chain.kdl" <<KDL
+chain "bench" {
+    arch "x86_64"
+    source-date-epoch 0
+    stage "stage0" description="trivial steps"
+}
+seed "busybox" { description "busybox-static" }
+seed "other" { description "unused here" }
+KDL
+    : > "$1/stage0/steps.kdl"
+    local i
+    for i in $(seq 1 "$2"); do
+        cat >> "$1/stage0/steps.kdl" <<KDL
+step "s$i" {
+    root "seed"
+    run "/bin/sh" "-c" "echo $i > /r"
+    output "/r"
+}
+KDL
+    done
 }

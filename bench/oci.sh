@@ -36,25 +36,7 @@ IMAGE=${REF#*@}
 echo "image $IMAGE" >&2
 
 CHAIN="$TMP/chain"
-mkdir -p "$CHAIN/chain" "$CHAIN/stage0"
-cat > "$CHAIN/chain/chain.kdl" <<KDL
-chain "bench" {
-    arch "x86_64"
-    source-date-epoch 0
-    stage "stage0" description="trivial steps"
-}
-seed "busybox" { description "busybox-static" }
-seed "other" { description "unused here" }
-KDL
-for i in $(seq 1 "$STEPS"); do
-    cat >> "$CHAIN/stage0/steps.kdl" <<KDL
-step "s$i" {
-    root "seed"
-    run "/bin/sh" "-c" "echo $i > /r"
-    output "/r"
-}
-KDL
-done
+trivial_chain "$CHAIN" "$STEPS"
 
 cat > "$TMP/docker-loop.sh" <<SH
 #!/bin/sh

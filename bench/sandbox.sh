@@ -35,25 +35,7 @@ setup sandbox
 SEED="$ROOT/target/test-seeds/busybox"
 
 CHAIN="$TMP/chain"
-mkdir -p "$CHAIN/chain" "$CHAIN/stage0"
-cat > "$CHAIN/chain/chain.kdl" <<KDL
-chain "bench" {
-    arch "x86_64"
-    source-date-epoch 0
-    stage "stage0" description="trivial steps"
-}
-seed "busybox" { description "busybox-static" }
-seed "other" { description "unused here" }
-KDL
-for i in $(seq 1 "$STEPS"); do
-    cat >> "$CHAIN/stage0/steps.kdl" <<KDL
-step "s$i" {
-    root "seed"
-    run "/bin/sh" "-c" "echo $i > /r"
-    output "/r"
-}
-KDL
-done
+trivial_chain "$CHAIN" "$STEPS"
 
 cat > "$TMP/bwrap-loop.sh" <<SH
 #!/bin/sh
