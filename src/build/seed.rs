@@ -270,8 +270,7 @@ fn remembered(path: &Path, store: &Store, compute: impl FnOnce() -> Result<Strin
         return Ok(value.to_string());
     }
     let value = compute()?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
-    if newest < now - 2_000_000_000 {
+    if crate::store::settled(newest) {
         // Only a cache: failing to write it costs the next run a re-hash.
         let _ = store.write_atomic(&cache, format!("{fingerprint} {value}\n").as_bytes());
     }

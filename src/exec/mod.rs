@@ -205,6 +205,19 @@ pub trait Executor: Sync {
     fn run(&self, req: &StepRequest, store: &crate::store::Store, echo: &dyn LogSink) -> Result<StepResult, ExecError>;
 }
 
+/// Where output `out` (absolute, as declared) really is inside the sandbox.
+/// Under a varied build path (`source_dir` other than `/src`), an output
+/// under `/src/<name>/` of one of the `sources` is read at
+/// `<source_dir>/<name>/…` and stored under its declared path; any other
+/// output is where it says.
+pub fn real_output_path<'a>(source_dir: &str, mut sources: impl Iterator<Item = &'a str>, out: &str) -> String {
+    let sd = source_dir.trim_matches('/');
+    match out.strip_prefix("/src/") {
+        Some(rest) if sd != "src" && sources.any(|n| rest.split('/').next() == Some(n)) => format!("/{sd}/{rest}"),
+        _ => out.to_string(),
+    }
+}
+
 /// Stores a step's log as `logs/<blake3>` (once per content) and returns
 /// its digest.
 pub fn store_log(store: &crate::store::Store, bytes: &[u8]) -> Result<Blake3, ExecError> {

@@ -332,14 +332,7 @@ fn init(spec: &Spec) -> Result<Outcome, String> {
         }
     }
     for out in &spec.outputs {
-        // Under a varied build path, /src/<name>/… is read at its real place
-        // and stored under the declared path.
-        let real = match out.strip_prefix("/src/") {
-            Some(rest) if src_dir != "src" && spec.sources.iter().any(|(n, _)| rest.split('/').next() == Some(n)) => {
-                format!("/{src_dir}/{rest}")
-            }
-            _ => out.clone(),
-        };
+        let real = super::real_output_path(&spec.source_dir, spec.sources.iter().map(|(n, _)| n.as_str()), out);
         if let Err(reason) = capture(&merged, &real, out, &spec.capture) {
             return Ok(Outcome::BadOutput(out.clone(), reason));
         }

@@ -68,8 +68,9 @@ pub enum UnpackError {
     },
 }
 
-/// The decompressor the magic bytes call for.
-fn decoder(mut file: File) -> io::Result<Box<dyn Read>> {
+/// `file` through the decompressor its magic bytes call for (gzip, bzip2,
+/// xz), or as it is.
+pub fn decoder(mut file: File) -> io::Result<Box<dyn Read>> {
     let mut magic = [0u8; 6];
     let n = file.read(&mut magic)?;
     use std::io::Seek;

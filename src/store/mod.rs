@@ -268,6 +268,15 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|f| f.sync_all()).map_err(io_at(dir))
 }
 
+/// Whether something last changed at `changed` (nanoseconds since the
+/// epoch) is settled enough to cache a fact about it: as git does for its
+/// index, not when it changed less than two seconds ago, since a further
+/// change in the same clock tick could leave its times as they are.
+pub fn settled(changed: i128) -> bool {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+    changed < now - 2_000_000_000
+}
+
 /// Human size: `12.3 MiB`.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];

@@ -276,10 +276,9 @@ pub fn load(store: &Store, stage: &str) -> Option<Loaded> {
 /// is noted while `layers/` changed less than two seconds ago: a removal in
 /// the same clock tick would leave the times as they were.
 pub fn note_layers_seen(store: &Store, loaded: &Loaded, seen: Fingerprint) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let ns = |s: u64, n: u64| u128::from(s) * 1_000_000_000 + u128::from(n);
+    let ns = |s: u64, n: u64| i128::from(s) * 1_000_000_000 + i128::from(n);
     let changed = ns(seen[3], seen[4]).max(ns(seen[5], seen[6]));
-    if loaded.layers_seen != Some(seen) && changed + 2_000_000_000 < now {
+    if loaded.layers_seen != Some(seen) && crate::store::settled(changed) {
         write_twin(store, &loaded.receipt, Some(seen));
     }
 }

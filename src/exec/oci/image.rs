@@ -83,22 +83,10 @@ pub fn empty_layer() -> Vec<u8> {
 }
 
 /// Reads a root filesystem tarball, uncompressing `.gz`, `.xz` and `.bz2`
-/// (by their magic bytes, whatever the name).
+/// (by their magic bytes, whatever the name, as sources are).
 pub fn read_rootfs(path: &Path) -> Result<Vec<u8>, std::io::Error> {
-    let raw = std::fs::read(path)?;
     let mut out = Vec::new();
-    match raw.as_slice() {
-        [0x1f, 0x8b, ..] => {
-            flate2::read::MultiGzDecoder::new(raw.as_slice()).read_to_end(&mut out)?;
-        }
-        [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => {
-            liblzma::read::XzDecoder::new_multi_decoder(raw.as_slice()).read_to_end(&mut out)?;
-        }
-        [b'B', b'Z', b'h', ..] => {
-            bzip2::read::MultiBzDecoder::new(raw.as_slice()).read_to_end(&mut out)?;
-        }
-        _ => return Ok(raw),
-    }
+    crate::fetch::unpack::decoder(std::fs::File::open(path)?)?.read_to_end(&mut out)?;
     Ok(out)
 }
 

@@ -127,16 +127,6 @@ impl OciBackend {
         Ok(backend)
     }
 
-    /// Whether an engine answers at `DOCKER_HOST` (or the default socket).
-    pub fn available() -> Result<(), ExecError> {
-        OciBackend::connect().map(|_| ())
-    }
-
-    /// The engine's address, for messages.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
     /// Top-level names the engine adds to every container's root that the
     /// sandbox contract does not name (`etc` for its hostname, hosts and
     /// resolver files; `sys`).
@@ -239,7 +229,7 @@ impl OciBackend {
 
     async fn load(&self, a: image::Archive) -> Result<Imported, ExecError> {
         if self.docker.inspect_image(&a.id.to_string()).await.is_ok() {
-            // Tag it again in case the tag was removed; the ID is what counts.
+            // The ID is what counts; the tag is not checked.
             return Ok(Imported { id: a.id, tag: a.tag, existed: true });
         }
         let mut s = self.docker.import_image(
@@ -308,16 +298,6 @@ fn owner_alive(c: &bollard::models::ContainerSummary) -> bool {
         .is_some_and(|p| !matches!(rustix::process::test_kill_process(p), Err(rustix::io::Errno::SRCH)))
 }
 
-/// Where output `out` really is inside the container: under a varied
-/// build path, `/src/<name>/…` is read at `<source dir>/<name>/…`.
-fn real_path(req: &StepRequest, out: &str) -> String {
-    let sd = req.source_dir.trim_matches('/');
-    match out.strip_prefix("/src/") {
-        Some(rest) if sd != "src" && req.sources.iter().any(|(n, _)| rest.split('/').next() == Some(n.as_str())) => format!("/{sd}/{rest}"),
-        _ => out.to_string(),
-    }
-}
-
 /// The init's arguments (see `init.c`).
 fn init_argv(req: &StepRequest, real_outputs: &[String]) -> Vec<String> {
     let mut a = vec![req.workdir.clone(), req.env.len().to_string()];
@@ -381,7 +361,8 @@ impl Executor for OciBackend {
                 )));
             }
         };
-        let real: Vec<String> = req.outputs.iter().map(|o| real_path(req, o)).collect();
+        let real: Vec<String> =
+            req.outputs.iter().map(|o| super::real_output_path(&req.source_dir, req.sources.iter().map(|(n, _)| n.as_str()), o)).collect();
         let input = inputs::tar(req, INIT)?;
         let mut log = store.temp_file()?;
         let capture = store.temp_dir()?;

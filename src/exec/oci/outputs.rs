@@ -10,8 +10,8 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-/// Why an output could not be captured (the step's `BadOutput` reason), or
-/// a failure of this machine's disk (`Err(Err(..))`).
+/// Why an output could not be captured: the step's fault (its `BadOutput`
+/// reason), or a failure of this machine's disk.
 pub enum CaptureError {
     /// The step's fault: its reason.
     Bad(String),
