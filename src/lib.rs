@@ -18,7 +18,9 @@ pub mod exec;
 pub mod fetch;
 pub mod hash;
 pub mod plan;
+pub mod sign;
 pub mod store;
+pub mod time;
 pub mod verify;
 
 pub use error::{Error, exit};

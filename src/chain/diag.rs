@@ -936,6 +936,184 @@ pub enum ChainDiagnostic {
         #[help]
         help: String,
     },
+
+    /// A `require` rule names a role no signer has.
+    #[error("no signer in chain/trust.kdl has the role `{role}`")]
+    #[diagnostic(code(bootstrap::chain::unknown_role))]
+    UnknownRole {
+        /// chain/trust.kdl.
+        #[source_code]
+        src: Src,
+        /// The role in the rule.
+        #[label("no signer has this role")]
+        span: SourceSpan,
+        /// The role.
+        role: String,
+        /// The roles signers have, and a close match.
+        #[help]
+        help: String,
+    },
+
+    /// A rule asks for more signatures than there are signers of its role.
+    #[error("the rule asks for {count} {role} signature(s), but only {available} signer(s) have the role `{role}`")]
+    #[diagnostic(
+        code(bootstrap::chain::count_exceeds_signers),
+        help("lower `count`, or add the missing signers with `signer \"NAME\" role=\"{role}\" fingerprint=\"…\" cert=\"keys/NAME.asc\"`")
+    )]
+    CountExceedsSigners {
+        /// chain/trust.kdl.
+        #[source_code]
+        src: Src,
+        /// The count.
+        #[label("more than the {available} signer(s) of this role")]
+        span: SourceSpan,
+        /// The role.
+        role: String,
+        /// What the rule asks for.
+        count: u32,
+        /// How many signers have the role.
+        available: usize,
+    },
+
+    /// Two `require` rules for one role.
+    #[error("the role `{role}` has two `require` rules")]
+    #[diagnostic(code(bootstrap::chain::duplicate_rule), help("keep one `require role=\"{role}\" count=N`"))]
+    DuplicateRule {
+        /// chain/trust.kdl.
+        #[source_code]
+        src: Src,
+        /// The second rule.
+        #[label("second rule")]
+        span: SourceSpan,
+        /// The first rule.
+        #[label("first rule")]
+        first: SourceSpan,
+        /// The role.
+        role: String,
+    },
+
+    /// Two signers share a name or a fingerprint.
+    #[error("two signers have the {what} `{value}`")]
+    #[diagnostic(
+        code(bootstrap::chain::duplicate_signer),
+        help("each signer is one person with one certificate: give each a name and a fingerprint of their own")
+    )]
+    DuplicateSigner {
+        /// chain/trust.kdl.
+        #[source_code]
+        src: Src,
+        /// The second signer's value.
+        #[label("given again here")]
+        span: SourceSpan,
+        /// The first signer's value.
+        #[label("first given here")]
+        first: SourceSpan,
+        /// "name" or "fingerprint".
+        what: String,
+        /// The shared value.
+        value: String,
+    },
+
+    /// A fingerprint that is not 40 or 64 hex digits.
+    #[error("malformed fingerprint: {reason}")]
+    #[diagnostic(
+        code(bootstrap::chain::malformed_fingerprint),
+        help("write the certificate's full fingerprint, as `gpg --fingerprint` or `sq inspect` shows it (spaces are allowed)")
+    )]
+    MalformedFingerprint {
+        /// chain/trust.kdl.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("not a fingerprint")]
+        span: SourceSpan,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A `cert` path that is not a relative path inside the chain directory.
+    #[error("`cert` must be a relative path under chain/, found `{path}`")]
+    #[diagnostic(
+        code(bootstrap::chain::invalid_cert_path),
+        help("certificates live with the chain, e.g. cert=\"keys/alice.asc\" for chain/keys/alice.asc")
+    )]
+    InvalidCertPath {
+        /// chain/trust.kdl.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("{reason}")]
+        span: SourceSpan,
+        /// The path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A signer's certificate file cannot be read.
+    #[error("cannot read the certificate of `{signer}`, chain/{path}: {reason}")]
+    #[diagnostic(
+        code(bootstrap::chain::missing_cert),
+        help("export the signer's public certificate there (`gpg --export --armor FINGERPRINT > chain/{path}`), or fix the `cert` path")
+    )]
+    MissingCert {
+        /// chain/trust.kdl.
+        #[source_code]
+        src: Src,
+        /// The `cert` value.
+        #[label("this file")]
+        span: SourceSpan,
+        /// The signer.
+        signer: String,
+        /// The path under chain/.
+        path: String,
+        /// What the operating system said.
+        reason: String,
+    },
+
+    /// A signer's certificate file is not one public OpenPGP certificate.
+    #[error("chain/{path} (the certificate of `{signer}`) {problem}")]
+    #[diagnostic(code(bootstrap::chain::bad_cert))]
+    BadCert {
+        /// chain/trust.kdl.
+        #[source_code]
+        src: Src,
+        /// The `cert` value.
+        #[label("this file")]
+        span: SourceSpan,
+        /// The signer.
+        signer: String,
+        /// The path under chain/.
+        path: String,
+        /// What is wrong with it.
+        problem: String,
+        /// What to do.
+        #[help]
+        help: String,
+    },
+
+    /// A certificate whose fingerprint is not the one `trust.kdl` names.
+    #[error("chain/{path} holds the certificate {actual}, not {written} as written for `{signer}`")]
+    #[diagnostic(code(bootstrap::chain::fingerprint_mismatch))]
+    FingerprintMismatch {
+        /// chain/trust.kdl.
+        #[source_code]
+        src: Src,
+        /// The `fingerprint` value.
+        #[label("the certificate file says {actual}")]
+        span: SourceSpan,
+        /// The signer.
+        signer: String,
+        /// The path under chain/.
+        path: String,
+        /// The fingerprint in trust.kdl.
+        written: String,
+        /// The certificate's primary fingerprint.
+        actual: String,
+        /// What to do.
+        #[help]
+        help: String,
+    },
 }
 
 impl ChainDiagnostic {
@@ -988,7 +1166,16 @@ impl ChainDiagnostic {
             | D::UnknownArch { src, span, .. }
             | D::UnknownVariation { src, span, .. }
             | D::UnpinnedImage { src, span, .. }
-            | D::EmptyValue { src, span, .. } => Some((src, *span)),
+            | D::EmptyValue { src, span, .. }
+            | D::UnknownRole { src, span, .. }
+            | D::CountExceedsSigners { src, span, .. }
+            | D::DuplicateRule { src, span, .. }
+            | D::DuplicateSigner { src, span, .. }
+            | D::MalformedFingerprint { src, span, .. }
+            | D::InvalidCertPath { src, span, .. }
+            | D::MissingCert { src, span, .. }
+            | D::BadCert { src, span, .. }
+            | D::FingerprintMismatch { src, span, .. } => Some((src, *span)),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod diag;
 pub mod fastkdl;
 pub mod model;
 pub mod parse;
+pub mod trust;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -71,6 +71,17 @@ const TOP_LEVEL: &[&str] = &["chain", "seed", "source", "step"];
 /// Parses one file. Never panics on any input: a KDL error becomes a
 /// `syntax` diagnostic and an empty item list.
 pub fn parse_file(kind: FileKind, src: &Src) -> (FileItems, Vec<D>) {
+    let doc = match parse_document(src) {
+        Ok(doc) => doc,
+        Err(diags) => return (FileItems::default(), diags),
+    };
+    let mut cx = Cx { src, diags: Vec::new() };
+    let items = cx.file(kind, &doc);
+    (items, cx.diags)
+}
+
+/// The file's KDL document, or its syntax errors. Never panics.
+pub(super) fn parse_document(src: &Src) -> Result<KdlDocument, Vec<D>> {
     let text: &str = src.inner();
     // Plain files take the fast path; the crate takes the rest and reports
     // every syntax error.
@@ -78,39 +89,30 @@ pub fn parse_file(kind: FileKind, src: &Src) -> (FileItems, Vec<D>) {
         Some(doc) => Ok(Ok(doc)),
         None => std::panic::catch_unwind(|| KdlDocument::parse_v2(text)),
     };
-    let doc = match parsed {
-        Ok(Ok(doc)) => doc,
-        Ok(Err(err)) => {
-            let diags = err
-                .diagnostics
-                .into_iter()
-                .map(|d| D::Syntax {
-                    src: src.clone(),
-                    span: clamp(d.span, text.len()),
-                    message: d.message.unwrap_or_else(|| "unexpected input".to_owned()),
-                    label: d.label.unwrap_or_else(|| "here".to_owned()),
-                    help: d.help.unwrap_or_else(|| {
-                        "see https://kdl.dev for KDL v2 syntax; booleans are #true/#false, raw strings #\"…\"#".to_owned()
-                    }),
-                })
-                .collect();
-            return (FileItems::default(), diags);
-        }
-        Err(_) => {
-            // The KDL parser must not bring the engine down; say where we gave up.
-            let diag = D::Syntax {
+    match parsed {
+        Ok(Ok(doc)) => Ok(doc),
+        Ok(Err(err)) => Err(err
+            .diagnostics
+            .into_iter()
+            .map(|d| D::Syntax {
                 src: src.clone(),
-                span: (0, 0).into(),
-                message: "the KDL parser failed on this file".to_owned(),
-                label: "somewhere in this file".to_owned(),
-                help: "simplify the file until it parses, and report this input as a bug".to_owned(),
-            };
-            return (FileItems::default(), vec![diag]);
-        }
-    };
-    let mut cx = Cx { src, diags: Vec::new() };
-    let items = cx.file(kind, &doc);
-    (items, cx.diags)
+                span: clamp(d.span, text.len()),
+                message: d.message.unwrap_or_else(|| "unexpected input".to_owned()),
+                label: d.label.unwrap_or_else(|| "here".to_owned()),
+                help: d.help.unwrap_or_else(|| {
+                    "see https://kdl.dev for KDL v2 syntax; booleans are #true/#false, raw strings #\"…\"#".to_owned()
+                }),
+            })
+            .collect()),
+        // The KDL parser must not bring the engine down; say where we gave up.
+        Err(_) => Err(vec![D::Syntax {
+            src: src.clone(),
+            span: (0, 0).into(),
+            message: "the KDL parser failed on this file".to_owned(),
+            label: "somewhere in this file".to_owned(),
+            help: "simplify the file until it parses, and report this input as a bug".to_owned(),
+        }]),
+    }
 }
 
 fn clamp(span: SourceSpan, len: usize) -> SourceSpan {
@@ -228,41 +230,43 @@ pub fn check_output_path(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-struct Cx<'a> {
-    src: &'a Src,
-    diags: Vec<D>,
+/// The file being read and the problems found so far; its methods check
+/// one node or value each (shared with `trust`).
+pub(super) struct Cx<'a> {
+    pub(super) src: &'a Src,
+    pub(super) diags: Vec<D>,
 }
 
 /// Arguments and properties of a node, after the generic checks.
-struct Entries<'n> {
-    args: Vec<&'n KdlEntry>,
-    props: HashMap<&'n str, &'n KdlEntry>,
+pub(super) struct Entries<'n> {
+    pub(super) args: Vec<&'n KdlEntry>,
+    pub(super) props: HashMap<&'n str, &'n KdlEntry>,
 }
 
 impl<'n> Entries<'n> {
-    fn prop(&self, name: &str) -> Option<&'n KdlEntry> {
+    pub(super) fn prop(&self, name: &str) -> Option<&'n KdlEntry> {
         self.props.get(name).copied()
     }
 }
 
 /// Which properties a node accepts.
-enum Props<'s> {
+pub(super) enum Props<'s> {
     Only(&'s [&'s str]),
     Any,
 }
 
-fn sp(span: SourceSpan) -> Span {
+pub(super) fn sp(span: SourceSpan) -> Span {
     span.into()
 }
 
 impl Cx<'_> {
-    fn src(&self) -> Src {
+    pub(super) fn src(&self) -> Src {
         self.src.clone()
     }
 
     /// Generic checks on a node's entries: no type annotations, at most
     /// `max_args` arguments, only known properties, none twice.
-    fn entries<'n>(&mut self, node: &'n KdlNode, max_args: usize, props: Props<'_>, usage: &str) -> Entries<'n> {
+    pub(super) fn entries<'n>(&mut self, node: &'n KdlNode, max_args: usize, props: Props<'_>, usage: &str) -> Entries<'n> {
         let name = node.name().value();
         if let Some(ty) = node.ty() {
             self.diags.push(D::TypeAnnotation { src: self.src(), span: ty.span() });
@@ -327,7 +331,7 @@ impl Cx<'_> {
         out
     }
 
-    fn no_children(&mut self, node: &KdlNode) {
+    pub(super) fn no_children(&mut self, node: &KdlNode) {
         if node.children().is_some() {
             self.diags.push(D::UnexpectedChildren {
                 src: self.src(),
@@ -350,7 +354,7 @@ impl Cx<'_> {
         }
     }
 
-    fn missing_arg(&mut self, node: &KdlNode, what: &str, usage: &str) {
+    pub(super) fn missing_arg(&mut self, node: &KdlNode, what: &str, usage: &str) {
         self.diags.push(D::MissingArgument {
             src: self.src(),
             span: node.span(),
@@ -360,7 +364,7 @@ impl Cx<'_> {
         });
     }
 
-    fn wrong_type(&mut self, entry: &KdlEntry, found: &KdlValue, what: &str, expected: &str, usage: &str) {
+    pub(super) fn wrong_type(&mut self, entry: &KdlEntry, found: &KdlValue, what: &str, expected: &str, usage: &str) {
         self.diags.push(D::WrongType {
             src: self.src(),
             span: entry.span(),
@@ -371,7 +375,7 @@ impl Cx<'_> {
         });
     }
 
-    fn string(&mut self, entry: &KdlEntry, what: &str, usage: &str) -> Option<String> {
+    pub(super) fn string(&mut self, entry: &KdlEntry, what: &str, usage: &str) -> Option<String> {
         match entry.value() {
             KdlValue::String(s) => Some(s.clone()),
             other => {
@@ -381,7 +385,7 @@ impl Cx<'_> {
         }
     }
 
-    fn nonempty_string(&mut self, entry: &KdlEntry, what: &str, usage: &str) -> Option<String> {
+    pub(super) fn nonempty_string(&mut self, entry: &KdlEntry, what: &str, usage: &str) -> Option<String> {
         let s = self.string(entry, what, usage)?;
         if s.is_empty() {
             self.diags.push(D::EmptyValue {
@@ -401,7 +405,7 @@ impl Cx<'_> {
         Some((s, sp(arg.span())))
     }
 
-    fn integer(&mut self, entry: &KdlEntry, what: &str, min: i128, max: i128, usage: &str) -> Option<i128> {
+    pub(super) fn integer(&mut self, entry: &KdlEntry, what: &str, min: i128, max: i128, usage: &str) -> Option<i128> {
         match entry.value() {
             KdlValue::Integer(n) if (min..=max).contains(n) => Some(*n),
             KdlValue::Integer(n) => {
@@ -422,7 +426,7 @@ impl Cx<'_> {
         }
     }
 
-    fn name_of(&mut self, node: &KdlNode, kind: &str, usage: &str) -> Option<Named> {
+    pub(super) fn name_of(&mut self, node: &KdlNode, kind: &str, usage: &str) -> Option<Named> {
         let e = node.entries().iter().find(|e| e.name().is_none());
         let Some(entry) = e else {
             self.missing_arg(node, "a name", usage);
@@ -545,7 +549,7 @@ impl Cx<'_> {
         Some(out)
     }
 
-    fn unknown_node(&mut self, node: &KdlNode, context: &str, allowed: &[&str]) {
+    pub(super) fn unknown_node(&mut self, node: &KdlNode, context: &str, allowed: &[&str]) {
         let name = node.name().value();
         let mut help = format!("{context} takes: {}", allowed.join(", "));
         if let Some(dym) = did_you_mean(name, allowed.iter().copied()) {
@@ -561,7 +565,7 @@ impl Cx<'_> {
     }
 
     /// Records a node that may appear once; reports it when seen again.
-    fn once(&mut self, seen: &mut HashMap<String, SourceSpan>, node: &KdlNode, parent: &str) -> bool {
+    pub(super) fn once(&mut self, seen: &mut HashMap<String, SourceSpan>, node: &KdlNode, parent: &str) -> bool {
         let name = node.name().value();
         if let Some(first) = seen.get(name) {
             self.diags.push(D::RepeatedNode {

@@ -1,0 +1,375 @@
+//! Checking a stage's signatures against `trust.kdl`.
+//!
+//! Every `*.asc` file under `snapshots/signatures/STAGE/` is read, and
+//! every signature in it is judged on its own, under sequoia's
+//! [`StandardPolicy`] at the time it was made *and* now:
+//!
+//! - it must be by a key of a certificate that `trust.kdl` lists (its
+//!   primary key or a subkey), bound and signing-capable when it signed;
+//! - neither that key nor its certificate may be expired or revoked, then
+//!   or now (a key that has since expired or been revoked no longer
+//!   vouches for anything);
+//! - its hash must be one the policy accepts (SHA-1 is not), and it must
+//!   verify over the exact bytes of `snapshots/STAGE.kdl`;
+//! - it must sit in the file named for its certificate's fingerprint, so
+//!   that one signer's file cannot carry another's signature.
+//!
+//! A certificate counts once, however many good signatures it made and
+//! through however many subkeys. The rules then count distinct signers per
+//! role. Nothing here looks at the store: an auditor can check signatures
+//! without a build machine.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use sequoia_openpgp as openpgp;
+
+use openpgp::cert::amalgamation::{ValidAmalgamation, ValidateAmalgamation};
+use openpgp::crypto::hash::Hash;
+use openpgp::packet::{Packet, Signature};
+use openpgp::parse::{PacketParser, PacketParserResult, Parse};
+use openpgp::policy::{HashAlgoSecurity, Policy, StandardPolicy};
+use openpgp::types::{RevocationStatus, SignatureType};
+
+use crate::chain::trust::Trust;
+use crate::verify::snapshot;
+
+/// Clock skew allowed on a signature's creation time, as sequoia's
+/// verifier allows.
+const CLOCK_SKEW: Duration = Duration::from_secs(30 * 60);
+
+/// The verdict on one signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignatureCheck {
+    /// The file, relative to the chain directory.
+    pub file: String,
+    /// Which signature of the file (1-based); most files hold one.
+    pub index: usize,
+    /// The signer it is by, when its key belongs to one in `trust.kdl`.
+    pub signer: Option<String>,
+    /// The key that made it (fingerprint or key ID, upper-case hex), as far
+    /// as the signature says.
+    pub key: Option<String>,
+    /// Whether it counts toward the rules.
+    pub counted: bool,
+    /// Why it does not count; `None` when it does.
+    pub reason: Option<String>,
+}
+
+/// One `require` rule, checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleCheck {
+    /// The role.
+    pub role: String,
+    /// How many distinct signers of the role must sign.
+    pub count: u32,
+    /// The signers of that role who did, in `trust.kdl` order.
+    pub signed: Vec<String>,
+    /// Those who did not.
+    pub missing: Vec<String>,
+    /// Whether enough did.
+    pub met: bool,
+}
+
+/// Every signature of a stage's snapshot, and the rules checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageSignatures {
+    /// The stage.
+    pub stage: String,
+    /// Why the snapshot itself cannot be vouched for (none written, or
+    /// written for another definition of the stage); the rules are then
+    /// not met whatever was signed.
+    pub problem: Option<String>,
+    /// Every signature found, in file order.
+    pub signatures: Vec<SignatureCheck>,
+    /// The rules, in `trust.kdl` order.
+    pub rules: Vec<RuleCheck>,
+    /// Whether every rule is met and the snapshot has no problem.
+    pub met: bool,
+}
+
+impl RuleCheck {
+    /// "1 of 2 maintainers: alice signed; bob did not".
+    pub fn describe(&self) -> String {
+        let plural = if self.count == 1 { "" } else { "s" };
+        let names = |v: &[String]| match v {
+            [] => String::new(),
+            [one] => one.clone(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        };
+        let head = format!("{} of {} {}{plural}", self.signed.len(), self.count, self.role);
+        match (self.signed.is_empty(), self.missing.is_empty()) {
+            (false, true) => format!("{head}: {} signed", names(&self.signed)),
+            (true, _) => format!("{head}: {} did not sign", names(&self.missing)),
+            (false, false) => format!("{head}: {} signed; {} did not", names(&self.signed), names(&self.missing)),
+        }
+    }
+}
+
+impl StageSignatures {
+    /// One line on what is missing, for a rule not met; `None` when met.
+    pub fn shortfall(&self) -> Option<String> {
+        if let Some(p) = &self.problem {
+            return Some(p.clone());
+        }
+        let unmet: Vec<String> = self.rules.iter().filter(|r| !r.met).map(RuleCheck::describe).collect();
+        (!unmet.is_empty()).then(|| unmet.join("; "))
+    }
+}
+
+/// The signature directory of `stage`.
+pub fn signature_dir(dir: &Path, stage: &str) -> std::path::PathBuf {
+    dir.join("snapshots").join("signatures").join(stage)
+}
+
+/// The file a signer's signature of `stage` is saved under, relative to the
+/// chain directory.
+pub fn signature_file(stage: &str, fingerprint: &str) -> String {
+    format!("snapshots/signatures/{stage}/{fingerprint}.asc")
+}
+
+/// Checks the signatures of `stage`'s snapshot. `definition` is the stage's
+/// current definition digest: a snapshot written for another one vouches
+/// for something else.
+pub fn check_stage(trust: &Trust, dir: &Path, stage: &str, definition: &str) -> StageSignatures {
+    let shown = format!("snapshots/{stage}.kdl");
+    let mut result = StageSignatures { stage: stage.to_string(), problem: None, signatures: Vec::new(), rules: Vec::new(), met: false };
+    let snapshot_bytes = match std::fs::read(snapshot::path(dir, stage)) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            result.problem = Some(format!("{shown} does not exist: nothing is signed (write it with `bootstrap snapshot {stage}`)"));
+            None
+        }
+        Err(e) => {
+            result.problem = Some(format!("cannot read {shown}: {e}"));
+            None
+        }
+    };
+    if let Some(bytes) = &snapshot_bytes {
+        match snapshot::Snapshot::read(dir, stage) {
+            Ok(Some(s)) if s.definition != definition => {
+                result.problem = Some(format!(
+                    "{shown} was written for another definition of `{stage}` ({}, now {definition}): its signatures vouch for that one; snapshot the stage again and have it signed",
+                    s.definition
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => result.problem = Some(e.to_string()),
+        }
+        result.signatures = check_files(trust, dir, stage, bytes, SystemTime::now());
+    }
+    let counted: Vec<&str> = result.signatures.iter().filter(|s| s.counted).filter_map(|s| s.signer.as_deref()).collect();
+    result.rules = trust
+        .rules
+        .iter()
+        .map(|rule| {
+            let (mut signed, mut missing) = (Vec::new(), Vec::new());
+            for sg in trust.signers.iter().filter(|sg| sg.role == rule.role) {
+                if counted.contains(&sg.name.as_str()) { &mut signed } else { &mut missing }.push(sg.name.clone());
+            }
+            let met = signed.len() >= rule.count as usize;
+            RuleCheck { role: rule.role.clone(), count: rule.count, signed, missing, met }
+        })
+        .collect();
+    result.met = result.problem.is_none() && result.rules.iter().all(|r| r.met);
+    result
+}
+
+/// Every signature in every `*.asc` file of the stage's directory, judged,
+/// in file-name order; a certificate's second good signature is marked as
+/// already counted.
+fn check_files(trust: &Trust, dir: &Path, stage: &str, data: &[u8], now: SystemTime) -> Vec<SignatureCheck> {
+    let sig_dir = signature_dir(dir, stage);
+    let mut names: Vec<String> = match std::fs::read_dir(&sig_dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".asc") && !n.starts_with('.'))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    let policy = StandardPolicy::new();
+    let mut out = Vec::new();
+    let mut counted: Vec<usize> = Vec::new();
+    for name in names {
+        let file = format!("snapshots/signatures/{stage}/{name}");
+        let stem = name.trim_end_matches(".asc").to_ascii_uppercase();
+        let sigs = match read_signatures(&sig_dir.join(&name)) {
+            Ok(sigs) => sigs,
+            Err(reason) => {
+                out.push(SignatureCheck { file, index: 1, signer: None, key: None, counted: false, reason: Some(reason) });
+                continue;
+            }
+        };
+        for (i, sig) in sigs.iter().enumerate() {
+            let key = sig.get_issuers().first().map(|h| h.to_hex());
+            let mut check = SignatureCheck { file: file.clone(), index: i + 1, signer: None, key, counted: false, reason: None };
+            match judge(trust, sig, data, &stem, &policy, now, stage) {
+                Ok(signer) => {
+                    let s = &trust.signers[signer];
+                    check.signer = Some(s.name.clone());
+                    if counted.contains(&signer) {
+                        check.reason = Some(format!(
+                            "a good signature, but {} is already counted: a certificate counts once, however many signatures or subkeys it has",
+                            s.name
+                        ));
+                    } else {
+                        counted.push(signer);
+                        check.counted = true;
+                    }
+                }
+                Err((signer, reason)) => {
+                    check.signer = signer.map(|i| trust.signers[i].name.clone());
+                    check.reason = Some(reason);
+                }
+            }
+            out.push(check);
+        }
+    }
+    out
+}
+
+/// The signature packets of a file; the reason when it is anything else.
+fn read_signatures(path: &Path) -> Result<Vec<Signature>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    let mut sigs = Vec::new();
+    let mut ppr = PacketParser::from_bytes(&bytes).map_err(|e| format!("not an OpenPGP signature file: {e}"))?;
+    while let PacketParserResult::Some(pp) = ppr {
+        let (packet, next) = pp.next().map_err(|e| format!("not an OpenPGP signature file: {e}"))?;
+        match packet {
+            Packet::Signature(sig) => sigs.push(sig),
+            other => return Err(format!("holds a {} packet; a detached signature file holds only signatures", other.tag())),
+        }
+        ppr = next;
+    }
+    if sigs.is_empty() {
+        return Err("holds no signature".to_string());
+    }
+    Ok(sigs)
+}
+
+/// `YYYY-MM-DD HH:MM UTC` of a time.
+fn when(t: SystemTime) -> String {
+    crate::time::utc(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+}
+
+/// Why a revocation revokes, from its reason subpacket.
+fn revocation_reason(revs: &[&Signature]) -> String {
+    match revs.iter().find_map(|r| r.reason_for_revocation()) {
+        Some((code, msg)) if !msg.is_empty() => format!("{code}: {}", String::from_utf8_lossy(msg)),
+        Some((code, _)) => code.to_string(),
+        None => "no reason given".to_string(),
+    }
+}
+
+/// The signer whose good signature this is; otherwise the signer it
+/// claims to be by (if any) and why it counts zero.
+fn judge(
+    trust: &Trust,
+    sig: &Signature,
+    data: &[u8],
+    stem: &str,
+    policy: &StandardPolicy,
+    now: SystemTime,
+    stage: &str,
+) -> Result<usize, (Option<usize>, String)> {
+    let shown = format!("snapshots/{stage}.kdl");
+    if !matches!(sig.typ(), SignatureType::Binary | SignatureType::Text) {
+        return Err((None, format!("a {} signature, not one over a document", sig.typ())));
+    }
+    let Some(created) = sig.signature_creation_time() else {
+        return Err((None, "malformed: the signature has no creation time".into()));
+    };
+    let issuers = sig.get_issuers();
+    if issuers.is_empty() {
+        return Err((None, "the signature names no key that made it".into()));
+    }
+    let found = trust.signers.iter().enumerate().find_map(|(i, s)| {
+        s.cert.keys().key_handles(issuers.iter().cloned()).next().map(|ka| (i, ka.key().fingerprint()))
+    });
+    let Some((signer, key_fpr)) = found else {
+        let keys: Vec<String> = issuers.iter().map(|h| h.to_hex()).collect();
+        return Err((None, format!("made by key {}, which is no signer's in chain/trust.kdl", keys.join(" / "))));
+    };
+    let s = &trust.signers[signer];
+    let fail = |reason: String| Err((Some(signer), reason));
+    if let Err(e) = policy.signature(sig, HashAlgoSecurity::CollisionResistance) {
+        return fail(format!("{} signature, which the standard policy rejects ({e})", sig.hash_algo()));
+    }
+    // The digest over the file as it is now. Its first two bytes are
+    // stored in the signature, which tells "made over other bytes" from
+    // "does not verify" (forged or damaged).
+    let digest = match digest_of(sig, data) {
+        Ok(d) => d,
+        Err(e) => return fail(format!("cannot hash {shown} for it: {e}")),
+    };
+    if digest.get(..2) != Some(&sig.digest_prefix()[..]) {
+        return fail(format!(
+            "made by {} over other bytes than {shown} as it is now (an earlier snapshot?): sign the current file again",
+            s.name
+        ));
+    }
+    let cert = &s.cert;
+    let Some(ka) = cert.keys().key_handles(issuers.iter().cloned()).next() else {
+        return fail("its key is gone from the certificate".into());
+    };
+    for (t, at) in [(created, "when it signed"), (now, "now")] {
+        let vc = match cert.with_policy(policy, t) {
+            Ok(vc) => vc,
+            Err(e) => return fail(format!("{}'s certificate is not valid {at} ({e})", s.name)),
+        };
+        if let RevocationStatus::Revoked(revs) = vc.revocation_status() {
+            return fail(format!("{}'s certificate is revoked ({})", s.name, revocation_reason(&revs)));
+        }
+        if vc.alive().is_err() {
+            let expiry = vc.primary_key().key_expiration_time().map_or_else(|| "its expiry".into(), when);
+            return fail(format!("{}'s certificate expired on {expiry}; an expired key counts zero", s.name));
+        }
+        let vka = match ka.clone().with_policy(policy, t) {
+            Ok(k) => k,
+            Err(e) => return fail(format!("key {key_fpr} is not validly bound to {}'s certificate {at} ({e})", s.name)),
+        };
+        if let RevocationStatus::Revoked(revs) = vka.revocation_status() {
+            return fail(format!("{}'s signing key {key_fpr} is revoked ({})", s.name, revocation_reason(&revs)));
+        }
+        if vka.alive().is_err() {
+            let expiry = vka.key_expiration_time().map_or_else(|| "its expiry".into(), when);
+            return fail(format!("{}'s signing key {key_fpr} expired on {expiry}; an expired key counts zero", s.name));
+        }
+        if !vka.for_signing() {
+            return fail(format!("{}'s key {key_fpr} is not a signing key", s.name));
+        }
+    }
+    if let Err(e) = sig.signature_alive(now, CLOCK_SKEW) {
+        return fail(format!("the signature itself is not valid now ({e}); made {}", when(created)));
+    }
+    if let Err(e) = sig.verify_digest(ka.key(), &digest) {
+        return fail(format!("does not verify with {}'s key {key_fpr}: forged or damaged ({e})", s.name));
+    }
+    if stem != s.fingerprint {
+        let named = match trust.signer_by_fingerprint(stem) {
+            Some(o) => format!("the file of {}", trust.signers[o].name),
+            None => "no signer's file".to_string(),
+        };
+        return fail(format!(
+            "a good signature by {}, but saved as {stem}.asc, {named}: a signature counts only in its signer's file, {}.asc",
+            s.name, s.fingerprint
+        ));
+    }
+    Ok(signer)
+}
+
+/// The digest a signature is checked against: salt, the data, then the
+/// signature's own hashed fields.
+fn digest_of(sig: &Signature, data: &[u8]) -> openpgp::Result<Vec<u8>> {
+    let mut ctx = sig.hash_algo().context()?.for_signature(sig.version());
+    if let Some(salt) = sig.salt() {
+        ctx.update(salt);
+    }
+    ctx.update(data);
+    sig.hash(&mut ctx)?;
+    ctx.into_digest()
+}
