@@ -70,6 +70,21 @@ pub enum Error {
     #[diagnostic(transparent)]
     Snapshot(#[from] crate::cli::snapshot::SnapshotRefused),
 
+    /// `sign` refused or failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Sign(Box<crate::cli::sign::SignRefused>),
+
+    /// A stage's snapshot is not signed as `chain/trust.kdl` requires.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Unsigned(crate::cli::verify_signatures::Unsigned),
+
+    /// A command that checks signatures found no `chain/trust.kdl`.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    NoTrust(crate::cli::verify_signatures::NoTrust),
+
     /// `diff` found differences or had nothing to compare.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -109,6 +124,9 @@ impl Error {
             Error::Diff(crate::cli::diff::DiffError::Nothing { .. }) => exit::BLOCKED,
             Error::Diff(_) => exit::BAD_INPUT,
             Error::StoreCorrupt { .. } => exit::VERIFICATION_FAILED,
+            Error::Sign(e) => e.exit_code(),
+            Error::Unsigned(_) => exit::VERIFICATION_FAILED,
+            Error::NoTrust(_) => exit::BAD_INPUT,
         }
     }
 }

@@ -137,6 +137,8 @@ pub fn load(dir: &Path) -> Result<Option<Trust>, ChainErrors> {
     check_rules(&mut cx, &written, &rules);
     let signers = read_certs(&mut cx, dir, written);
     if !cx.diags.is_empty() {
+        // In file order, as a reader goes through the file.
+        cx.diags.sort_by_key(|d| d.location().map_or(0, |(_, span)| span.offset()));
         return Err(ChainErrors { diagnostics: cx.diags });
     }
     Ok(Some(Trust { signers, rules: rules.into_iter().map(|(r, _, _)| r).collect() }))

@@ -1,4 +1,5 @@
-//! `bootstrap check`: load and validate the chain; a summary of what it holds.
+//! `bootstrap check`: load and validate the chain and its `chain/trust.kdl`;
+//! a summary of what they hold.
 
 use std::io::Write;
 
@@ -6,6 +7,7 @@ use serde::Serialize;
 
 use super::{Context, write_json};
 use crate::Error;
+use crate::chain::trust::{self, Trust};
 use crate::chain::{Chain, Placement};
 
 /// Arguments of `check` (none beyond the global ones).
@@ -50,9 +52,47 @@ struct Report<'a> {
     stages: Vec<StageSummary<'a>>,
     seeds: Vec<SeedSummary<'a>>,
     sources: Vec<SourceSummary<'a>>,
+    trust: Option<TrustSummary>,
 }
 
-fn report(chain: &Chain) -> Report<'_> {
+/// `chain/trust.kdl`, when there is one.
+#[derive(Serialize)]
+struct TrustSummary {
+    signers: Vec<SignerSummary>,
+    rules: Vec<RuleSummary>,
+}
+
+#[derive(Serialize)]
+struct SignerSummary {
+    name: String,
+    role: String,
+    fingerprint: String,
+    cert: String,
+}
+
+#[derive(Serialize)]
+struct RuleSummary {
+    role: String,
+    count: u32,
+}
+
+fn trust_summary(t: &Trust) -> TrustSummary {
+    TrustSummary {
+        signers: t
+            .signers
+            .iter()
+            .map(|s| SignerSummary {
+                name: s.name.clone(),
+                role: s.role.clone(),
+                fingerprint: s.fingerprint.clone(),
+                cert: format!("chain/{}", s.cert_path),
+            })
+            .collect(),
+        rules: t.rules.iter().map(|r| RuleSummary { role: r.role.clone(), count: r.count }).collect(),
+    }
+}
+
+fn report<'a>(chain: &'a Chain, trust: Option<&Trust>) -> Report<'a> {
     let stages = chain
         .stages()
         .iter()
@@ -100,13 +140,23 @@ fn report(chain: &Chain) -> Report<'_> {
                 },
             })
             .collect(),
+        trust: trust.map(trust_summary),
     }
 }
 
 /// Runs `check`.
 pub fn run(cx: &Context, _args: &Args, out: &mut dyn Write) -> Result<(), Error> {
-    let chain = cx.load()?;
-    let r = report(&chain);
+    // Both files are checked, and all their problems reported together.
+    let (chain, trust) = match (cx.load(), trust::load(&cx.dir)) {
+        (Ok(c), Ok(t)) => (c, t),
+        (Err(Error::Chain(mut a)), Err(b)) => {
+            a.diagnostics.extend(b.diagnostics);
+            return Err(Error::Chain(a));
+        }
+        (Err(e), _) => return Err(e),
+        (Ok(_), Err(b)) => return Err(Error::Chain(b)),
+    };
+    let r = report(&chain, trust.as_ref());
     if cx.json {
         return write_json(out, &r);
     }
@@ -151,5 +201,15 @@ fn write_human(r: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "  {:<width$}  {}", s.name, what.join("; "))?;
     }
     writeln!(out)?;
+    if let Some(t) = &r.trust {
+        let rules: Vec<String> = t.rules.iter().map(|r| format!("{} {}", r.count, r.role)).collect();
+        let rules = if rules.is_empty() { "no rule".to_string() } else { format!("requires {}", rules.join(" and ")) };
+        writeln!(out, "  trust: {} signer(s), {rules}", t.signers.len())?;
+        let width = t.signers.iter().map(|s| s.name.len()).max().unwrap_or(6).max(6);
+        for s in &t.signers {
+            writeln!(out, "  {:<width$}  {:<10}  {}  {}", s.name, s.role, s.fingerprint, s.cert)?;
+        }
+        writeln!(out)?;
+    }
     writeln!(out, "ok: no problems")
 }

@@ -14,10 +14,12 @@ pub mod graph;
 pub mod hash;
 pub mod plan;
 pub mod seed;
+pub mod sign;
 pub mod snapshot;
 pub mod status;
 pub mod store;
 pub mod verify;
+pub mod verify_signatures;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -53,10 +55,10 @@ pub struct Cli {
     /// Where a seed is: NAME=DIR or NAME=TARBALL (local backend), NAME=IMAGE (oci); repeatable (commands that run steps take it too).
     #[arg(long = "seed", value_name = "NAME=PATH|IMAGE")]
     pub seeds: Vec<String>,
-    /// Fail at once (exit 3) instead of waiting when another process holds the store lock.
     /// How steps run: `local` (Linux namespaces, no daemon) or `oci` (a Docker or Podman engine at DOCKER_HOST).
     #[arg(long, value_enum, value_name = "BACKEND", global = true, env = "BOOTSTRAP_BACKEND", default_value = "local")]
     pub backend: BackendKind,
+    /// Fail at once (exit 3) instead of waiting when another process holds the store lock.
     #[arg(long, global = true)]
     pub no_wait: bool,
     /// Say more.
@@ -102,6 +104,10 @@ pub enum Cmd {
     Diff(diff::Args),
     /// Write snapshots/STAGE.kdl from the stage's verified outputs (the file to sign).
     Snapshot(snapshot::Args),
+    /// Sign snapshots/STAGE.kdl with your OpenPGP key (a detached signature under snapshots/signatures/STAGE/).
+    Sign(sign::Args),
+    /// Check only the signatures of a stage's snapshot against chain/trust.kdl (no build, no state).
+    VerifySignatures(verify_signatures::Args),
     /// Check or clean the state directory.
     #[command(subcommand)]
     Store(store::Cmd),
@@ -217,6 +223,8 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
         Cmd::Status(args) => status::run(&cx, args, out),
         Cmd::Diff(args) => diff::run(&cx, args, out),
         Cmd::Snapshot(args) => snapshot::run(&cx, args, out),
+        Cmd::Sign(args) => sign::run(&cx, args, out),
+        Cmd::VerifySignatures(args) => verify_signatures::run(&cx, args, out),
         Cmd::Store(cmd) => store::run(&cx, cmd, out),
         Cmd::Seed(cmd) => seed::run(&cx, cmd, out),
     };

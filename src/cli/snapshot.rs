@@ -55,7 +55,7 @@ pub enum SnapshotRefused {
 
 /// Writes `bytes` to `path` by temp file, fsync and rename (the chain
 /// directory, not the store).
-fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;

@@ -2,7 +2,9 @@
 //! whether that still holds: verified, stale (the definition changed
 //! since), mismatch / unexpected / failed / blocked, never run, or locked
 //! (verified, but behind an earlier stage that is not); when,
-//! on which seeds, and whether a snapshot and signature files exist.
+//! on which seeds, whether a snapshot exists and, when `chain/trust.kdl` has
+//! rules, whether its signatures meet them (a stage that does not locks
+//! the later ones, as in `verify`).
 
 use std::io::Write;
 
@@ -28,12 +30,18 @@ struct Row {
     seeds: Vec<String>,
     snapshot: bool,
     signature_files: usize,
+    /// Whether the snapshot's signatures meet chain/trust.kdl's rules;
+    /// `None` when there are no rules.
+    signed: Option<bool>,
+    /// What is missing when they do not.
+    shortfall: Option<String>,
 }
 
 /// Runs `status`.
 pub fn run(cx: &Context, _args: &Args, out: &mut dyn Write) -> Result<(), Error> {
     let chain = cx.load()?;
     let plan = Plan::new(&chain);
+    let trust = crate::chain::trust::load(&chain.dir)?.filter(|t| !t.rules.is_empty());
     let mut rows: Vec<Row> = chain
         .stages()
         .iter()
@@ -49,7 +57,10 @@ pub fn run(cx: &Context, _args: &Args, out: &mut dyn Write) -> Result<(), Error>
             let sigs = std::fs::read_dir(chain.dir.join("snapshots").join("signatures").join(&s.name))
                 .map(|d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "asc")).count())
                 .unwrap_or(0);
+            let check = trust.as_ref().map(|t| crate::sign::check_stage(t, &chain.dir, &s.name, &current));
             Row {
+                signed: check.as_ref().map(|c| c.met),
+                shortfall: check.and_then(|c| c.shortfall()),
                 stage: s.name.clone(),
                 state,
                 verified_at: receipt.as_ref().map(|r| r.finished),
@@ -59,13 +70,15 @@ pub fn run(cx: &Context, _args: &Args, out: &mut dyn Write) -> Result<(), Error>
             }
         })
         .collect();
-    // The gate: a stage verified on its own is still locked behind one that is not.
+    // The gate: a stage verified on its own is still locked behind one that
+    // is not, or whose snapshot is not signed as the rules require.
     let mut blocker: Option<String> = None;
     for r in &mut rows {
         match &blocker {
-            Some(b) if r.state == "verified" => r.state = format!("locked ({b} is not verified)"),
+            Some(b) if r.state == "verified" => r.state = format!("locked ({b})"),
             Some(_) => {}
-            None if r.state != "verified" => blocker = Some(r.stage.clone()),
+            None if r.state != "verified" => blocker = Some(format!("{} is not verified", r.stage)),
+            None if r.signed == Some(false) => blocker = Some(format!("{} is not signed", r.stage)),
             None => {}
         }
     }
@@ -78,10 +91,12 @@ pub fn run(cx: &Context, _args: &Args, out: &mut dyn Write) -> Result<(), Error>
         for r in &rows {
             let when = r.verified_at.map(utc).unwrap_or_else(|| "-".into());
             let seeds = if r.seeds.is_empty() { "-".to_string() } else { r.seeds.join(",") };
-            let snap = match (r.snapshot, r.signature_files) {
-                (false, _) => "none".to_string(),
-                (true, 0) => "unsigned".to_string(),
-                (true, n) => format!("{n} signature file(s), not checked"),
+            let snap = match (r.snapshot, r.signature_files, r.signed) {
+                (false, _, _) => "none".to_string(),
+                (true, _, Some(true)) => "signed as chain/trust.kdl requires".to_string(),
+                (true, _, Some(false)) => format!("not signed enough: {}", r.shortfall.as_deref().unwrap_or("")),
+                (true, 0, None) => "unsigned".to_string(),
+                (true, n, None) => format!("{n} signature file(s); no chain/trust.kdl rule to check them against"),
             };
             writeln!(out, "  {:<w$}  {:<36}  {:<20}  {:<16}  {snap}", r.stage, r.state, when, seeds)?;
         }

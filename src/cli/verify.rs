@@ -28,6 +28,9 @@ pub struct Args {
     /// Where a seed is: NAME=DIR or NAME=TARBALL (local backend), NAME=IMAGE (oci); repeatable.
     #[arg(long = "seed", value_name = "NAME=PATH|IMAGE")]
     pub seed_paths: Vec<String>,
+    /// Do not check snapshot signatures against chain/trust.kdl (builds and compares only; said in the report).
+    #[arg(long)]
+    pub no_signatures: bool,
 }
 
 /// Per-seed progress bars and `-v` log streaming.
@@ -95,6 +98,12 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let chain = cx.load()?;
     let plan = Plan::new(&chain);
     let target = crate::plan::stage_target(&chain, &args.stage)?;
+    // Loaded (and so checked) even when signatures are skipped.
+    let trust = crate::chain::trust::load(&chain.dir)?.filter(|t| !t.rules.is_empty());
+    let skipped = args.no_signatures && trust.is_some();
+    if skipped && cx.verbosity >= 0 {
+        eprintln!("warning: signatures are NOT checked (--no-signatures): chain/trust.kdl's rules are ignored for this run");
+    }
     let seed_args: Vec<SeedArg> = cx.seeds.iter().cloned().chain(args.seed_paths.iter().map(|s| SeedArg::parse(s))).collect();
     seed::check_args(&chain, &seed_args)?;
     let ids = chosen(&chain, args).map_err(Error::from)?;
@@ -156,19 +165,28 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
             vary: if i == 0 { Vec::new() } else { chain.decl.vary.clone() },
         })
         .collect();
-    let verifier = Verifier { chain: &chain, plan: &plan, store: &store, lineages, jobs: cx.jobs };
+    let gate = if args.no_signatures { None } else { trust.as_ref() };
+    let verifier = Verifier { chain: &chain, plan: &plan, store: &store, lineages, jobs: cx.jobs, trust: gate };
     let report = verifier.verify(target, &bars).map_err(Error::from)?;
     for b in &bars.bars {
         b.finish_and_clear();
     }
+    let checked = match (&trust, skipped) {
+        (None, _) => Signatures::NoRules,
+        (Some(_), true) => Signatures::Skipped,
+        (Some(_), false) => Signatures::Checked,
+    };
     if cx.json {
-        write_json(out, &JsonReport::new(&args.stage, &report))?;
+        write_json(out, &JsonReport::new(&args.stage, &report, checked))?;
     } else if cx.verbosity >= 0 {
-        write_report(&report, &seeds, out).map_err(Error::Output)?;
+        write_report(&report, &seeds, checked, out).map_err(Error::Output)?;
     }
     let verdict = report.verdict();
     if verdict == Verdict::Verified {
-        return Ok(());
+        return match report.unsigned().and_then(crate::cli::verify_signatures::Unsigned::of) {
+            Some(u) => Err(Error::Unsigned(u)),
+            None => Ok(()),
+        };
     }
     let Some(stage) = report.stages.iter().find(|s| s.verdict != Verdict::Verified) else { return Ok(()) };
     Err(Error::Unverified(Unverified::new(stage, &report.locked)))
@@ -232,7 +250,19 @@ fn short(d: &Option<crate::hash::Blake3>) -> String {
     d.map_or_else(|| "-".to_string(), |d| d.short())
 }
 
-fn write_report(report: &Report, seeds: &[SeedRoot], out: &mut dyn Write) -> std::io::Result<()> {
+/// Whether this run checked signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Signatures {
+    /// chain/trust.kdl has rules and they were checked.
+    Checked,
+    /// chain/trust.kdl has rules and `--no-signatures` skipped them.
+    Skipped,
+    /// There is no chain/trust.kdl, or it has no rule.
+    NoRules,
+}
+
+fn write_report(report: &Report, seeds: &[SeedRoot], checked: Signatures, out: &mut dyn Write) -> std::io::Result<()> {
     for stage in &report.stages {
         let names: Vec<&str> = stage.seeds.iter().map(|s| s.name.as_str()).collect();
         writeln!(out, "{}: {} on {}", stage.stage, stage.verdict.as_str(), names.join(", "))?;
@@ -261,16 +291,26 @@ fn write_report(report: &Report, seeds: &[SeedRoot], out: &mut dyn Write) -> std
                 writeln!(out, "      {reason}")?;
             }
         }
+        if let Some(sigs) = report.signatures.iter().find(|s| s.stage == stage.stage) {
+            super::verify_signatures::write_block(sigs, out)?;
+        }
     }
+    let why_locked = match report.unsigned() {
+        Some(u) => format!("{} is not signed as chain/trust.kdl requires", u.stage),
+        None => "an earlier stage is not verified".to_string(),
+    };
     for l in &report.locked {
-        writeln!(out, "{l}: locked (an earlier stage is not verified)")?;
+        writeln!(out, "{l}: locked ({why_locked})")?;
     }
     let summary: Vec<String> = report
         .stages
         .iter()
         .map(|s| {
             let bad = s.steps.iter().filter(|x| x.verdict != Verdict::Verified).count();
-            if bad == 0 {
+            let unsigned = report.signatures.iter().any(|g| g.stage == s.stage && !g.met);
+            if bad == 0 && unsigned {
+                format!("{} verified but not signed ({} steps)", s.stage, s.steps.len())
+            } else if bad == 0 {
                 format!("{} verified ({} steps)", s.stage, s.steps.len())
             } else {
                 format!("{} {} ({bad} of {} steps not verified)", s.stage, s.verdict.as_str(), s.steps.len())
@@ -278,7 +318,11 @@ fn write_report(report: &Report, seeds: &[SeedRoot], out: &mut dyn Write) -> std
         })
         .chain(report.locked.iter().map(|l| format!("{l} locked")))
         .collect();
-    writeln!(out, "{}", summary.join(" · "))
+    writeln!(out, "{}", summary.join(" · "))?;
+    if checked == Signatures::Skipped {
+        writeln!(out, "SIGNATURES NOT CHECKED (--no-signatures): this run says nothing about chain/trust.kdl's rules")?;
+    }
+    Ok(())
 }
 
 /// The JSON document of `verify` (docs/json.md).
@@ -289,10 +333,20 @@ struct JsonReport<'a> {
     verdict: Verdict,
     stages: &'a [StageReceipt],
     locked: &'a [String],
+    signatures_checked: Signatures,
+    signatures: &'a [crate::sign::StageSignatures],
 }
 
 impl<'a> JsonReport<'a> {
-    fn new(target: &'a str, r: &'a Report) -> Self {
-        JsonReport { ok: r.verdict() == Verdict::Verified, target, verdict: r.verdict(), stages: &r.stages, locked: &r.locked }
+    fn new(target: &'a str, r: &'a Report, checked: Signatures) -> Self {
+        JsonReport {
+            ok: r.verdict() == Verdict::Verified && r.unsigned().is_none(),
+            target,
+            verdict: r.verdict(),
+            stages: &r.stages,
+            locked: &r.locked,
+            signatures_checked: checked,
+            signatures: &r.signatures,
+        }
     }
 }

@@ -191,52 +191,81 @@ fn check_files(trust: &Trust, dir: &Path, stage: &str, data: &[u8], now: SystemT
         Err(_) => Vec::new(),
     };
     names.sort();
-    let policy = StandardPolicy::new();
     let mut out = Vec::new();
     let mut counted: Vec<usize> = Vec::new();
     for name in names {
-        let file = format!("snapshots/signatures/{stage}/{name}");
-        let stem = name.trim_end_matches(".asc").to_ascii_uppercase();
-        let sigs = match read_signatures(&sig_dir.join(&name)) {
-            Ok(sigs) => sigs,
-            Err(reason) => {
-                out.push(SignatureCheck { file, index: 1, signer: None, key: None, counted: false, reason: Some(reason) });
-                continue;
-            }
-        };
-        for (i, sig) in sigs.iter().enumerate() {
-            let key = sig.get_issuers().first().map(|h| h.to_hex());
-            let mut check = SignatureCheck { file: file.clone(), index: i + 1, signer: None, key, counted: false, reason: None };
-            match judge(trust, sig, data, &stem, &policy, now, stage) {
-                Ok(signer) => {
-                    let s = &trust.signers[signer];
-                    check.signer = Some(s.name.clone());
-                    if counted.contains(&signer) {
-                        check.reason = Some(format!(
-                            "a good signature, but {} is already counted: a certificate counts once, however many signatures or subkeys it has",
-                            s.name
-                        ));
-                    } else {
-                        counted.push(signer);
-                        check.counted = true;
-                    }
-                }
-                Err((signer, reason)) => {
-                    check.signer = signer.map(|i| trust.signers[i].name.clone());
-                    check.reason = Some(reason);
-                }
-            }
-            out.push(check);
+        match std::fs::read(sig_dir.join(&name)) {
+            Ok(bytes) => out.extend(check_file(trust, stage, &name, &bytes, data, now, &mut counted)),
+            Err(e) => out.push(SignatureCheck {
+                file: format!("snapshots/signatures/{stage}/{name}"),
+                index: 1,
+                signer: None,
+                key: None,
+                counted: false,
+                reason: Some(format!("cannot read the file: {e}")),
+            }),
         }
     }
     out
 }
 
-/// The signature packets of a file; the reason when it is anything else.
-fn read_signatures(path: &Path) -> Result<Vec<Signature>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
+/// The signatures in `bytes`, judged as if they were the file `name` of the
+/// stage's signature directory, over the snapshot bytes `data`: what
+/// `sign` checks before it saves a signature.
+pub fn check_signature_file(trust: &Trust, stage: &str, name: &str, bytes: &[u8], data: &[u8]) -> Vec<SignatureCheck> {
+    check_file(trust, stage, name, bytes, data, SystemTime::now(), &mut Vec::new())
+}
+
+/// The signatures of one file; `counted` holds the signers already counted.
+fn check_file(
+    trust: &Trust,
+    stage: &str,
+    name: &str,
+    bytes: &[u8],
+    data: &[u8],
+    now: SystemTime,
+    counted: &mut Vec<usize>,
+) -> Vec<SignatureCheck> {
+    let file = format!("snapshots/signatures/{stage}/{name}");
+    let stem = name.trim_end_matches(".asc").to_ascii_uppercase();
+    let sigs = match read_signatures(bytes) {
+        Ok(sigs) => sigs,
+        Err(reason) => return vec![SignatureCheck { file, index: 1, signer: None, key: None, counted: false, reason: Some(reason) }],
+    };
+    let policy = StandardPolicy::new();
+    let mut out = Vec::new();
+    for (i, sig) in sigs.iter().enumerate() {
+        let key = sig.get_issuers().first().map(|h| h.to_hex());
+        let mut check = SignatureCheck { file: file.clone(), index: i + 1, signer: None, key, counted: false, reason: None };
+        match judge(trust, sig, data, &stem, &policy, now, stage) {
+            Ok(signer) => {
+                let s = &trust.signers[signer];
+                check.signer = Some(s.name.clone());
+                if counted.contains(&signer) {
+                    check.reason = Some(format!(
+                        "a good signature, but {} is already counted: a certificate counts once, however many signatures or subkeys it has",
+                        s.name
+                    ));
+                } else {
+                    counted.push(signer);
+                    check.counted = true;
+                }
+            }
+            Err((signer, reason)) => {
+                check.signer = signer.map(|i| trust.signers[i].name.clone());
+                check.reason = Some(reason);
+            }
+        }
+        out.push(check);
+    }
+    out
+}
+
+/// The signature packets in a file's bytes; the reason when it holds
+/// anything else.
+fn read_signatures(bytes: &[u8]) -> Result<Vec<Signature>, String> {
     let mut sigs = Vec::new();
-    let mut ppr = PacketParser::from_bytes(&bytes).map_err(|e| format!("not an OpenPGP signature file: {e}"))?;
+    let mut ppr = PacketParser::from_bytes(bytes).map_err(|e| format!("not an OpenPGP signature file: {e}"))?;
     while let PacketParserResult::Some(pp) = ppr {
         let (packet, next) = pp.next().map_err(|e| format!("not an OpenPGP signature file: {e}"))?;
         match packet {

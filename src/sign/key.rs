@@ -94,10 +94,15 @@ impl std::fmt::Debug for SigningKey {
 }
 
 /// Reads the secret key in `path` and unlocks a signing-capable key of it,
-/// valid now under the standard policy. Keys that `prefer` (the signer's
-/// certificate in `trust.kdl`) also has are tried first, so a signature
-/// made is one the verifier can check.
-pub fn load(path: &Path, passphrase: &PassphraseSource<'_>, prefer: Option<&Cert>) -> Result<SigningKey, KeyError> {
+/// valid now under the standard policy. Keys that the certificate
+/// `published` returns for the key's fingerprint (the signer's certificate
+/// in `trust.kdl`) also has are tried first, so that the signature made is
+/// one the verifier can check.
+pub fn load<'t>(
+    path: &Path,
+    passphrase: &PassphraseSource<'_>,
+    published: impl Fn(&str) -> Option<&'t Cert>,
+) -> Result<SigningKey, KeyError> {
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| KeyError::Unreadable { path: shown.clone(), reason: e.to_string() })?;
     let not_a_key = |problem: String| KeyError::NotAKey { path: shown.clone(), problem };
@@ -131,7 +136,7 @@ pub fn load(path: &Path, passphrase: &PassphraseSource<'_>, prefer: Option<&Cert
         return Err(unusable("it has expired".into(), "extend its expiry (`gpg --quick-set-expire FPR 1y`), export the certificate to chain/keys/ again, then sign"));
     }
     let mut candidates: Vec<_> = vc.keys().alive().revoked(false).for_signing().secret().collect();
-    if let Some(pref) = prefer {
+    if let Some(pref) = published(&fingerprint) {
         // Stable: keys the published certificate has first, in key order.
         candidates.sort_by_key(|k| pref.keys().key_handle(k.key().fingerprint()).next().is_none());
     }

@@ -11,7 +11,9 @@
 //! Results come from the step receipts when the input digest is unchanged,
 //! so verifying an unchanged stage runs nothing. Every stage reached gets a
 //! stage receipt ([`stage`]); the first stage that is not verified ends the
-//! run and the later ones stay locked.
+//! run and the later ones stay locked. With a trust policy, a verified
+//! stage also needs its snapshot signed as `chain/trust.kdl` requires
+//! ([`crate::sign::check`]) before the next one unlocks.
 
 pub mod snapshot;
 pub mod stage;
@@ -25,8 +27,10 @@ use thiserror::Error;
 
 use crate::build::{Build, BuildError, Outcome, request, schedule};
 use crate::chain::Chain;
+use crate::chain::trust::Trust;
 use crate::hash::Blake3;
 use crate::plan::Plan;
+use crate::sign::StageSignatures;
 use crate::store::Store;
 use crate::store::receipt::Receipt;
 use snapshot::{Snapshot, SnapshotError};
@@ -99,6 +103,9 @@ pub struct Verifier<'a> {
     pub lineages: Vec<Build<'a>>,
     /// Steps at once (each runs on every seed at once).
     pub jobs: usize,
+    /// The trust policy whose rules a verified stage's snapshot signatures
+    /// must meet before the next stage unlocks; `None` checks none.
+    pub trust: Option<&'a Trust>,
 }
 
 /// What one `verify` run decided.
@@ -108,12 +115,20 @@ pub struct Report {
     pub stages: Vec<StageReceipt>,
     /// Stages up to the target that stayed locked.
     pub locked: Vec<String>,
+    /// The signature checks of the verified stages, in order, when a trust
+    /// policy was given; the last one is the first not met, if any.
+    pub signatures: Vec<StageSignatures>,
 }
 
 impl Report {
     /// The verdict of the run: that of the first stage not verified.
     pub fn verdict(&self) -> Verdict {
         self.stages.iter().map(|s| s.verdict).find(|v| *v != Verdict::Verified).unwrap_or(Verdict::Verified)
+    }
+
+    /// The first verified stage whose signatures do not meet the rules.
+    pub fn unsigned(&self) -> Option<&StageSignatures> {
+        self.signatures.iter().find(|s| !s.met)
     }
 }
 
@@ -132,14 +147,14 @@ impl Verifier<'_> {
         // Outputs of verified steps, per seed.
         let verified: Mutex<HashMap<usize, Vec<Blake3>>> = Mutex::default();
         let host = crate::build::host();
-        let mut report = Report { stages: Vec::new(), locked: Vec::new() };
+        let mut report = Report { stages: Vec::new(), locked: Vec::new(), signatures: Vec::new() };
         // Read once, and only when some stage has a receipt to trust.
         let layers = OnceLock::new();
         let seeds: Vec<SeedEntry> =
             self.lineages.iter().map(|b| SeedEntry { name: b.seed.name.clone(), digest: b.seed.digest }).collect();
         for stage in 0..=target {
             let name = &chain.stages()[stage].name;
-            if report.verdict() != Verdict::Verified {
+            if report.verdict() != Verdict::Verified || report.unsigned().is_some() {
                 report.locked.push(name.clone());
                 continue;
             }
@@ -163,6 +178,7 @@ impl Verifier<'_> {
                     }
                 }
                 report.stages.push(prev);
+                self.check_signatures(&mut report, name, &definition);
                 continue;
             }
             let snap = Snapshot::read(&chain.dir, name)?;
@@ -206,7 +222,7 @@ impl Verifier<'_> {
             let receipt = StageReceipt {
                 format: stage::STAGE_RECEIPT_FORMAT.to_string(),
                 stage: name.clone(),
-                definition,
+                definition: definition.clone(),
                 verdict,
                 pins,
                 snapshot: snap_digest,
@@ -217,8 +233,20 @@ impl Verifier<'_> {
             };
             stage::write_receipt(self.store, &receipt).map_err(BuildError::from)?;
             report.stages.push(receipt);
+            self.check_signatures(&mut report, name, &definition);
         }
         Ok(report)
+    }
+
+    /// With a trust policy that has rules, checks the signatures of the
+    /// stage just reported, if it is verified. Signatures are checked on
+    /// every run, never cached: a key can be revoked or a file replaced at
+    /// any time.
+    fn check_signatures(&self, report: &mut Report, stage: &str, definition: &str) {
+        let Some(trust) = self.trust.filter(|t| !t.rules.is_empty()) else { return };
+        if report.verdict() == Verdict::Verified {
+            report.signatures.push(crate::sign::check_stage(trust, &self.chain.dir, stage, definition));
+        }
     }
 
     /// The stage's last receipt, when it is verified under exactly the

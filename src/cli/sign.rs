@@ -1,0 +1,221 @@
+//! `bootstrap sign STAGE --key KEYFILE`: a detached, ASCII-armoured OpenPGP
+//! signature over the exact bytes of `snapshots/STAGE.kdl`, written to
+//! `snapshots/signatures/STAGE/<FINGERPRINT>.asc` (replacing this signer's
+//! earlier one).
+//!
+//! Before anything is written, the new signature is checked exactly as
+//! `verify` will check it, so a signature that would count zero (a key
+//! `trust.kdl` does not list, a subkey its published certificate lacks) is
+//! refused with the reason instead of saved. `--require-reproduced` first
+//! asks this machine's state directory whether its own last verification
+//! of the stage compared every seed against exactly this snapshot: the
+//! reviewer's countersignature means "I rebuilt this myself".
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::{Context, write_json};
+use crate::Error;
+use crate::plan::Plan;
+use crate::sign::check::{check_signature_file, check_stage, signature_file};
+use crate::sign::key::{self, KeyError, PassphraseSource};
+use crate::store::LockMode;
+use super::snapshot::write_atomic;
+use crate::verify::snapshot::{self, Snapshot};
+use crate::verify::stage::{self, Verdict};
+
+/// Arguments of `sign`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The stage whose snapshot to sign (`snapshots/STAGE.kdl`).
+    pub stage: String,
+    /// Your OpenPGP secret key file (armoured or binary).
+    #[arg(long, value_name = "KEYFILE")]
+    pub key: PathBuf,
+    /// A file whose first line is the key's passphrase [default: ask on the terminal when needed].
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Refuse unless this machine's receipts verified exactly this snapshot (a reviewer's countersignature).
+    #[arg(long)]
+    pub require_reproduced: bool,
+}
+
+/// Why `sign` wrote nothing.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SignRefused {
+    /// There is no snapshot to sign.
+    #[error("there is no snapshots/{stage}.kdl to sign")]
+    #[diagnostic(code(bootstrap::sign::no_snapshot), help("run `bootstrap verify {stage}`, then `bootstrap snapshot {stage}`"))]
+    NoSnapshot {
+        /// The stage.
+        stage: String,
+    },
+    /// The snapshot describes another definition of the stage.
+    #[error("snapshots/{stage}.kdl was written for another definition of `{stage}` than the chain's current one")]
+    #[diagnostic(
+        code(bootstrap::sign::stale_snapshot),
+        help("a signature would vouch for outputs of a stage that no longer exists: run `bootstrap verify {stage}` and `bootstrap snapshot {stage}` again")
+    )]
+    StaleSnapshot {
+        /// The stage.
+        stage: String,
+    },
+    /// `--require-reproduced`, and this machine did not verify this snapshot.
+    #[error("this machine has not reproduced snapshots/{stage}.kdl: {why}")]
+    #[diagnostic(
+        code(bootstrap::sign::not_reproduced),
+        help("run `bootstrap verify {stage} --no-signatures` here with the snapshot in place; sign once it says verified")
+    )]
+    NotReproduced {
+        /// The stage.
+        stage: String,
+        /// What the state directory says.
+        why: String,
+    },
+    /// The key is not one `trust.kdl` lists.
+    #[error("the key {fingerprint} is not a signer in chain/trust.kdl")]
+    #[diagnostic(
+        code(bootstrap::sign::not_a_signer),
+        help("a signature counts only from a listed signer: add `signer \"NAME\" role=\"…\" fingerprint=\"{fingerprint}\" cert=\"keys/NAME.asc\"` with your public certificate, reviewed like any change to the chain")
+    )]
+    NotASigner {
+        /// The key's fingerprint.
+        fingerprint: String,
+    },
+    /// The new signature would count zero.
+    #[error("the signature would not count: {reason}")]
+    #[diagnostic(
+        code(bootstrap::sign::would_not_count),
+        help("update your certificate in chain/{cert} (export it again after adding or renewing keys), or sign with the key it lists")
+    )]
+    WouldNotCount {
+        /// Why.
+        reason: String,
+        /// The signer's certificate path under chain/.
+        cert: String,
+    },
+    /// The key could not sign.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Key(#[from] KeyError),
+    /// The signature file could not be written.
+    #[error("cannot write {path}: {message}")]
+    #[diagnostic(code(bootstrap::sign::write), help("check that the chain directory is writable"))]
+    Write {
+        /// The file.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl SignRefused {
+    /// The exit code: 3 when something must be done first, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        use crate::error::exit;
+        match self {
+            SignRefused::NoSnapshot { .. } | SignRefused::StaleSnapshot { .. } | SignRefused::NotReproduced { .. } => exit::BLOCKED,
+            _ => exit::BAD_INPUT,
+        }
+    }
+}
+
+/// Whether this machine's last verification of the stage compared every
+/// seed against exactly the snapshot with BLAKE3 `snap`.
+fn reproduced(cx: &Context, stage_name: &str, definition: &str, snap: &str) -> Result<(), String> {
+    let Some(receipt) = stage::read_receipt(&cx.state, stage_name) else {
+        return Err(format!("it never verified `{stage_name}`"));
+    };
+    if receipt.definition != definition {
+        return Err(format!("its last verification of `{stage_name}` was of another definition"));
+    }
+    if receipt.verdict != Verdict::Verified {
+        return Err(format!("its last verification said {}", receipt.verdict.as_str()));
+    }
+    match receipt.snapshot.as_deref() {
+        Some(s) if s == snap => Ok(()),
+        Some(_) => Err(format!("it last verified against another version of snapshots/{stage_name}.kdl")),
+        None => Err(format!("it last verified before snapshots/{stage_name}.kdl existed, so nothing was compared with it")),
+    }
+}
+
+/// Runs `sign`.
+pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
+    let chain = cx.load()?;
+    let plan = Plan::new(&chain);
+    let stage_id = crate::plan::stage_target(&chain, &args.stage)?;
+    let trust = crate::chain::trust::load(&chain.dir)?;
+    let refused = |r: SignRefused| Error::Sign(Box::new(r));
+    let stage_name = args.stage.clone();
+    let path = snapshot::path(&chain.dir, &args.stage);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(refused(SignRefused::NoSnapshot { stage: stage_name })),
+        Err(e) => return Err(refused(SignRefused::Write { path: path.display().to_string(), message: e.to_string() })),
+    };
+    // It must be a snapshot this engine wrote, of the stage as defined now.
+    let snap = Snapshot::read(&chain.dir, &args.stage).map_err(crate::verify::VerifyError::from)?;
+    let definition = stage::stage_digest(&chain, &plan, stage_id);
+    if snap.is_none_or(|s| s.definition != definition) {
+        return Err(refused(SignRefused::StaleSnapshot { stage: stage_name }));
+    }
+    if args.require_reproduced {
+        // A shared lock: a verify running now must finish first.
+        let _store = cx.open_store(LockMode::Shared)?;
+        let digest = format!("blake3:{}", blake3::hash(&bytes).to_hex());
+        reproduced(cx, &args.stage, &definition, &digest)
+            .map_err(|why| refused(SignRefused::NotReproduced { stage: stage_name.clone(), why }))?;
+    }
+    let passphrase = match &args.passphrase_file {
+        Some(p) => PassphraseSource::File(p),
+        None => PassphraseSource::Terminal,
+    };
+    let published = |fpr: &str| trust.as_ref().and_then(|t| t.signer_by_fingerprint(fpr).map(|i| &t.signers[i].cert));
+    let key = key::load(&args.key, &passphrase, published).map_err(|e| refused(SignRefused::Key(e)))?;
+    let armored = key::sign_detached(&key, &bytes).map_err(|e| refused(SignRefused::Key(e)))?;
+    let file = signature_file(&args.stage, &key.fingerprint);
+    let target = chain.dir.join(&file);
+    if let Some(t) = &trust {
+        let Some(i) = t.signer_by_fingerprint(&key.fingerprint) else {
+            return Err(refused(SignRefused::NotASigner { fingerprint: key.fingerprint.clone() }));
+        };
+        // Judged as `verify` will judge it, before it is saved.
+        let name = format!("{}.asc", key.fingerprint);
+        let checks = check_signature_file(t, &args.stage, &name, &armored, &bytes);
+        if let Some(reason) = checks.iter().find_map(|c| c.reason.clone()) {
+            return Err(refused(SignRefused::WouldNotCount { reason, cert: t.signers[i].cert_path.clone() }));
+        }
+    }
+    write_atomic(&target, &armored).map_err(|e| refused(SignRefused::Write { path: file.clone(), message: e.to_string() }))?;
+    let status = trust.as_ref().filter(|t| !t.rules.is_empty()).map(|t| check_stage(t, &chain.dir, &args.stage, &definition));
+    if cx.json {
+        return write_json(
+            out,
+            &serde_json::json!({
+                "stage": args.stage,
+                "file": file,
+                "fingerprint": key.fingerprint,
+                "key": key.key_fingerprint,
+                "signatures": status,
+            }),
+        );
+    }
+    let who = trust
+        .as_ref()
+        .and_then(|t| t.signer_by_fingerprint(&key.fingerprint).map(|i| format!("{} ({})", t.signers[i].name, t.signers[i].role)))
+        .unwrap_or_else(|| key.fingerprint.clone());
+    let write = |out: &mut dyn Write| -> std::io::Result<()> {
+        writeln!(out, "{file}: signed by {who} with key {}", key.key_fingerprint)?;
+        match &status {
+            Some(s) => {
+                super::verify_signatures::write_block(s, out)?;
+                match s.shortfall() {
+                    None => writeln!(out, "{}: signed as chain/trust.kdl requires", args.stage),
+                    Some(short) => writeln!(out, "{}: still short: {short}", args.stage),
+                }
+            }
+            None => writeln!(out, "note: there is no chain/trust.kdl, so nothing will check this signature until one lists this key"),
+        }
+    };
+    write(out).map_err(Error::Output)
+}
