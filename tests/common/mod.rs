@@ -12,6 +12,7 @@ use bootstrap::chain::Input;
 
 pub mod http;
 pub mod mini;
+pub mod pgp;
 
 /// What one run of the binary produced.
 pub struct Run {
