@@ -176,9 +176,8 @@ pub fn check_stage(trust: &Trust, dir: &Path, stage: &str, definition: &str) -> 
     result
 }
 
-/// Every signature in every `*.asc` file of the stage's directory, judged,
-/// in file-name order; a certificate's second good signature is marked as
-/// already counted.
+/// Every signature in every `*.asc` file of the stage's directory, judged;
+/// a certificate's second good signature is marked as already counted.
 fn check_files(trust: &Trust, dir: &Path, stage: &str, data: &[u8], now: SystemTime) -> Vec<SignatureCheck> {
     let sig_dir = signature_dir(dir, stage);
     let mut names: Vec<String> = match std::fs::read_dir(&sig_dir) {
@@ -190,7 +189,13 @@ fn check_files(trust: &Trust, dir: &Path, stage: &str, data: &[u8], now: SystemT
             .collect(),
         Err(_) => Vec::new(),
     };
-    names.sort();
+    // Signers' own files first, in trust.kdl order, then any other file by
+    // name: a report reads like the policy, and a signer's own file is
+    // judged before copies of their signature elsewhere.
+    names.sort_by_key(|n| {
+        let stem = n.trim_end_matches(".asc").to_ascii_uppercase();
+        (trust.signer_by_fingerprint(&stem).unwrap_or(usize::MAX), n.clone())
+    });
     let mut out = Vec::new();
     let mut counted: Vec<usize> = Vec::new();
     for name in names {
