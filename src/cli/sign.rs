@@ -21,7 +21,8 @@ use crate::sign::check::{check_signature_file, check_stage, signature_file};
 use crate::sign::key::{self, KeyError, PassphraseSource};
 use crate::store::LockMode;
 use super::snapshot::write_atomic;
-use crate::verify::snapshot::{self, Snapshot};
+use crate::verify::VerifyError;
+use crate::verify::snapshot::{self, Snapshot, SnapshotError};
 use crate::verify::stage::{self, Verdict};
 
 /// Arguments of `sign`.
@@ -151,10 +152,10 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(refused(SignRefused::NoSnapshot { stage: stage_name })),
-        Err(e) => return Err(refused(SignRefused::Write { path: path.display().to_string(), message: e.to_string() })),
+        Err(e) => return Err(VerifyError::from(SnapshotError::Io { path, message: e.to_string() }).into()),
     };
     // It must be a snapshot this engine wrote, of the stage as defined now.
-    let snap = Snapshot::read(&chain.dir, &args.stage).map_err(crate::verify::VerifyError::from)?;
+    let snap = Snapshot::read(&chain.dir, &args.stage).map_err(VerifyError::from)?;
     let definition = stage::stage_digest(&chain, &plan, stage_id);
     if snap.is_none_or(|s| s.definition != definition) {
         return Err(refused(SignRefused::StaleSnapshot { stage: stage_name }));
@@ -170,20 +171,25 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         Some(p) => PassphraseSource::File(p),
         None => PassphraseSource::Terminal,
     };
-    let published = |fpr: &str| trust.as_ref().and_then(|t| t.signer_by_fingerprint(fpr).map(|i| &t.signers[i].cert));
-    let key = key::load(&args.key, &passphrase, published).map_err(|e| refused(SignRefused::Key(e)))?;
+    // Which signer this is, before a passphrase is asked for.
+    let secret = key::read(&args.key).map_err(|e| refused(SignRefused::Key(e)))?;
+    let signer = match &trust {
+        Some(t) => match t.signer_by_fingerprint(&secret.fingerprint) {
+            Some(i) => Some(&t.signers[i]),
+            None => return Err(refused(SignRefused::NotASigner { fingerprint: secret.fingerprint.clone() })),
+        },
+        None => None,
+    };
+    let key = secret.unlock(&passphrase, signer.map(|s| &s.cert)).map_err(|e| refused(SignRefused::Key(e)))?;
     let armored = key::sign_detached(&key, &bytes).map_err(|e| refused(SignRefused::Key(e)))?;
     let file = signature_file(&args.stage, &key.fingerprint);
     let target = chain.dir.join(&file);
-    if let Some(t) = &trust {
-        let Some(i) = t.signer_by_fingerprint(&key.fingerprint) else {
-            return Err(refused(SignRefused::NotASigner { fingerprint: key.fingerprint.clone() }));
-        };
+    if let (Some(t), Some(s)) = (&trust, signer) {
         // Judged as `verify` will judge it, before it is saved.
         let name = format!("{}.asc", key.fingerprint);
         let checks = check_signature_file(t, &args.stage, &name, &armored, &bytes);
         if let Some(reason) = checks.iter().find_map(|c| c.reason.clone()) {
-            return Err(refused(SignRefused::WouldNotCount { reason, cert: t.signers[i].cert_path.clone() }));
+            return Err(refused(SignRefused::WouldNotCount { reason, cert: s.cert_path.clone() }));
         }
     }
     write_atomic(&target, &armored).map_err(|e| refused(SignRefused::Write { path: file.clone(), message: e.to_string() }))?;
@@ -200,10 +206,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
             }),
         );
     }
-    let who = trust
-        .as_ref()
-        .and_then(|t| t.signer_by_fingerprint(&key.fingerprint).map(|i| format!("{} ({})", t.signers[i].name, t.signers[i].role)))
-        .unwrap_or_else(|| key.fingerprint.clone());
+    let who = signer.map_or_else(|| key.fingerprint.clone(), |s| format!("{} ({})", s.name, s.role));
     let write = |out: &mut dyn Write| -> std::io::Result<()> {
         writeln!(out, "{file}: signed by {who} with key {}", key.key_fingerprint)?;
         match &status {

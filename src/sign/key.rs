@@ -76,10 +76,17 @@ pub enum PassphraseSource<'a> {
     Terminal,
 }
 
-/// An unlocked signing key and the certificate it belongs to.
+/// A secret key file, read but still locked.
+pub struct SecretKeyFile {
+    /// The file, as given.
+    pub path: String,
+    /// The certificate's primary fingerprint (upper-case hex).
+    pub fingerprint: String,
+    tsk: Cert,
+}
+
+/// An unlocked signing key.
 pub struct SigningKey {
-    /// The public certificate.
-    pub cert: Cert,
     /// The certificate's primary fingerprint (upper-case hex).
     pub fingerprint: String,
     /// The fingerprint of the (sub)key that signs.
@@ -93,16 +100,8 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
-/// Reads the secret key in `path` and unlocks a signing-capable key of it,
-/// valid now under the standard policy. Keys that the certificate
-/// `published` returns for the key's fingerprint (the signer's certificate
-/// in `trust.kdl`) also has are tried first, so that the signature made is
-/// one the verifier can check.
-pub fn load<'t>(
-    path: &Path,
-    passphrase: &PassphraseSource<'_>,
-    published: impl Fn(&str) -> Option<&'t Cert>,
-) -> Result<SigningKey, KeyError> {
+/// Reads the one secret key in `path`.
+pub fn read(path: &Path) -> Result<SecretKeyFile, KeyError> {
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| KeyError::Unreadable { path: shown.clone(), reason: e.to_string() })?;
     let not_a_key = |problem: String| KeyError::NotAKey { path: shown.clone(), problem };
@@ -117,50 +116,68 @@ pub fn load<'t>(
     };
     let fingerprint = tsk.fingerprint().to_hex();
     if !tsk.is_tsk() {
-        return Err(not_a_key(format!(
-            "holds only the public certificate {fingerprint}, no secret key"
-        )));
+        return Err(not_a_key(format!("holds only the public certificate {fingerprint}, no secret key")));
     }
-    let policy = StandardPolicy::new();
-    let unusable = |reason: String, help: &str| KeyError::Unusable {
-        path: shown.clone(),
-        fingerprint: fingerprint.clone(),
-        reason,
-        help: help.to_string(),
-    };
-    let vc = tsk.with_policy(&policy, None).map_err(|e| unusable(format!("it is not valid under the standard policy ({e})"), "renew its self-signatures with a current OpenPGP tool"))?;
-    if let RevocationStatus::Revoked(_) = vc.revocation_status() {
-        return Err(unusable("it is revoked".into(), "a revoked key vouches for nothing: sign with your current key and update chain/trust.kdl"));
-    }
-    if vc.alive().is_err() {
-        return Err(unusable("it has expired".into(), "extend its expiry (`gpg --quick-set-expire FPR 1y`), export the certificate to chain/keys/ again, then sign"));
-    }
-    let mut candidates: Vec<_> = vc.keys().alive().revoked(false).for_signing().secret().collect();
-    if let Some(pref) = published(&fingerprint) {
-        // Stable: keys the published certificate has first, in key order.
-        candidates.sort_by_key(|k| pref.keys().key_handle(k.key().fingerprint()).next().is_none());
-    }
-    let Some(ka) = candidates.first() else {
-        return Err(unusable(
-            "it has no unexpired, unrevoked signing-capable key with its secret part".into(),
-            "add a signing subkey, or export the secret key that has one",
-        ));
-    };
-    let key_fingerprint = ka.key().fingerprint().to_hex();
-    let mut key = ka.key().clone();
-    if key.secret().is_encrypted() {
-        let locked = |reason: String, help: &str| KeyError::Locked { fingerprint: fingerprint.clone(), reason, help: help.to_string() };
-        let password = match passphrase {
-            PassphraseSource::File(p) => read_passphrase_file(p).map_err(|e| locked(e, "give a readable file whose first line is the passphrase"))?,
-            PassphraseSource::Terminal => ask(&format!("Passphrase for {fingerprint}: "))
-                .map_err(|e| locked(e, "the key is protected by a passphrase: pass --passphrase-file FILE when there is no terminal"))?,
+    Ok(SecretKeyFile { path: shown, fingerprint, tsk })
+}
+
+impl SecretKeyFile {
+    /// Unlocks a signing-capable key valid now under the standard policy.
+    /// Keys that `published` (the signer's certificate in `trust.kdl`) also
+    /// has are tried first, so that the signature made is one the verifier
+    /// can check.
+    pub fn unlock(&self, passphrase: &PassphraseSource<'_>, published: Option<&Cert>) -> Result<SigningKey, KeyError> {
+        let fingerprint = &self.fingerprint;
+        let policy = StandardPolicy::new();
+        let unusable = |reason: String, help: &str| KeyError::Unusable {
+            path: self.path.clone(),
+            fingerprint: fingerprint.clone(),
+            reason,
+            help: help.to_string(),
         };
-        key.secret_mut()
-            .decrypt_in_place(ka.key(), &password)
-            .map_err(|_| locked("wrong passphrase".into(), "check the passphrase (only the first line of --passphrase-file is used)"))?;
+        let vc = self.tsk.with_policy(&policy, None).map_err(|e| {
+            unusable(format!("it is not valid under the standard policy ({e})"), "renew its self-signatures with a current OpenPGP tool")
+        })?;
+        if let RevocationStatus::Revoked(_) = vc.revocation_status() {
+            return Err(unusable("it is revoked".into(), "a revoked key vouches for nothing: sign with your current key and update chain/trust.kdl"));
+        }
+        if vc.alive().is_err() {
+            return Err(unusable(
+                "it has expired".into(),
+                "extend its expiry (`gpg --quick-set-expire FPR 1y`), export the certificate to chain/keys/ again, then sign",
+            ));
+        }
+        let mut candidates: Vec<_> = vc.keys().alive().revoked(false).for_signing().secret().collect();
+        if let Some(pref) = published {
+            // Stable: keys the published certificate has first, in key order.
+            candidates.sort_by_key(|k| pref.keys().key_handle(k.key().fingerprint()).next().is_none());
+        }
+        let Some(ka) = candidates.first() else {
+            return Err(unusable(
+                "it has no unexpired, unrevoked signing-capable key with its secret part".into(),
+                "add a signing subkey, or export the secret key that has one",
+            ));
+        };
+        let key_fingerprint = ka.key().fingerprint().to_hex();
+        let mut key = ka.key().clone();
+        if key.secret().is_encrypted() {
+            let locked =
+                |reason: String, help: &str| KeyError::Locked { fingerprint: fingerprint.clone(), reason, help: help.to_string() };
+            let password = match passphrase {
+                PassphraseSource::File(p) => {
+                    read_passphrase_file(p).map_err(|e| locked(e, "give a readable file whose first line is the passphrase"))?
+                }
+                PassphraseSource::Terminal => ask(&format!("Passphrase for {fingerprint}: ")).map_err(|e| {
+                    locked(e, "the key is protected by a passphrase: pass --passphrase-file FILE when there is no terminal")
+                })?,
+            };
+            key.secret_mut()
+                .decrypt_in_place(ka.key(), &password)
+                .map_err(|_| locked("wrong passphrase".into(), "check the passphrase (only the first line of --passphrase-file is used)"))?;
+        }
+        let keypair = key.into_keypair().map_err(|e| KeyError::Failed(e.to_string()))?;
+        Ok(SigningKey { fingerprint: fingerprint.clone(), key_fingerprint, keypair })
     }
-    let keypair = key.into_keypair().map_err(|e| KeyError::Failed(e.to_string()))?;
-    Ok(SigningKey { cert: tsk.strip_secret_key_material(), fingerprint, key_fingerprint, keypair })
 }
 
 /// A detached, ASCII-armoured signature over `data`.
