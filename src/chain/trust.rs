@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use kdl::KdlNode;
+use kdl::{KdlEntry, KdlNode};
 use miette::{NamedSource, SourceSpan};
 use sequoia_openpgp::Cert;
 
@@ -144,9 +144,10 @@ pub fn load(dir: &Path) -> Result<Option<Trust>, ChainErrors> {
     Ok(Some(Trust { signers, rules: rules.into_iter().map(|(r, _, _)| r).collect() }))
 }
 
-/// A property's string value, reporting a missing or mistyped one.
-fn required<'n>(cx: &mut Cx, node: &'n KdlNode, e: &super::parse::Entries<'n>, key: &str, usage: &str) -> Option<(String, SourceSpan)> {
-    let Some(entry) = e.prop(key) else {
+/// The property `key` of `node`, reporting it when it is missing.
+fn property<'n>(cx: &mut Cx, node: &KdlNode, e: &super::parse::Entries<'n>, key: &str, usage: &str) -> Option<&'n KdlEntry> {
+    let entry = e.prop(key);
+    if entry.is_none() {
         cx.diags.push(D::MissingProperty {
             src: cx.src(),
             span: node.span(),
@@ -154,8 +155,13 @@ fn required<'n>(cx: &mut Cx, node: &'n KdlNode, e: &super::parse::Entries<'n>, k
             property: key.to_owned(),
             help: format!("write it as: {usage}"),
         });
-        return None;
-    };
+    }
+    entry
+}
+
+/// A property's string value, reporting a missing or mistyped one.
+fn required(cx: &mut Cx, node: &KdlNode, e: &super::parse::Entries<'_>, key: &str, usage: &str) -> Option<(String, SourceSpan)> {
+    let entry = property(cx, node, e, key, usage)?;
     let value = cx.nonempty_string(entry, &format!("`{key}`"), usage)?;
     Some((value, entry.span()))
 }
@@ -203,19 +209,8 @@ fn require(cx: &mut Cx, node: &KdlNode) -> Option<(Rule, SourceSpan, SourceSpan)
     cx.no_children(node);
     let e = cx.entries(node, 0, Props::Only(&["role", "count"]), REQUIRE_USAGE);
     let role = required(cx, node, &e, "role", REQUIRE_USAGE);
-    let count = match e.prop("count") {
-        Some(entry) => cx.integer(entry, "`count`", 1, 1000, REQUIRE_USAGE).map(|n| (n as u32, entry.span())),
-        None => {
-            cx.diags.push(D::MissingProperty {
-                src: cx.src(),
-                span: node.span(),
-                node: "require".into(),
-                property: "count".into(),
-                help: format!("write it as: {REQUIRE_USAGE}"),
-            });
-            None
-        }
-    };
+    let count = property(cx, node, &e, "count", REQUIRE_USAGE)
+        .and_then(|entry| cx.integer(entry, "`count`", 1, 1000, REQUIRE_USAGE).map(|n| (n as u32, entry.span())));
     let ((role, role_span), (count, count_span)) = (role?, count?);
     Some((Rule { role, count }, role_span, count_span))
 }
