@@ -11,6 +11,7 @@
 pub mod local;
 pub mod oci;
 pub mod sandbox;
+pub(crate) mod union;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,10 +1,8 @@
 //! The tar stream a step container is given before it starts: the union of
 //! the step's sources and its needs' layers, as DESIGN §3 orders them, plus
 //! the container init. The engine unpacks it over the seed image, which
-//! gives overlay semantics: a directory over a directory merges, anything
-//! else replaces what was there (and, for a directory replaced, all under
-//! it). The union is computed here the same way, so the stream holds each
-//! path once.
+//! gives overlay semantics; the union is computed the same way
+//! ([`crate::exec::union`]), so the stream holds each path once.
 //!
 //! What the sandbox itself provides is left out of the layers, as the
 //! local backend's mounts hide it: `/tmp`, `/proc`, `/dev`, `/sys`. Where
@@ -13,81 +11,13 @@
 //! a layer's `/src/<name>/…` goes to `<source dir>/<name>/…`, `/src/<name>`
 //! is a symlink there, and the rest of a layer's `/src` is hidden.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::INIT_PATH;
+use crate::exec::union::{Item, Union, io};
 use crate::exec::{ExecError, SourceInput, StepRequest};
-
-/// One path of the union.
-#[derive(Debug, Clone)]
-enum Item {
-    Dir { mtime: u64 },
-    File { from: PathBuf, exec: bool, mtime: u64 },
-    Bytes { bytes: &'static [u8], mode: u32 },
-    Link { target: PathBuf, mtime: u64 },
-}
-
-/// Paths in byte order (a parent before its children), each to its item.
-#[derive(Default)]
-struct Union(BTreeMap<String, Item>);
-
-impl Union {
-    /// Puts `item` at `path`, over what is there, as an overlay would.
-    fn put(&mut self, path: String, item: Item) {
-        let merges = matches!(item, Item::Dir { .. }) && matches!(self.0.get(&path), Some(Item::Dir { .. }) | None);
-        if !merges {
-            let under = format!("{path}/");
-            let gone: Vec<String> = self.0.range(under.clone()..).take_while(|(k, _)| k.starts_with(&under)).map(|(k, _)| k.clone()).collect();
-            for k in gone {
-                self.0.remove(&k);
-            }
-        }
-        self.0.insert(path, item);
-    }
-
-    /// Puts the directory `dir` (a store layer or an unpacked source) at
-    /// `at` (`""` for the root), `keep` deciding which of its paths (relative
-    /// to `dir`) go in and where.
-    fn put_tree(&mut self, dir: &Path, at: &str, keep: &dyn Fn(&str, bool) -> Option<String>) -> Result<(), ExecError> {
-        let mut stack = vec![(dir.to_path_buf(), String::new())];
-        while let Some((d, rel)) = stack.pop() {
-            let mut names: Vec<_> = fs::read_dir(&d).map_err(|e| io(&d, e))?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>().map_err(|e| io(&d, e))?;
-            names.sort();
-            // Depth-first in name order; children are pushed in reverse.
-            let mut subdirs = Vec::new();
-            for name in names {
-                let Some(name_s) = name.to_str() else {
-                    return Err(ExecError::Sandbox(format!("{}: a file name that is not UTF-8 cannot be sent to the engine", d.join(&name).display())));
-                };
-                let p = d.join(&name);
-                let r = if rel.is_empty() { name_s.to_string() } else { format!("{rel}/{name_s}") };
-                let meta = fs::symlink_metadata(&p).map_err(|e| io(&p, e))?;
-                let Some(dest) = keep(&r, meta.is_dir()) else { continue };
-                let dest = if at.is_empty() { dest } else { format!("{at}/{dest}") };
-                let mtime = meta.mtime().max(0) as u64;
-                let ft = meta.file_type();
-                if ft.is_dir() {
-                    self.put(dest, Item::Dir { mtime });
-                    subdirs.push((p, r));
-                } else if ft.is_symlink() {
-                    let target = fs::read_link(&p).map_err(|e| io(&p, e))?;
-                    self.put(dest, Item::Link { target, mtime });
-                } else if ft.is_file() {
-                    self.put(dest, Item::File { from: p, exec: meta.permissions().mode() & 0o111 != 0, mtime });
-                }
-            }
-            stack.extend(subdirs.into_iter().rev());
-        }
-        Ok(())
-    }
-}
-
-fn io(p: &Path, e: std::io::Error) -> ExecError {
-    ExecError::Sandbox(format!("read {}: {e}", p.display()))
-}
 
 /// Top-level names the sandbox provides; never taken from a layer.
 const PROVIDED: &[&str] = &["tmp", "proc", "dev", "sys"];
@@ -153,48 +83,5 @@ pub fn tar(req: &StepRequest, init: &'static [u8]) -> Result<Vec<u8>, ExecError>
         }
     }
     u.put(INIT_PATH.trim_start_matches('/').to_string(), Item::Bytes { bytes: init, mode: 0o755 });
-    write(&u)
-}
-
-fn write(u: &Union) -> Result<Vec<u8>, ExecError> {
-    let mut b = tar::Builder::new(Vec::new());
-    let fail = |p: &str, e: std::io::Error| ExecError::Sandbox(format!("tar of the step's inputs, at {p}: {e}"));
-    for (path, item) in &u.0 {
-        let mut h = tar::Header::new_gnu();
-        h.set_uid(0);
-        h.set_gid(0);
-        match item {
-            Item::Dir { mtime } => {
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
-                h.set_mtime(*mtime);
-                h.set_size(0);
-                b.append_data(&mut h, format!("{path}/"), std::io::empty()).map_err(|e| fail(path, e))?;
-            }
-            Item::File { from, exec, mtime } => {
-                let f = fs::File::open(from).map_err(|e| fail(path, e))?;
-                let size = f.metadata().map_err(|e| fail(path, e))?.len();
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(if *exec { 0o755 } else { 0o644 });
-                h.set_mtime(*mtime);
-                h.set_size(size);
-                b.append_data(&mut h, path, f).map_err(|e| fail(path, e))?;
-            }
-            Item::Bytes { bytes, mode } => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(*mode);
-                h.set_mtime(0);
-                h.set_size(bytes.len() as u64);
-                b.append_data(&mut h, path, *bytes).map_err(|e| fail(path, e))?;
-            }
-            Item::Link { target, mtime } => {
-                h.set_entry_type(tar::EntryType::Symlink);
-                h.set_mode(0o777);
-                h.set_mtime(*mtime);
-                h.set_size(0);
-                b.append_link(&mut h, path, target).map_err(|e| fail(path, e))?;
-            }
-        }
-    }
-    b.into_inner().map_err(|e| fail("the end", e))
+    u.write(None)
 }
