@@ -85,6 +85,16 @@ pub enum Error {
     #[diagnostic(transparent)]
     NoTrust(crate::cli::verify_signatures::NoTrust),
 
+    /// `export` could not write the image layout.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Export(crate::export::oci::LayoutError),
+
+    /// `export --tag` is not an image reference.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    BadTag(crate::cli::export::BadTag),
+
     /// `diff` found differences or had nothing to compare.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -127,6 +137,7 @@ impl Error {
             Error::Sign(e) => e.exit_code(),
             Error::Unsigned(_) => exit::VERIFICATION_FAILED,
             Error::NoTrust(_) => exit::BAD_INPUT,
+            Error::Export(_) | Error::BadTag(_) => exit::BAD_INPUT,
         }
     }
 }

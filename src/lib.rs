@@ -15,6 +15,7 @@ pub mod chain;
 pub mod cli;
 pub mod error;
 pub mod exec;
+pub mod export;
 pub mod fetch;
 pub mod hash;
 pub mod plan;

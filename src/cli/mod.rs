@@ -9,6 +9,7 @@ pub mod build;
 pub mod check;
 pub mod diff;
 mod echo;
+pub mod export;
 pub mod fetch;
 pub mod graph;
 pub mod hash;
@@ -108,6 +109,8 @@ pub enum Cmd {
     Sign(sign::Args),
     /// Check only the signatures of a stage's snapshot against chain/trust.kdl (no build, no state).
     VerifySignatures(verify_signatures::Args),
+    /// Write a verified stage's outputs as a reproducible OCI image layout.
+    Export(export::Args),
     /// Check or clean the state directory.
     #[command(subcommand)]
     Store(store::Cmd),
@@ -225,6 +228,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
         Cmd::Snapshot(args) => snapshot::run(&cx, args, out),
         Cmd::Sign(args) => sign::run(&cx, args, out),
         Cmd::VerifySignatures(args) => verify_signatures::run(&cx, args, out),
+        Cmd::Export(args) => export::run(&cx, args, out),
         Cmd::Store(cmd) => store::run(&cx, cmd, out),
         Cmd::Seed(cmd) => seed::run(&cx, cmd, out),
     };

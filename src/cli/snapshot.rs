@@ -7,8 +7,11 @@ use std::io::Write;
 
 use super::{Context, write_json};
 use crate::Error;
+use crate::chain::Chain;
 use crate::plan::Plan;
-use crate::store::LockMode;
+use crate::store::receipt::Receipt;
+use crate::store::{LockMode, Store};
+use crate::verify::StageReceipt;
 use crate::verify::snapshot::{self, Snapshot, SnapshotEntry, SnapshotStep};
 use crate::verify::stage::{self, Verdict};
 
@@ -24,7 +27,10 @@ pub struct Args {
 pub enum SnapshotRefused {
     /// The stage has no verified receipt under its current definition.
     #[error("stage `{stage}` is not verified under its current definition ({state})")]
-    #[diagnostic(code(bootstrap::snapshot::not_verified), help("run `bootstrap verify {stage}` first; a snapshot records only verified outputs"))]
+    #[diagnostic(
+        code(bootstrap::stage::not_verified),
+        help("run `bootstrap verify {stage}` first; only verified outputs are snapshotted, exported or attested")
+    )]
     NotVerified {
         /// The stage.
         stage: String,
@@ -33,7 +39,7 @@ pub enum SnapshotRefused {
     },
     /// A step receipt the stage receipt names is gone.
     #[error("the receipt of step `{step}` on seed `{seed}` is missing from the state directory")]
-    #[diagnostic(code(bootstrap::snapshot::receipt_missing), help("run `bootstrap verify {stage}` again to recreate it"))]
+    #[diagnostic(code(bootstrap::stage::receipt_missing), help("run `bootstrap verify {stage}` again to recreate it"))]
     ReceiptMissing {
         /// The step.
         step: String,
@@ -65,16 +71,28 @@ pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Res
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Runs `snapshot`.
-pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
-    let chain = cx.load()?;
-    let plan = Plan::new(&chain);
-    let stage_id = crate::plan::stage_target(&chain, &args.stage)?;
-    let store = cx.open_store(LockMode::Exclusive)?;
-    let current = stage::stage_digest(&chain, &plan, stage_id);
-    let refused = |state: &str| SnapshotRefused::NotVerified { stage: args.stage.clone(), state: state.to_string() };
-    let receipt = stage::read_receipt(store.root(), &args.stage).ok_or_else(|| refused("never verified"))?;
-    if receipt.definition != current {
+/// A stage verified under its current definition: its receipt and the
+/// step receipts of its first seed's lineage, in execution order (verified
+/// means every seed gave the same outputs).
+pub(crate) struct VerifiedStage {
+    /// The stage receipt.
+    pub receipt: StageReceipt,
+    /// The stage's definition digest now (equal to the receipt's).
+    pub definition: String,
+    /// One step receipt per step, each with an output.
+    pub steps: Vec<Receipt>,
+}
+
+/// Reads what the last `verify` of the stage recorded, refusing (exit 3)
+/// unless it verified the stage as it is defined now. A stage receipt that
+/// names a step receipt no longer in the store is dropped.
+pub(crate) fn verified_stage(chain: &Chain, stage_name: &str, store: &Store) -> Result<VerifiedStage, Error> {
+    let plan = Plan::new(chain);
+    let stage_id = crate::plan::stage_target(chain, stage_name)?;
+    let definition = stage::stage_digest(chain, &plan, stage_id);
+    let refused = |state: &str| SnapshotRefused::NotVerified { stage: stage_name.to_string(), state: state.to_string() };
+    let receipt = stage::read_receipt(store.root(), stage_name).ok_or_else(|| refused("never verified"))?;
+    if receipt.definition != definition {
         return Err(Error::Snapshot(refused("its definition changed since it was verified")));
     }
     if receipt.verdict != Verdict::Verified {
@@ -85,18 +103,33 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         let run = entry.runs.first().ok_or_else(|| refused("a step has no run"))?;
         let Some(r) = store.read_receipt(&entry.step, &run.seed, &run.input) else {
             // The stage receipt names something gone: it no longer holds.
-            stage::forget(&store, &args.stage)?;
+            stage::forget(store, stage_name)?;
             return Err(Error::Snapshot(SnapshotRefused::ReceiptMissing {
                 step: entry.step.clone(),
                 seed: run.seed.clone(),
-                stage: args.stage.clone(),
+                stage: stage_name.to_string(),
             }));
         };
-        let tree = r.output.ok_or_else(|| refused("a step has no output"))?;
-        steps.push(SnapshotStep { name: entry.step.clone(), tree, entries: SnapshotEntry::of(&r.files) });
+        if r.output.is_none() {
+            return Err(Error::Snapshot(refused("a step has no output")));
+        }
+        steps.push(r);
     }
+    Ok(VerifiedStage { receipt, definition, steps })
+}
+
+/// Runs `snapshot`.
+pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
+    let chain = cx.load()?;
+    let store = cx.open_store(LockMode::Exclusive)?;
+    let verified = verified_stage(&chain, &args.stage, &store)?;
+    let mut steps: Vec<SnapshotStep> = verified
+        .steps
+        .iter()
+        .filter_map(|r| r.output.map(|tree| SnapshotStep { name: r.step.clone(), tree, entries: SnapshotEntry::of(&r.files) }))
+        .collect();
     steps.sort_by(|a, b| a.name.cmp(&b.name));
-    let snap = Snapshot { stage: args.stage.clone(), chain: chain.decl.name.clone(), definition: current, steps };
+    let snap = Snapshot { stage: args.stage.clone(), chain: chain.decl.name.clone(), definition: verified.definition, steps };
     let path = snapshot::path(&chain.dir, &args.stage);
     let text = snap.render();
     let unchanged = std::fs::read(&path).is_ok_and(|old| old == text.as_bytes());

@@ -112,3 +112,22 @@ pub(crate) fn write_block(sigs: &StageSignatures, out: &mut dyn Write) -> std::i
     }
     Ok(())
 }
+
+/// For commands that hand a stage's outputs on (`export`, `attest`): with
+/// rules in `chain/trust.kdl`, the stage's snapshot must meet them (exit 2
+/// otherwise), unless `skip` (`--no-signatures`, said on stderr). The check
+/// made, if any.
+pub(crate) fn require_signed(cx: &Context, stage: &str, definition: &str, skip: bool) -> Result<Option<StageSignatures>, Error> {
+    let Some(trust) = trust::load(&cx.dir)?.filter(|t| !t.rules.is_empty()) else { return Ok(None) };
+    if skip {
+        if cx.verbosity >= 0 {
+            eprintln!("warning: signatures are NOT checked (--no-signatures): `{stage}` is handed on whatever chain/trust.kdl requires");
+        }
+        return Ok(None);
+    }
+    let sigs = check_stage(&trust, &cx.dir, stage, definition);
+    match Unsigned::of(&sigs) {
+        Some(u) => Err(Error::Unsigned(u)),
+        None => Ok(Some(sigs)),
+    }
+}
