@@ -5,6 +5,7 @@
 //! it returns an [`Error`] instead of printing one, so `main` alone decides
 //! how errors look and which exit code they get.
 
+pub mod attest;
 pub mod build;
 pub mod check;
 pub mod diff;
@@ -111,6 +112,8 @@ pub enum Cmd {
     VerifySignatures(verify_signatures::Args),
     /// Write a verified stage's outputs as a reproducible OCI image layout.
     Export(export::Args),
+    /// An in-toto statement with SLSA provenance for a verified stage (stdout by default).
+    Attest(attest::Args),
     /// Check or clean the state directory.
     #[command(subcommand)]
     Store(store::Cmd),
@@ -229,6 +232,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
         Cmd::Sign(args) => sign::run(&cx, args, out),
         Cmd::VerifySignatures(args) => verify_signatures::run(&cx, args, out),
         Cmd::Export(args) => export::run(&cx, args, out),
+        Cmd::Attest(args) => attest::run(&cx, args, out),
         Cmd::Store(cmd) => store::run(&cx, cmd, out),
         Cmd::Seed(cmd) => seed::run(&cx, cmd, out),
     };

@@ -117,11 +117,7 @@ pub fn statement(chain: &Chain, receipt: &StageReceipt, steps: &[Receipt]) -> Va
 
 /// A resource descriptor of a file of the chain directory.
 fn file_descriptor(name: &str, bytes: &[u8]) -> Value {
-    json!({ "name": name, "digest": { "sha256": hex(&sha2::Sha256::digest(bytes)) } })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    json!({ "name": name, "digest": { "sha256": crate::hash::to_hex(&sha2::Sha256::digest(bytes)) } })
 }
 
 /// The stage's signature files, by name.

@@ -1,0 +1,39 @@
+//! `bootstrap attest STAGE [-o FILE]`: an in-toto Statement v1 with a SLSA
+//! Provenance v1 predicate for a verified stage
+//! ([`crate::export::provenance`]), on stdout or written to FILE (by
+//! temporary file and rename).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::Context;
+use crate::Error;
+use crate::store::LockMode;
+
+/// Arguments of `attest`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The stage to attest (verified by `bootstrap verify STAGE`).
+    pub stage: String,
+    /// Write the statement to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Attest even if the stage's snapshot is not signed as chain/trust.kdl requires (said on stderr).
+    #[arg(long)]
+    pub no_signatures: bool,
+}
+
+/// Runs `attest`.
+pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
+    let chain = cx.load()?;
+    let store = cx.open_store(LockMode::Shared)?;
+    let verified = super::snapshot::verified_stage(&chain, &args.stage, &store)?;
+    super::verify_signatures::require_signed(cx, &args.stage, &verified.definition, args.no_signatures)?;
+    let statement = crate::export::provenance::statement(&chain, &verified.receipt, &verified.steps);
+    let mut text = serde_json::to_string_pretty(&statement).map_err(|e| Error::Output(e.into()))?;
+    text.push('\n');
+    match &args.output {
+        None => out.write_all(text.as_bytes()).map_err(Error::Output),
+        Some(path) => super::snapshot::write_atomic(path, text.as_bytes()).map_err(Error::Output),
+    }
+}
