@@ -95,6 +95,11 @@ pub enum Error {
     #[diagnostic(transparent)]
     BadTag(crate::cli::export::BadTag),
 
+    /// `trace` found nothing.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Trace(crate::audit::trace::TraceError),
+
     /// `diff` found differences or had nothing to compare.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -137,7 +142,7 @@ impl Error {
             Error::Sign(e) => e.exit_code(),
             Error::Unsigned(_) => exit::VERIFICATION_FAILED,
             Error::NoTrust(_) => exit::BAD_INPUT,
-            Error::Export(_) | Error::BadTag(_) => exit::BAD_INPUT,
+            Error::Export(_) | Error::BadTag(_) | Error::Trace(_) => exit::BAD_INPUT,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! The design is in `DESIGN.md` of the project; the chain language in
 //! `docs/chain-language.md`; the JSON outputs in `docs/json.md`.
 
+pub mod audit;
 pub mod build;
 pub mod chain;
 pub mod cli;

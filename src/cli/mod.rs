@@ -20,6 +20,7 @@ pub mod sign;
 pub mod snapshot;
 pub mod status;
 pub mod store;
+pub mod trace;
 pub mod verify;
 pub mod verify_signatures;
 
@@ -114,6 +115,8 @@ pub enum Cmd {
     Export(export::Args),
     /// An in-toto statement with SLSA provenance for a verified stage (stdout by default).
     Attest(attest::Args),
+    /// Which step made an output, and what it consumed, down to sources and the seed.
+    Trace(trace::Args),
     /// Check or clean the state directory.
     #[command(subcommand)]
     Store(store::Cmd),
@@ -233,6 +236,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
         Cmd::VerifySignatures(args) => verify_signatures::run(&cx, args, out),
         Cmd::Export(args) => export::run(&cx, args, out),
         Cmd::Attest(args) => attest::run(&cx, args, out),
+        Cmd::Trace(args) => trace::run(&cx, args, out),
         Cmd::Store(cmd) => store::run(&cx, cmd, out),
         Cmd::Seed(cmd) => seed::run(&cx, cmd, out),
     };
