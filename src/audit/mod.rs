@@ -7,6 +7,7 @@
 //! nothing is written: a stage never verified simply has no history.
 
 
+pub mod report;
 pub mod trace;
 
 use std::collections::HashMap;

@@ -6,6 +6,7 @@
 //! how errors look and which exit code they get.
 
 pub mod attest;
+pub mod audit;
 pub mod build;
 pub mod check;
 pub mod diff;
@@ -117,6 +118,8 @@ pub enum Cmd {
     Attest(attest::Args),
     /// Which step made an output, and what it consumed, down to sources and the seed.
     Trace(trace::Args),
+    /// Walk the chain as an auditor: per step what went in, what ran, what came out on each seed, who signed.
+    Audit(audit::Args),
     /// Check or clean the state directory.
     #[command(subcommand)]
     Store(store::Cmd),
@@ -237,6 +240,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
         Cmd::Export(args) => export::run(&cx, args, out),
         Cmd::Attest(args) => attest::run(&cx, args, out),
         Cmd::Trace(args) => trace::run(&cx, args, out),
+        Cmd::Audit(args) => audit::run(&cx, args, out),
         Cmd::Store(cmd) => store::run(&cx, cmd, out),
         Cmd::Seed(cmd) => seed::run(&cx, cmd, out),
     };

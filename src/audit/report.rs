@@ -1,0 +1,255 @@
+//! `audit`: the chain in execution order, one step at a time, with what
+//! went in (sources, needs, root, command, environment), what was declared
+//! and pinned, what came out on each seed, the verdict, and who signed the
+//! stage.
+//!
+//! [`audit`] builds the report as data; the command line renders it as
+//! text, Markdown or JSON, or pages through it on a terminal.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::History;
+use crate::chain::Command;
+use crate::chain::trust::Trust;
+use crate::hash::Blake3;
+use crate::plan::Plan;
+use crate::sign::StageSignatures;
+use crate::store::Store;
+use crate::verify::stage::SeedEntry;
+
+/// A source as the auditor sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceAudit {
+    /// Its name (`/src/<name>`).
+    pub name: String,
+    /// Where it is fetched from, in order.
+    pub urls: Vec<String>,
+    /// Its pinned sha256 (hex).
+    pub sha256: String,
+    /// Whether the state directory holds it.
+    pub in_store: bool,
+}
+
+/// A needed step's output, per seed.
+#[derive(Debug, Clone, Serialize)]
+pub struct NeedAudit {
+    /// The needed step.
+    pub step: String,
+    /// Its output tree digest on each seed, as this step's receipts recorded it.
+    pub outputs: Vec<SeedDigest>,
+}
+
+/// A digest on one seed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedDigest {
+    /// The seed.
+    pub seed: String,
+    /// The digest, when recorded.
+    pub digest: Option<Blake3>,
+}
+
+/// A declared output.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputAudit {
+    /// The path as written.
+    pub path: String,
+    /// Its pinned sha256, if any.
+    pub sha256: Option<String>,
+}
+
+/// One step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepAudit {
+    /// The step.
+    pub step: String,
+    /// Its stage.
+    pub stage: String,
+    /// What it does.
+    pub description: Option<String>,
+    /// The file that declares it, relative to the chain directory.
+    pub file: String,
+    /// The line of its `step` node (1-based).
+    pub line: usize,
+    /// Its KDL source: first line and text.
+    #[serde(skip)]
+    pub source_text: (usize, String),
+    /// `seed` or `scratch`.
+    pub root: String,
+    /// The sources it mounts.
+    pub sources: Vec<SourceAudit>,
+    /// The steps it needs, with their outputs.
+    pub needs: Vec<NeedAudit>,
+    /// `run` argvs, in order (empty for a script).
+    pub run: Vec<Vec<String>>,
+    /// The script and its shell, for a script step.
+    pub script: Option<(String, String)>,
+    /// Environment added to the sandbox's own.
+    pub env: BTreeMap<String, String>,
+    /// Its working directory, if set.
+    pub workdir: Option<String>,
+    /// Its timeout in seconds, if set.
+    pub timeout_secs: Option<u64>,
+    /// Declared outputs with their pins.
+    pub outputs: Vec<OutputAudit>,
+    /// Its output on each seed in the last verification.
+    pub observed: Vec<SeedDigest>,
+    /// Its verdict then, or `never verified`.
+    pub verdict: String,
+    /// Why it is not verified.
+    pub reasons: Vec<String>,
+    /// Whether that verification is of the stage as defined now.
+    pub current: bool,
+    /// Commands not yet confirmed against upstream.
+    pub unverified: bool,
+}
+
+/// One stage and its steps.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageAudit {
+    /// The stage.
+    pub stage: String,
+    /// What it is.
+    pub description: Option<String>,
+    /// Its verdict in the last verification, or `never verified`.
+    pub verdict: String,
+    /// Whether that verification is of the stage as defined now.
+    pub current: bool,
+    /// The seeds it was compared on.
+    pub seeds: Vec<SeedEntry>,
+    /// Its signatures, checked against `chain/trust.kdl` (none without rules).
+    pub signatures: Option<StageSignatures>,
+    /// Its steps (those selected), in execution order.
+    pub steps: Vec<StepAudit>,
+}
+
+/// The audit of a chain, a stage or a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Audit {
+    /// The chain's name.
+    pub chain: String,
+    /// The stages with selected steps, in order.
+    pub stages: Vec<StageAudit>,
+}
+
+impl Audit {
+    /// Every step, in order, with its stage.
+    pub fn steps(&self) -> Vec<(&StageAudit, &StepAudit)> {
+        self.stages.iter().flat_map(|s| s.steps.iter().map(move |st| (s, st))).collect()
+    }
+}
+
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+/// The text of the node whose name is at `offset`: from its line to the
+/// line of its closing brace (or its own line).
+fn node_text(text: &str, offset: usize) -> (usize, String) {
+    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let doc: Option<kdl::KdlDocument> = text.parse().ok();
+    let end = doc
+        .as_ref()
+        .and_then(|d| d.nodes().iter().find(|n| n.span().offset() <= offset && offset < n.span().offset() + n.span().len()))
+        .map_or_else(|| text[offset..].find('\n').map_or(text.len(), |i| offset + i), |n| n.span().offset() + n.span().len());
+    let end = text[end..].find('\n').map_or(text.len(), |i| end + i);
+    (line_of(text, start), text[start..end].trim_end().to_string())
+}
+
+/// The audit of the steps `selected` (indexes into `chain.steps`, any
+/// order), with the stage signatures checked when `trust` has rules.
+pub fn audit(history: &History<'_>, store: &Store, trust: Option<&Trust>, selected: &[usize]) -> Audit {
+    let chain = history.chain;
+    let plan = Plan::new(chain);
+    let mut stages: Vec<StageAudit> = Vec::new();
+    for &id in plan.order.iter().filter(|i| selected.contains(i)) {
+        let step = &chain.steps[id];
+        let stage_name = &chain.stages()[step.stage].name;
+        if stages.last().is_none_or(|s| &s.stage != stage_name) {
+            let receipt = history.stages[step.stage].as_ref();
+            let signatures = trust.filter(|t| !t.rules.is_empty()).map(|t| {
+                let definition = crate::verify::stage::stage_digest(chain, &plan, step.stage);
+                crate::sign::check_stage(t, &chain.dir, stage_name, &definition)
+            });
+            stages.push(StageAudit {
+                stage: stage_name.clone(),
+                description: chain.stages()[step.stage].description.clone(),
+                verdict: receipt.map_or_else(|| "never verified".to_string(), |r| r.verdict.as_str().to_string()),
+                current: history.current[step.stage],
+                seeds: receipt.map(|r| r.seeds.clone()).unwrap_or_default(),
+                signatures,
+                steps: Vec::new(),
+            });
+        }
+        let seeds = history.seeds_of(step.stage);
+        let entry = history.entry(&step.name).map(|(_, e)| e);
+        let file = &chain.files[step.file];
+        let (run, script) = match &step.command {
+            Command::Run(argvs) => (argvs.clone(), None),
+            Command::Script { script, shell } => (Vec::new(), Some((shell.clone(), script.clone()))),
+        };
+        let needs = step
+            .needs
+            .iter()
+            .map(|n| NeedAudit {
+                step: n.name.clone(),
+                outputs: seeds
+                    .iter()
+                    .map(|seed| SeedDigest {
+                        seed: seed.clone(),
+                        digest: history
+                            .receipt(&step.name, seed)
+                            .and_then(|r| r.needs.iter().find(|x| x.step == n.name).map(|x| x.output)),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let sources = chain.source_ids[id]
+            .iter()
+            .map(|&si| {
+                let s = &chain.sources[si];
+                SourceAudit {
+                    name: s.name.clone(),
+                    urls: s.urls.clone(),
+                    sha256: s.sha256.clone(),
+                    in_store: crate::hash::Sha256::from_hex(&s.sha256).is_some_and(|sha| store.has_source(&sha)),
+                }
+            })
+            .collect();
+        let observed = seeds
+            .iter()
+            .map(|seed| SeedDigest {
+                seed: seed.clone(),
+                digest: entry.and_then(|e| e.runs.iter().find(|r| &r.seed == seed)).and_then(|r| r.output),
+            })
+            .collect();
+        let audit = StepAudit {
+            step: step.name.clone(),
+            stage: stage_name.clone(),
+            description: step.description.clone(),
+            file: file.path.clone(),
+            line: line_of(&file.text, step.span.offset),
+            source_text: node_text(&file.text, step.span.offset),
+            root: step.root.as_str().to_string(),
+            sources,
+            needs,
+            run,
+            script,
+            env: step.env.clone(),
+            workdir: step.workdir.clone(),
+            timeout_secs: step.timeout_secs,
+            outputs: step.outputs.iter().map(|o| OutputAudit { path: o.path.clone(), sha256: o.sha256.clone() }).collect(),
+            observed,
+            verdict: entry.map_or_else(|| "never verified".to_string(), |e| e.verdict.as_str().to_string()),
+            reasons: entry.map(|e| e.reasons.clone()).unwrap_or_default(),
+            current: history.current[step.stage],
+            unverified: step.unverified,
+        };
+        if let Some(last) = stages.last_mut() {
+            last.steps.push(audit);
+        }
+    }
+    Audit { chain: chain.decl.name.clone(), stages }
+}
