@@ -5,9 +5,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 
-use common::{Run, run_in, seeds};
+use common::{Run, redact, run_in, seeds};
 use common::mini::Mini;
 
 fn json(r: &Run) -> serde_json::Value {
@@ -23,45 +22,6 @@ fn verdicts(v: &serde_json::Value) -> BTreeMap<String, String> {
         .flat_map(|s| s["steps"].as_array().unwrap().iter())
         .map(|s| (s["step"].as_str().unwrap().to_string(), s["verdict"].as_str().unwrap().to_string()))
         .collect()
-}
-
-/// Runs of hex digits (12 or more) become `[D1]`, `[D2]`, … by first
-/// appearance (a short digest and its full form get the same label, so
-/// agreement between seeds stays visible), durations `[T]`, the state
-/// directory `[STATE]`.
-fn redact(s: &str, state: &Path) -> String {
-    let s = s.replace(&state.display().to_string(), "[STATE]");
-    let mut labels: Vec<String> = Vec::new();
-    let mut out = String::new();
-    let chars: Vec<char> = s.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let hex = chars[i..].iter().take_while(|c| c.is_ascii_hexdigit()).count();
-        let boundary = i == 0 || !chars[i - 1].is_ascii_alphanumeric();
-        if boundary && hex >= 12 {
-            let key: String = chars[i..i + 12].iter().collect();
-            let n = labels.iter().position(|l| *l == key).unwrap_or_else(|| {
-                labels.push(key);
-                labels.len() - 1
-            });
-            out.push_str(&format!("[D{}]", n + 1));
-            i += hex;
-            continue;
-        }
-        // 12.3s
-        let digits = chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
-        if boundary && digits > 0 && chars.get(i + digits) == Some(&'.') {
-            let frac = chars[i + digits + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
-            if frac > 0 && chars.get(i + digits + 1 + frac) == Some(&'s') {
-                out.push_str("[T]");
-                i += digits + 1 + frac + 1;
-                continue;
-            }
-        }
-        out.push(chars[i]);
-        i += 1;
-    }
-    out
 }
 
 /// The JSON report with digests, durations and times replaced.

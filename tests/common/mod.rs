@@ -250,3 +250,42 @@ pub fn seed_image(backend: &bootstrap::exec::oci::OciBackend, name: &str) -> boo
     done.get_or_insert_with(HashMap::new).insert(name.to_string(), id);
     id
 }
+
+/// Runs of hex digits (12 or more) become `[D1]`, `[D2]`, … by first
+/// appearance (a short digest and its full form get the same label, so
+/// agreement between seeds stays visible), durations `[T]`, the state
+/// directory `[STATE]`.
+pub fn redact(s: &str, state: &Path) -> String {
+    let s = s.replace(&state.display().to_string(), "[STATE]");
+    let mut labels: Vec<String> = Vec::new();
+    let mut out = String::new();
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let hex = chars[i..].iter().take_while(|c| c.is_ascii_hexdigit()).count();
+        let boundary = i == 0 || !chars[i - 1].is_ascii_alphanumeric();
+        if boundary && hex >= 12 {
+            let key: String = chars[i..i + 12].iter().collect();
+            let n = labels.iter().position(|l| *l == key).unwrap_or_else(|| {
+                labels.push(key);
+                labels.len() - 1
+            });
+            out.push_str(&format!("[D{}]", n + 1));
+            i += hex;
+            continue;
+        }
+        // 12.3s
+        let digits = chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if boundary && digits > 0 && chars.get(i + digits) == Some(&'.') {
+            let frac = chars[i + digits + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if frac > 0 && chars.get(i + digits + 1 + frac) == Some(&'s') {
+                out.push_str("[T]");
+                i += digits + 1 + frac + 1;
+                continue;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
