@@ -100,6 +100,16 @@ pub enum Error {
     #[diagnostic(transparent)]
     Trace(crate::audit::trace::TraceError),
 
+    /// `reroot` could not start or write.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Reroot(crate::cli::reroot::RerootError),
+
+    /// `reroot`: some stage did not converge.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    NotConverged(crate::cli::reroot::NotConverged),
+
     /// `diff` found differences or had nothing to compare.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -142,7 +152,8 @@ impl Error {
             Error::Sign(e) => e.exit_code(),
             Error::Unsigned(_) => exit::VERIFICATION_FAILED,
             Error::NoTrust(_) => exit::BAD_INPUT,
-            Error::Export(_) | Error::BadTag(_) | Error::Trace(_) => exit::BAD_INPUT,
+            Error::Export(_) | Error::BadTag(_) | Error::Trace(_) | Error::Reroot(_) => exit::BAD_INPUT,
+            Error::NotConverged(e) => e.worst.exit_code(),
         }
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod cache;
 pub mod diag;
+pub mod edit;
 pub mod fastkdl;
 pub mod model;
 pub mod parse;

@@ -36,10 +36,17 @@ pub struct Args {
 const LOG_TAIL: usize = 15;
 
 /// Progress on stderr, and `-v` log streaming with a per-step line buffer.
-struct Progress {
+pub(crate) struct Progress {
     show: bool,
     stream: bool,
     echo: super::echo::LineEcho,
+}
+
+impl Progress {
+    /// As the global flags ask: lines unless `-q` or `--json`, logs with `-v`.
+    pub(crate) fn new(cx: &Context) -> Progress {
+        Progress { show: cx.verbosity >= 0 && !cx.json, stream: cx.verbosity > 0, echo: Default::default() }
+    }
 }
 
 impl Events for Progress {
@@ -166,7 +173,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         eprintln!("seed `{}`: {} device file(s), fifo(s) or socket(s) left out (the sandbox has its own /dev)", seed.name, seed.skipped);
     }
     let sources = sources(cx, &chain, &selection, &store, &bars)?;
-    let progress = Progress { show: cx.verbosity >= 0 && !cx.json, stream: cx.verbosity > 0, echo: Default::default() };
+    let progress = Progress::new(cx);
     let b = Build { chain: &chain, plan: &plan, store: &store, executor: backend.executor(), seed: &seed, sources, jobs: cx.jobs, events: &progress, vary: Vec::new() };
     let outcomes = b.run(&selection)?;
 

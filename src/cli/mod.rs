@@ -16,6 +16,7 @@ pub mod fetch;
 pub mod graph;
 pub mod hash;
 pub mod plan;
+pub mod reroot;
 pub mod seed;
 pub mod sign;
 pub mod snapshot;
@@ -120,6 +121,8 @@ pub enum Cmd {
     Trace(trace::Args),
     /// Walk the chain as an auditor: per step what went in, what ran, what came out on each seed, who signed.
     Audit(audit::Args),
+    /// Run the chain on a new seed and compare every stage with the signed snapshots.
+    Reroot(reroot::Args),
     /// Check or clean the state directory.
     #[command(subcommand)]
     Store(store::Cmd),
@@ -241,6 +244,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
         Cmd::Attest(args) => attest::run(&cx, args, out),
         Cmd::Trace(args) => trace::run(&cx, args, out),
         Cmd::Audit(args) => audit::run(&cx, args, out),
+        Cmd::Reroot(args) => reroot::run(&cx, args, out),
         Cmd::Store(cmd) => store::run(&cx, cmd, out),
         Cmd::Seed(cmd) => seed::run(&cx, cmd, out),
     };

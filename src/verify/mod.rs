@@ -15,6 +15,7 @@
 //! stage also needs its snapshot signed as `chain/trust.kdl` requires
 //! ([`crate::sign::check`]) before the next one unlocks.
 
+pub mod reroot;
 pub mod snapshot;
 pub mod stage;
 
