@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::mini::Mini;
+use common::says;
 use common::pgp::{Gpg, Key, sq, sq_key, sqv};
 
 /// The mini chain with stage0 verified on both seeds and snapshotted.
@@ -19,12 +20,6 @@ fn snapshotted() -> Mini {
     let r = m.run(&["snapshot", "stage0"]);
     assert_eq!(r.code, 0, "snapshot: {}", r.stderr);
     m
-}
-
-/// Whether a rendered diagnostic says `what`, however miette wrapped it.
-fn says(rendered: &str, what: &str) -> bool {
-    let flat = |s: &str| s.split_whitespace().filter(|w| *w != "│").collect::<Vec<_>>().join(" ");
-    flat(rendered).contains(&flat(what))
 }
 
 /// A directory beside the chain for secret keys and scratch files.

@@ -289,3 +289,9 @@ pub fn redact(s: &str, state: &Path) -> String {
     }
     out
 }
+
+/// Whether a rendered diagnostic says `what`, however miette wrapped it.
+pub fn says(rendered: &str, what: &str) -> bool {
+    let flat = |s: &str| s.split_whitespace().filter(|w| *w != "│").collect::<Vec<_>>().join(" ");
+    flat(rendered).contains(&flat(what))
+}
