@@ -90,8 +90,18 @@ pub fn rfc3339(secs: u64) -> String {
     format!("{date}T{hm}:{:02}Z", secs % 60)
 }
 
+/// Everything of the image but the layer.
+struct Built {
+    /// The config and manifest blobs, by digest.
+    blobs: Vec<(Sha256, Vec<u8>)>,
+    /// What the layout is.
+    layout: Layout,
+    /// `manifest.json` in `docker save` form.
+    docker: Vec<u8>,
+}
+
 /// The blobs and the index of the image.
-fn build(layer: &[u8], spec: &ImageSpec) -> (Vec<(Sha256, Vec<u8>)>, Layout, Vec<u8>) {
+fn build(layer: &[u8], spec: &ImageSpec) -> Built {
     let layer_digest = sha(layer);
     let created = rfc3339(spec.created);
     let config = json!({
@@ -142,8 +152,7 @@ fn build(layer: &[u8], spec: &ImageSpec) -> (Vec<(Sha256, Vec<u8>)>, Layout, Vec
         layer_size: layer.len() as u64,
         index: index.clone(),
     };
-    let blobs = vec![(config_digest, config), (manifest_digest, manifest)];
-    (blobs, layout, docker)
+    Built { blobs: vec![(config_digest, config), (manifest_digest, manifest)], layout, docker }
 }
 
 /// Writes the image layout of `layer` to `dir`: built beside it in a
@@ -170,7 +179,7 @@ pub fn write(dir: &Path, layer: &[u8], spec: &ImageSpec) -> Result<Layout, Layou
     };
     std::fs::create_dir_all(&parent).map_err(io)?;
     let tmp = tempfile::Builder::new().prefix(".bootstrap-export-").tempdir_in(&parent).map_err(io)?;
-    let (blobs, layout, docker) = build(layer, spec);
+    let Built { blobs, layout, docker } = build(layer, spec);
     let put = |rel: &str, bytes: &[u8]| -> std::io::Result<()> {
         let p = tmp.path().join(rel);
         if let Some(d) = p.parent() {
