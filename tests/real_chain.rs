@@ -123,3 +123,16 @@ fn the_whole_plan() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     insta::assert_snapshot!("real_chain_plan", run.stdout);
 }
+
+/// `audit stage0` on the repository chain reads as a walk from the seed
+/// check to M2-Planet: the steps in order, each with its pinned outputs.
+#[test]
+fn audit_walks_stage0_from_the_seed_to_m2_planet() {
+    let state = tempfile::tempdir().unwrap();
+    let run = common::run_in(&common::root(), state.path(), &["audit", "stage0"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let walk: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("──") || l.trim_start().starts_with("output ")).collect();
+    assert!(walk[0].starts_with("── seed-check (stage0, 1 of"), "{walk:?}");
+    assert!(walk.iter().any(|l| l.contains("AMD64/bin/M2-Planet (pinned sha256:7cf19de29a4ae63637898f6093d0526b73108040ab3634f11232030439602fc1)")), "{walk:?}");
+    insta::assert_snapshot!("real_chain_audit_stage0_walk", walk.join("\n"));
+}
