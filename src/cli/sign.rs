@@ -155,9 +155,9 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         Err(e) => return Err(VerifyError::from(SnapshotError::Io { path, message: e.to_string() }).into()),
     };
     // It must be a snapshot this engine wrote, of the stage as defined now.
-    let snap = Snapshot::read(&chain.dir, &args.stage).map_err(VerifyError::from)?;
+    let snap = Snapshot::parse(&args.stage, &bytes).map_err(VerifyError::from)?;
     let definition = stage::stage_digest(&chain, &plan, stage_id);
-    if snap.is_none_or(|s| s.definition != definition) {
+    if snap.definition != definition {
         return Err(refused(SignRefused::StaleSnapshot { stage: stage_name }));
     }
     if args.require_reproduced {

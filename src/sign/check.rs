@@ -147,8 +147,8 @@ pub fn check_stage(trust: &Trust, dir: &Path, stage: &str, definition: &str) -> 
         }
     };
     if let Some(bytes) = &snapshot_bytes {
-        match snapshot::Snapshot::read(dir, stage) {
-            Ok(Some(s)) if s.definition != definition => {
+        match snapshot::Snapshot::parse(stage, bytes) {
+            Ok(s) if s.definition != definition => {
                 result.problem = Some(format!(
                     "{shown} was written for another definition of `{stage}` ({}, now {definition}): its signatures vouch for that one; snapshot the stage again and have it signed",
                     s.definition

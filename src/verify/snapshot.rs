@@ -147,8 +147,16 @@ impl Snapshot {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(SnapshotError::Io { path: p, message: e.to_string() }),
         };
+        parse(&format!("snapshots/{stage}.kdl"), &text).map(Some)
+    }
+
+    /// Parses the bytes of `snapshots/STAGE.kdl` (read by the caller, e.g.
+    /// to sign or check exactly those bytes).
+    pub fn parse(stage: &str, bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
         let shown = format!("snapshots/{stage}.kdl");
-        parse(&shown, &text).map(Some)
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| SnapshotError::Io { path: PathBuf::from(&shown), message: format!("not UTF-8 text ({e})") })?;
+        parse(&shown, text)
     }
 }
 
