@@ -58,7 +58,16 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     }
     let text = match args.format {
         Format::Markdown => markdown(&report),
-        _ => report.steps().iter().map(|(s, st)| text_page(s, st, &report)).collect::<Vec<_>>().join("\n"),
+        _ => {
+            // The stage's line once, before its first step.
+            let steps = report.steps();
+            let pages: Vec<String> = steps
+                .iter()
+                .enumerate()
+                .map(|(i, (s, st))| text_page(s, st, &report, i == 0 || !std::ptr::eq(steps[i - 1].0, *s)))
+                .collect();
+            pages.join("\n")
+        }
     };
     out.write_all(text.as_bytes()).map_err(Error::Output)
 }
@@ -90,14 +99,15 @@ fn stage_line(s: &StageAudit) -> String {
     format!("{}: {}{on}{stale}{signed}", s.stage, s.verdict)
 }
 
-/// The block of one step.
-fn text_page(stage: &StageAudit, st: &StepAudit, report: &Audit) -> String {
+/// The block of one step, after its stage's line when `with_stage`.
+fn text_page(stage: &StageAudit, st: &StepAudit, report: &Audit, with_stage: bool) -> String {
     let all = report.steps();
     let pos = all.iter().position(|(_, x)| std::ptr::eq(*x, st)).map_or(0, |p| p + 1);
     let mut o = String::new();
     let mut line = |k: &str, v: String| o.push_str(&format!("  {k:<9} {v}\n"));
     let head = format!("── {} ({}, {pos} of {}) · {}:{} ", st.step, st.stage, all.len(), st.file, st.line);
-    let mut page = format!("{}\n{head}{}\n", stage_line(stage), "─".repeat(78usize.saturating_sub(head.chars().count())));
+    let rule = "─".repeat(78usize.saturating_sub(head.chars().count()));
+    let mut page = if with_stage { format!("{}\n{head}{rule}\n", stage_line(stage)) } else { format!("{head}{rule}\n") };
     if let Some(d) = &st.description {
         page.push_str(&format!("  {d}\n"));
     }
@@ -252,7 +262,7 @@ fn page(report: &Audit) -> std::io::Result<()> {
     let mut note = "";
     loop {
         let (stage, st) = steps[i];
-        let body = if showing_source { source_page(st) } else { text_page(stage, st, report) };
+        let body = if showing_source { source_page(st) } else { text_page(stage, st, report, true) };
         // Clear the screen, the page, then the keys.
         write!(tty, "\x1b[2J\x1b[H{}", body.replace('\n', "\r\n"))?;
         write!(tty, "\r\n[{} of {}] Enter: next · b: back · s: {} · q: quit{note}\r\n", i + 1, steps.len(), if showing_source { "the step" } else { "source" })?;
