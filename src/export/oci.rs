@@ -81,15 +81,6 @@ fn sha(bytes: &[u8]) -> Sha256 {
     Sha256(sha2::Sha256::digest(bytes).into())
 }
 
-/// RFC 3339 of seconds since the epoch, UTC.
-pub fn rfc3339(secs: u64) -> String {
-    // "YYYY-MM-DD HH:MM UTC" plus seconds.
-    let day_min = crate::time::utc(secs);
-    let (date, rest) = day_min.split_once(' ').unwrap_or((&day_min, "00:00 UTC"));
-    let hm = rest.trim_end_matches(" UTC");
-    format!("{date}T{hm}:{:02}Z", secs % 60)
-}
-
 /// Everything of the image but the layer.
 struct Built {
     /// The config and manifest blobs, by digest.
@@ -103,7 +94,7 @@ struct Built {
 /// The blobs and the index of the image.
 fn build(layer: &[u8], spec: &ImageSpec) -> Built {
     let layer_digest = sha(layer);
-    let created = rfc3339(spec.created);
+    let created = crate::time::rfc3339(spec.created);
     let config = json!({
         "architecture": spec.architecture,
         "os": "linux",
@@ -215,15 +206,4 @@ pub fn write(dir: &Path, layer: &[u8], spec: &ImageSpec) -> Result<Layout, Layou
         let _ = d.sync_all();
     }
     Ok(layout)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_of_the_epoch_and_a_later_time() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_764_028_859), "2025-11-25T00:00:59Z");
-    }
 }

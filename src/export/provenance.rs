@@ -107,7 +107,7 @@ pub fn statement(chain: &Chain, receipt: &StageReceipt, steps: &[Receipt]) -> Va
                 },
                 "metadata": {
                     "invocationId": format!("{}@{}", receipt.stage, receipt.definition),
-                    "finishedOn": super::oci::rfc3339(receipt.finished),
+                    "finishedOn": crate::time::rfc3339(receipt.finished),
                 },
                 "byproducts": byproducts,
             },
