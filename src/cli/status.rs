@@ -54,9 +54,7 @@ pub fn run(cx: &Context, _args: &Args, out: &mut dyn Write) -> Result<(), Error>
                 Some(r) if r.definition != current => format!("stale (was {})", r.verdict.as_str()),
                 Some(r) => r.verdict.as_str().to_string(),
             };
-            let sigs = std::fs::read_dir(chain.dir.join("snapshots").join("signatures").join(&s.name))
-                .map(|d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "asc")).count())
-                .unwrap_or(0);
+            let sigs = crate::sign::check::signature_files(&chain.dir, &s.name).len();
             let check = trust.as_ref().map(|t| crate::sign::check_stage(t, &chain.dir, &s.name, &current));
             Row {
                 signed: check.as_ref().map(|c| c.met),

@@ -16,7 +16,6 @@
 //! stage differ only in `finishedOn`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -78,7 +77,11 @@ pub fn statement(chain: &Chain, receipt: &StageReceipt, steps: &[Receipt]) -> Va
     if let Ok(bytes) = std::fs::read(&snap) {
         byproducts.push(file_descriptor(&format!("snapshots/{}.kdl", receipt.stage), &bytes));
         let sig_dir = crate::sign::check::signature_dir(&chain.dir, &receipt.stage);
-        byproducts.extend(signature_files(&sig_dir, &receipt.stage));
+        for name in crate::sign::check::signature_files(&chain.dir, &receipt.stage) {
+            if let Ok(bytes) = std::fs::read(sig_dir.join(&name)) {
+                byproducts.push(file_descriptor(&format!("snapshots/signatures/{}/{name}", receipt.stage), &bytes));
+            }
+        }
     }
     json!({
         "_type": STATEMENT_TYPE,
@@ -118,19 +121,4 @@ pub fn statement(chain: &Chain, receipt: &StageReceipt, steps: &[Receipt]) -> Va
 /// A resource descriptor of a file of the chain directory.
 fn file_descriptor(name: &str, bytes: &[u8]) -> Value {
     json!({ "name": name, "digest": { "sha256": crate::hash::to_hex(&sha2::Sha256::digest(bytes)) } })
-}
-
-/// The stage's signature files, by name.
-fn signature_files(dir: &Path, stage: &str) -> Vec<Value> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(Result::ok).filter_map(|e| e.file_name().into_string().ok()).filter(|n| n.ends_with(".asc")).collect())
-        .unwrap_or_default();
-    names.sort();
-    names
-        .into_iter()
-        .filter_map(|n| {
-            let bytes = std::fs::read(dir.join(&n)).ok()?;
-            Some(file_descriptor(&format!("snapshots/signatures/{stage}/{n}"), &bytes))
-        })
-        .collect()
 }

@@ -123,6 +123,22 @@ pub fn signature_dir(dir: &Path, stage: &str) -> std::path::PathBuf {
     dir.join("snapshots").join("signatures").join(stage)
 }
 
+/// The names of the signature files of `stage` (`*.asc`, regular, not
+/// hidden), sorted; none when the directory is missing.
+pub fn signature_files(dir: &Path, stage: &str) -> Vec<String> {
+    let mut names: Vec<String> = match std::fs::read_dir(signature_dir(dir, stage)) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".asc") && !n.starts_with('.'))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
 /// The file a signer's signature of `stage` is saved under, relative to the
 /// chain directory.
 pub fn signature_file(stage: &str, fingerprint: &str) -> String {
@@ -180,15 +196,7 @@ pub fn check_stage(trust: &Trust, dir: &Path, stage: &str, definition: &str) -> 
 /// a certificate's second good signature is marked as already counted.
 fn check_files(trust: &Trust, dir: &Path, stage: &str, data: &[u8], now: SystemTime) -> Vec<SignatureCheck> {
     let sig_dir = signature_dir(dir, stage);
-    let mut names: Vec<String> = match std::fs::read_dir(&sig_dir) {
-        Ok(entries) => entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".asc") && !n.starts_with('.'))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+    let mut names = signature_files(dir, stage);
     // Signers' own files first, in trust.kdl order, then any other file by
     // name: a report reads like the policy, and a signer's own file is
     // judged before copies of their signature elsewhere.
