@@ -23,6 +23,12 @@ pub fn normalize_fingerprint(written: &str) -> Result<String, String> {
     }
 }
 
+/// Every certificate or key in `bytes` (armoured or binary), in order; the
+/// parser's complaint when they do not parse.
+pub(crate) fn parse_all(bytes: &[u8]) -> Result<Vec<Cert>, String> {
+    CertParser::from_bytes(bytes).map_err(|e| e.to_string())?.map(|c| c.map_err(|e| e.to_string())).collect()
+}
+
 /// Why a certificate file cannot be used, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertProblem {
@@ -35,17 +41,7 @@ pub struct CertProblem {
 /// The one public certificate in `bytes` (armoured or binary).
 pub fn read_public(bytes: &[u8]) -> Result<Cert, CertProblem> {
     let export = "export it with `gpg --export --armor FINGERPRINT` or `sq key extract-cert`";
-    let parser = CertParser::from_bytes(bytes).map_err(|e| CertProblem {
-        problem: format!("is not an OpenPGP certificate: {e}"),
-        help: export.to_string(),
-    })?;
-    let mut certs = Vec::new();
-    for cert in parser {
-        certs.push(cert.map_err(|e| CertProblem {
-            problem: format!("is not an OpenPGP certificate: {e}"),
-            help: export.to_string(),
-        })?);
-    }
+    let mut certs = parse_all(bytes).map_err(|e| CertProblem { problem: format!("is not an OpenPGP certificate: {e}"), help: export.to_string() })?;
     let cert = match certs.len() {
         1 => certs.remove(0),
         0 => {

@@ -9,9 +9,7 @@ use sequoia_openpgp as openpgp;
 use thiserror::Error;
 
 use openpgp::Cert;
-use openpgp::cert::CertParser;
 use openpgp::crypto::{KeyPair, Password};
-use openpgp::parse::Parse;
 use openpgp::policy::StandardPolicy;
 use openpgp::serialize::stream::{Armorer, Message, Signer};
 use openpgp::types::RevocationStatus;
@@ -105,10 +103,7 @@ pub fn read(path: &Path) -> Result<SecretKeyFile, KeyError> {
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| KeyError::Unreadable { path: shown.clone(), reason: e.to_string() })?;
     let not_a_key = |problem: String| KeyError::NotAKey { path: shown.clone(), problem };
-    let mut certs = Vec::new();
-    for c in CertParser::from_bytes(&bytes).map_err(|e| not_a_key(format!("is not an OpenPGP key: {e}")))? {
-        certs.push(c.map_err(|e| not_a_key(format!("is not an OpenPGP key: {e}")))?);
-    }
+    let mut certs = super::cert::parse_all(&bytes).map_err(|e| not_a_key(format!("is not an OpenPGP key: {e}")))?;
     let tsk = match certs.len() {
         1 => certs.remove(0),
         0 => return Err(not_a_key("holds no OpenPGP key".into())),
