@@ -22,6 +22,8 @@ use crate::verify::stage::{self, StageReceipt, StepEntry};
 pub struct History<'c> {
     /// The chain.
     pub chain: &'c Chain,
+    /// Its plan (execution order, definition digests).
+    pub plan: Plan<'c>,
     /// Per stage (chain order): its last receipt, if any.
     pub stages: Vec<Option<StageReceipt>>,
     /// Per stage: whether that receipt was made under the current definition.
@@ -49,7 +51,7 @@ impl<'c> History<'c> {
             }
             stages.push(r);
         }
-        History { chain, stages, current, receipts }
+        History { chain, plan, stages, current, receipts }
     }
 
     /// The receipt of `step` on `seed`, as the last verification recorded it.

@@ -14,7 +14,6 @@ use super::History;
 use crate::chain::Command;
 use crate::chain::trust::Trust;
 use crate::hash::Blake3;
-use crate::plan::Plan;
 use crate::sign::StageSignatures;
 use crate::store::Store;
 use crate::verify::stage::SeedEntry;
@@ -162,7 +161,7 @@ fn node_text(text: &str, offset: usize) -> (usize, String) {
 /// order), with the stage signatures checked when `trust` has rules.
 pub fn audit(history: &History<'_>, store: &Store, trust: Option<&Trust>, selected: &[usize]) -> Audit {
     let chain = history.chain;
-    let plan = Plan::new(chain);
+    let plan = &history.plan;
     let mut stages: Vec<StageAudit> = Vec::new();
     for &id in plan.order.iter().filter(|i| selected.contains(i)) {
         let step = &chain.steps[id];
@@ -170,7 +169,7 @@ pub fn audit(history: &History<'_>, store: &Store, trust: Option<&Trust>, select
         if stages.last().is_none_or(|s| &s.stage != stage_name) {
             let receipt = history.stages[step.stage].as_ref();
             let signatures = trust.filter(|t| !t.rules.is_empty()).map(|t| {
-                let definition = crate::verify::stage::stage_digest(chain, &plan, step.stage);
+                let definition = crate::verify::stage::stage_digest(chain, plan, step.stage);
                 crate::sign::check_stage(t, &chain.dir, stage_name, &definition)
             });
             stages.push(StageAudit {

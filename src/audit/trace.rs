@@ -155,10 +155,9 @@ pub fn trace(history: &History<'_>, given: &str, seed: Option<&str>) -> Result<T
     }
     let target = Target::parse(given);
     let chain = history.chain;
-    let plan = crate::plan::Plan::new(chain);
     let mut matches = Vec::new();
     let mut shown = HashSet::new();
-    for &id in &plan.order {
+    for &id in &history.plan.order {
         let step = &chain.steps[id];
         let Some((stage, _)) = history.entry(&step.name) else { continue };
         let Some(lineage) = seed.map(str::to_string).or_else(|| history.seeds_of(stage).into_iter().next()) else { continue };
