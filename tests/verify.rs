@@ -75,6 +75,8 @@ fn a_clean_chain_verifies_every_stage_and_a_rerun_runs_nothing() {
     let s = m.run(&["snapshot", "stage1"]);
     assert_eq!(s.code, 0, "{}", s.stderr);
     let first = fs::read(m.chain.join("snapshots/stage1.kdl")).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(m.chain.join("snapshots/stage1.kdl")).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o644, "a snapshot is for the repository: world-readable");
     fs::remove_file(m.chain.join("snapshots/stage1.kdl")).unwrap();
     assert_eq!(m.run(&["snapshot", "stage1"]).code, 0);
     assert_eq!(fs::read(m.chain.join("snapshots/stage1.kdl")).unwrap(), first);
@@ -292,4 +294,26 @@ fn variations_on_the_second_lineage_catch_build_paths_and_hostnames() {
     m.edit("chain/chain.kdl", "    vary \"build-path\" \"hostname\"\n", "");
     let r = m.run(&["--json", "verify", "stage0"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn a_failed_step_shows_its_log_tail_and_path_per_seed() {
+    let m = Mini::new();
+    m.add(
+        "stage0/fails.kdl",
+        "step \"fails\" {\n    root \"seed\"\n    script \"echo first line; echo 'emit_move is not a defined symbol' >&2; exit 3\"\n    output \"/out\"\n}\n",
+    );
+    let r = m.run(&["verify", "stage0"]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    for seed in ["busybox", "debian"] {
+        let head = format!("      last lines of the log on `{seed}`:\n");
+        let at = r.stdout.find(&head).unwrap_or_else(|| panic!("no log tail for {seed}:\n{}", r.stdout));
+        let block: Vec<&str> = r.stdout[at + head.len()..].lines().take(3).collect();
+        assert_eq!(block[0], "        | first line", "{}", r.stdout);
+        assert_eq!(block[1], "        | emit_move is not a defined symbol", "{}", r.stdout);
+        let path = block[2].strip_prefix("      whole log: ").unwrap_or_else(|| panic!("{}", r.stdout));
+        assert!(path.starts_with(m.state.to_str().unwrap()), "{path}");
+        let log = fs::read_to_string(path).unwrap();
+        assert!(log.contains("emit_move is not a defined symbol"), "{log}");
+    }
 }

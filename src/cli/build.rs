@@ -33,7 +33,7 @@ pub struct Args {
 }
 
 /// How many lines of a failed step's log the error shows.
-const LOG_TAIL: usize = 15;
+pub(crate) const LOG_TAIL: usize = 15;
 
 /// Progress on stderr, and `-v` log streaming with a per-step line buffer.
 pub(crate) struct Progress {
@@ -137,10 +137,8 @@ fn failure(chain: &Chain, store: &Store, id: usize, receipt: &crate::store::rece
         crate::chain::Command::Run(argvs) => build::Commands::Run(argvs.len()),
         crate::chain::Command::Script { .. } => build::Commands::Script,
     };
-    let log_path = store.root().join("logs").join(receipt.log.hex());
-    let text = std::fs::read(&log_path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = &lines[lines.len().saturating_sub(LOG_TAIL)..];
+    let log_path = store.log_path(&receipt.log);
+    let tail = store.log_tail(&receipt.log, LOG_TAIL);
     let help = if tail.is_empty() {
         format!("the step wrote nothing to its log ({})", log_path.display())
     } else {

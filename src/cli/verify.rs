@@ -179,7 +179,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     if cx.json {
         write_json(out, &JsonReport::new(&args.stage, &report, checked))?;
     } else if cx.verbosity >= 0 {
-        write_report(&report, &seeds, checked, out).map_err(Error::Output)?;
+        write_report(&report, &seeds, checked, &store, out).map_err(Error::Output)?;
     }
     let verdict = report.verdict();
     if verdict == Verdict::Verified {
@@ -262,7 +262,13 @@ enum Signatures {
     NoRules,
 }
 
-fn write_report(report: &Report, seeds: &[SeedRoot], checked: Signatures, out: &mut dyn Write) -> std::io::Result<()> {
+fn write_report(
+    report: &Report,
+    seeds: &[SeedRoot],
+    checked: Signatures,
+    store: &crate::store::Store,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     for stage in &report.stages {
         let names: Vec<&str> = stage.seeds.iter().map(|s| s.name.as_str()).collect();
         writeln!(out, "{}: {} on {}", stage.stage, stage.verdict.as_str(), names.join(", "))?;
@@ -289,6 +295,20 @@ fn write_report(report: &Report, seeds: &[SeedRoot], checked: Signatures, out: &
             writeln!(out, "  {time}")?;
             for reason in &step.reasons {
                 writeln!(out, "      {reason}")?;
+            }
+            // A failure is read from its log: show where it is and how it ends, per seed.
+            for run in step.runs.iter().filter(|r| r.outcome == "failed") {
+                let tail = store.log_tail(&run.log, super::build::LOG_TAIL);
+                let path = store.log_path(&run.log);
+                if tail.is_empty() {
+                    writeln!(out, "      log on `{}` is empty: {}", run.seed, path.display())?;
+                    continue;
+                }
+                writeln!(out, "      last lines of the log on `{}`:", run.seed)?;
+                for l in &tail {
+                    writeln!(out, "        | {l}")?;
+                }
+                writeln!(out, "      whole log: {}", path.display())?;
             }
         }
         if let Some(sigs) = report.signatures.iter().find(|s| s.stage == stage.stage) {

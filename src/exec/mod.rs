@@ -223,7 +223,7 @@ pub fn real_output_path<'a>(source_dir: &str, mut sources: impl Iterator<Item = 
 /// its digest.
 pub fn store_log(store: &crate::store::Store, bytes: &[u8]) -> Result<Blake3, ExecError> {
     let digest = crate::hash::hash_bytes(bytes).blake3;
-    let dest = store.root().join("logs").join(digest.hex());
+    let dest = store.log_path(&digest);
     if !dest.exists() {
         store.write_atomic(&dest, bytes)?;
     }

@@ -109,6 +109,33 @@ impl Store {
         self.source_path(sha).is_file()
     }
 
+    /// Where the step log with this BLAKE3 lives (it may not exist).
+    pub fn log_path(&self, digest: &Blake3) -> PathBuf {
+        self.root.join("logs").join(digest.hex())
+    }
+
+    /// The last `lines` lines of the log `digest`, read from its end only
+    /// (a log may be gigabytes; only its last 64 KiB are read). Empty when
+    /// the log is empty or missing.
+    pub fn log_tail(&self, digest: &Blake3, lines: usize) -> Vec<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        const WINDOW: u64 = 64 * 1024;
+        let Ok(mut f) = File::open(self.log_path(digest)) else { return Vec::new() };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let start = len.saturating_sub(WINDOW);
+        let mut buf = Vec::new();
+        if f.seek(SeekFrom::Start(start)).is_err() || f.read_to_end(&mut buf).is_err() {
+            return Vec::new();
+        }
+        let text = String::from_utf8_lossy(&buf);
+        let mut all: Vec<&str> = text.lines().collect();
+        // A window that starts mid-file starts mid-line: that first piece is not a line.
+        if start > 0 && !all.is_empty() {
+            all.remove(0);
+        }
+        all[all.len().saturating_sub(lines)..].iter().map(|l| l.to_string()).collect()
+    }
+
     /// Where a layer with this tree digest lives (it may not exist).
     pub fn layer_path(&self, digest: &Blake3) -> PathBuf {
         self.root.join("layers").join(digest.hex())
