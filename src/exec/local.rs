@@ -85,19 +85,6 @@ impl LocalBackend {
     }
 }
 
-/// Passes what was appended to the log since the last call to `echo`.
-fn follow(log: &mut Option<File>, echo: &dyn LogSink) {
-    use std::io::Read;
-    let Some(f) = log else { return };
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = f.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        echo.write(&buf[..n]);
-    }
-}
-
 impl Executor for LocalBackend {
     fn name(&self) -> &'static str {
         "local"
@@ -112,10 +99,13 @@ impl Executor for LocalBackend {
         fs::write(&spec_path, serde_json::to_vec(&spec).map_err(|e| sandbox_err("spec", e))?)
             .map_err(|e| sandbox_err("spec", e))?;
         let log_path = run.path().join("log");
-        let log = File::create(&log_path).map_err(|e| sandbox_err("log", e))?;
-        let log2 = log.try_clone().map_err(|e| sandbox_err("log", e))?;
+        let mut log = File::create(&log_path).map_err(|e| sandbox_err("log", e))?;
+        // The step writes its log into a pipe, not a file of the host's: no
+        // descriptor inside the sandbox may refer to a host file.
+        let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| sandbox_err("pipe", e))?;
+        let writer2 = writer.try_clone().map_err(|e| sandbox_err("pipe", e))?;
         let mut cmd = Command::new(&self.helper);
-        cmd.arg(HELPER_ARG).arg(&spec_path).env_clear().stdin(Stdio::null()).stdout(log).stderr(log2);
+        cmd.arg(HELPER_ARG).arg(&spec_path).env_clear().stdin(Stdio::null()).stdout(writer).stderr(writer2);
         // SAFETY: the closure makes one async-signal-safe syscall. If the
         // engine dies (even by SIGKILL) the step dies with it, instead of
         // running on unobserved; the thread that spawns waits for it.
@@ -125,16 +115,34 @@ impl Executor for LocalBackend {
                     .map_err(std::io::Error::from)
             });
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| sandbox_err(&format!("start {}", self.helper.display()), e))?;
-        let mut reader = File::open(&log_path).ok();
+        let spawned = cmd.spawn();
+        // The command holds the pipe's write ends: only the sandbox may keep them.
+        drop(cmd);
+        let mut child = spawned.map_err(|e| sandbox_err(&format!("start {}", self.helper.display()), e))?;
+        rustix::fs::fcntl_setfl(&reader, rustix::fs::OFlags::NONBLOCK).map_err(|e| sandbox_err("pipe", e))?;
+        let mut pipe = File::from(reader);
+        let pass_on = |pipe: &mut File, log: &mut File| -> Result<bool, ExecError> {
+            use std::io::{Read, Write};
+            let mut buf = [0u8; 65536];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) => return Ok(false),
+                    Ok(n) => {
+                        log.write_all(&buf[..n]).map_err(|e| sandbox_err("log", e))?;
+                        echo.write(&buf[..n]);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(true),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(sandbox_err("log", e)),
+                }
+            }
+        };
         // A pidfd becomes readable when the helper exits: no polling delay.
         let pidfd = rustix::process::pidfd_open(rustix::process::Pid::from_child(&child), rustix::process::PidfdFlags::empty())
             .map_err(|e| sandbox_err("pidfd_open", e))?;
         let mut timed_out = false;
         loop {
-            follow(&mut reader, echo);
+            pass_on(&mut pipe, &mut log)?;
             let left = req.timeout.saturating_sub(started.elapsed());
             if left.is_zero() {
                 // Killing the helper kills pid 1 (PDEATHSIG) and with it every
@@ -144,21 +152,27 @@ impl Executor for LocalBackend {
                 timed_out = true;
                 break;
             }
-            // Wake at least every 50 ms to pass the log on.
-            let nap = left.min(Duration::from_millis(50));
+            let nap = left.min(Duration::from_secs(1));
             let ts = rustix::event::Timespec { tv_sec: nap.as_secs() as _, tv_nsec: nap.subsec_nanos() as _ };
-            let mut fds = [rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN)];
+            let mut fds = [
+                rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN),
+                rustix::event::PollFd::new(&pipe, rustix::event::PollFlags::IN),
+            ];
             match rustix::event::poll(&mut fds, Some(&ts)) {
-                Ok(0) | Err(rustix::io::Errno::INTR) => {}
-                Ok(_) => {
+                Ok(_) if !fds[0].revents().is_empty() => {
                     child.wait().map_err(|e| sandbox_err("wait", e))?;
                     break;
                 }
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(sandbox_err("poll", e)),
             }
         }
+        // The rest of the log, until the last writer (a process of the
+        // step's namespace being killed) is gone.
+        rustix::fs::fcntl_setfl(&pipe, rustix::fs::OFlags::empty()).map_err(|e| sandbox_err("pipe", e))?;
+        while pass_on(&mut pipe, &mut log)? {}
+        drop(log);
         let duration = started.elapsed();
-        follow(&mut reader, echo);
         let log_bytes = fs::read(&log_path).map_err(|e| sandbox_err("log", e))?;
         let log_digest = super::store_log(store, &log_bytes)?;
         let outcome = if timed_out {

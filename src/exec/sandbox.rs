@@ -2,31 +2,41 @@
 //! `bootstrap` binary (a hidden entry point, never parsed by clap), so all
 //! namespace work happens in a fresh single-threaded process:
 //!
-//! 1. `bootstrap __sandbox SPEC` unshares the mount, pid, network, uts and
-//!    ipc namespaces (and a user namespace mapping itself to uid/gid 0 when
-//!    not root), sets the hostname, and forks step 2 as pid 1 of the new pid
-//!    namespace, which dies with it (`PR_SET_PDEATHSIG`): killing this
-//!    process kills everything the step started. (A fork, not an exec: the
-//!    helper is single-threaded, and an exec per step is measurable.)
-//! 2. pid 1 mounts the root union on a host
-//!    directory: an overlay of the needs' layers over the seed (or an empty
-//!    directory), one overlay per unpacked source at `/src/<name>` (the needs'
-//!    `src/<name>` over the source layer), read-only file binds for file
-//!    sources, a tmpfs `/tmp`, a minimal `/dev` and `/proc`. It runs each
-//!    command in a nested mount namespace that pivots into the union, with
-//!    exactly the given environment and umask 022. Then, still seeing the
-//!    host, it copies the declared outputs out of the union (never following
-//!    a symlink) and writes `result.json` for the engine.
+//! 1. `bootstrap __sandbox SPEC` (the *helper*) unshares the user, mount,
+//!    pid, network, uts, ipc and cgroup namespaces, mapping itself to uid
+//!    and gid 0 (always: as root too, so a step's capabilities never count
+//!    for the host's objects), sets the hostname and mounts the step's root
+//!    on a host directory: an overlay of the needs' layers over the seed (or
+//!    an empty directory), one overlay per unpacked source at `/src/<name>`
+//!    (the needs' `src/<name>` over the source layer), read-only file binds
+//!    for file sources, a tmpfs `/tmp` and a minimal `/dev`.
+//! 2. It forks pid 1 of the new pid namespace, which dies with it
+//!    (`PR_SET_PDEATHSIG`): killing the helper kills everything the step
+//!    started. pid 1 closes every descriptor it inherited but the log and a
+//!    result pipe, mounts `/proc`, pivots into the root in a mount namespace
+//!    of its own and detaches the host's, drops every capability a build
+//!    does not need (bounding set included, `no_new_privs`), makes itself
+//!    undumpable, and runs each command with exactly the given environment,
+//!    umask 022 and the workdir. Nothing inside the step's namespaces keeps a
+//!    reference to the host: `/proc/1/root` is the union, and the helper,
+//!    which still sees the host, is outside the step's pid namespace.
+//! 3. pid 1 is reaped only after every process of its namespace is gone.
+//!    Then the helper copies the declared outputs out of the union through
+//!    directory descriptors, never following a symlink ([`capture`]), and
+//!    writes `result.json` for the engine. No process of the step runs any
+//!    more while its outputs are read.
+
+mod capture;
 
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+use rustix::thread::CapabilitySet;
 use serde::{Deserialize, Serialize};
 
 /// The first argument that selects the namespace helper.
@@ -81,6 +91,7 @@ pub enum Outcome {
     SetupFailed(String),
 }
 
+
 fn read_spec(path: &str) -> io::Result<Spec> {
     serde_json::from_slice(&fs::read(path)?).map_err(io::Error::other)
 }
@@ -100,43 +111,63 @@ pub fn helper_main(spec_path: &str) -> i32 {
     }
 }
 
+/// The most pid 1 may say about how the commands ended (a JSON [`Outcome`]).
+const RESULT_LIMIT: u64 = 64 * 1024;
+
 fn helper(spec_path: &str) -> Result<i32, String> {
     use rustix::thread::UnshareFlags as U;
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
-    let mut flags = U::NEWNS | U::NEWPID | U::NEWNET | U::NEWUTS | U::NEWIPC;
-    if uid != 0 {
-        flags |= U::NEWUSER;
-    }
+    // Always a user namespace, also for root: a step's capabilities then
+    // count only for objects its namespaces own, never for the host's.
+    let flags = U::NEWUSER | U::NEWNS | U::NEWPID | U::NEWNET | U::NEWUTS | U::NEWIPC | U::NEWCGROUP;
     // SAFETY: this process is single-threaded (a fresh exec that has started
     // no threads), so no other thread can observe the unshared state.
     unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(|e| err("unshare", e))?;
-    if uid != 0 {
-        fs::write("/proc/self/setgroups", "deny").map_err(|e| err("setgroups", e))?;
-        fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(|e| err("uid_map", e))?;
-        fs::write("/proc/self/gid_map", format!("0 {gid} 1")).map_err(|e| err("gid_map", e))?;
-    }
+    fs::write("/proc/self/setgroups", "deny").map_err(|e| err("setgroups", e))?;
+    fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(|e| err("uid_map", e))?;
+    fs::write("/proc/self/gid_map", format!("0 {gid} 1")).map_err(|e| err("gid_map", e))?;
     let spec = read_spec(spec_path).map_err(|e| err("spec", e))?;
     rustix::system::sethostname(spec.hostname.as_bytes()).map_err(|e| err("sethostname", e))?;
     // Nothing mounted from here on may propagate back to the host.
     rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
         .map_err(|e| err("make / private", e))?;
+    let outcome = match build_root(&spec) {
+        Ok(merged) => run_pid1(&spec, &merged)?,
+        Err(e) => Outcome::SetupFailed(e),
+    };
+    let bytes = serde_json::to_vec(&outcome).map_err(|e| err("result", e))?;
+    fs::write(spec.run_dir.join("result.json"), bytes).map_err(|e| err("cannot write the result", e))?;
+    Ok(if outcome == Outcome::Succeeded { 0 } else { 1 })
+}
+
+/// Forks pid 1, waits until it and with it every process of the step's
+/// pid namespace is gone, then captures the outputs.
+fn run_pid1(spec: &Spec, merged: &Path) -> Result<Outcome, String> {
+    use std::io::Read;
+    let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| err("pipe", e))?;
+    let merged_c = CString::new(merged.as_os_str().as_encoded_bytes()).map_err(|e| err("root path", e))?;
     // SAFETY: this process is single-threaded, so the child of fork() is a
     // complete copy that may allocate, run `init` and spawn commands.
     match unsafe { libc::fork() } {
         -1 => Err(err("fork pid 1", io::Error::last_os_error())),
         0 => {
+            drop(reader);
             // pid 1 of the new namespace; it dies when the helper does.
-            let code = match rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)) {
-                Ok(()) => init_main(spec_path),
-                Err(e) => {
-                    eprintln!("bootstrap sandbox: set the parent-death signal: {e}");
-                    125
-                }
+            let outcome = match rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)) {
+                Ok(()) => init(spec, &merged_c, &writer).unwrap_or_else(Outcome::SetupFailed),
+                Err(e) => Outcome::SetupFailed(err("set the parent-death signal", e)),
             };
-            std::process::exit(code)
+            let bytes = serde_json::to_vec(&outcome).unwrap_or_default();
+            let _ = rustix::io::write(&writer, &bytes);
+            // SAFETY: ends pid 1 at once; the helper's buffers and
+            // destructors are the helper's to run, not this copy's.
+            unsafe { libc::_exit(0) }
         }
         pid => {
+            drop(writer);
+            let mut said = Vec::new();
+            let _ = fs::File::from(reader).take(RESULT_LIMIT).read_to_end(&mut said);
             let mut status = 0;
             loop {
                 // SAFETY: waits for the child just forked; `status` is a valid out-pointer.
@@ -148,31 +179,23 @@ fn helper(spec_path: &str) -> Result<i32, String> {
                     return Err(err("wait for pid 1", e));
                 }
             }
-            Ok(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 125 })
+            // pid 1 is reaped only once every process of its namespace has
+            // been: from here on nothing of the step can change the union.
+            let Ok(outcome) = serde_json::from_slice::<Outcome>(&said) else {
+                return Ok(Outcome::SetupFailed("pid 1 of the sandbox ended without saying how the commands ended".into()));
+            };
+            if outcome != Outcome::Succeeded {
+                return Ok(outcome);
+            }
+            for out in &spec.outputs {
+                let real = super::real_output_path(&spec.source_dir, spec.sources.iter().map(|(n, _)| n.as_str()), out);
+                if let Err(reason) = capture::capture(merged, &real, out, &spec.capture) {
+                    return Ok(Outcome::BadOutput(out.clone(), reason));
+                }
+            }
+            Ok(Outcome::Succeeded)
         }
     }
-}
-
-/// pid 1 of the sandbox: sets up, runs, captures, writes the result.
-fn init_main(spec_path: &str) -> i32 {
-    let outcome = match read_spec(spec_path) {
-        Err(e) => {
-            eprintln!("bootstrap sandbox: {e}");
-            return 125;
-        }
-        Ok(spec) => {
-            let outcome = init(&spec).unwrap_or_else(Outcome::SetupFailed);
-            let written = serde_json::to_vec(&outcome)
-                .map_err(io::Error::other)
-                .and_then(|b| fs::write(spec.run_dir.join("result.json"), b));
-            if let Err(e) = written {
-                eprintln!("bootstrap sandbox: cannot write the result: {e}");
-                return 125;
-            }
-            outcome
-        }
-    };
-    if outcome == Outcome::Succeeded { 0 } else { 1 }
 }
 
 fn overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<(), String> {
@@ -187,7 +210,9 @@ fn overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Resu
         }
         data.push_str(s);
     }
-    data.push_str(&format!(",upperdir={},workdir={}", upper.display(), work.display()));
+    // Mounted in a user namespace: overlay keeps its own metadata (whiteouts,
+    // opaque directories) in `user.overlay.*` xattrs, which it may set there.
+    data.push_str(&format!(",upperdir={},workdir={},userxattr", upper.display(), work.display()));
     let data = CString::new(data).map_err(|e| err("overlay options", e))?;
     rustix::mount::mount("overlay", target, "overlay", MountFlags::empty(), data.as_c_str())
         .map_err(|e| err(&format!("mount overlay on {}", target.display()), e))
@@ -236,7 +261,11 @@ fn mount_point(root: &Path, rel: &str, file: bool) -> Result<PathBuf, String> {
 
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
-fn init(spec: &Spec) -> Result<Outcome, String> {
+/// Mounts the step's root on `run_dir/merged` in the helper's mount
+/// namespace: the union of the needs' layers over the seed (or nothing), the
+/// sources, `/tmp` and `/dev`. `/proc` is pid 1's to mount: it must show the
+/// step's pid namespace.
+fn build_root(spec: &Spec) -> Result<PathBuf, String> {
     let run = &spec.run_dir;
     let merged = run.join("merged");
     for d in ["upper", "work", "merged", "src-up", "src-work"] {
@@ -283,38 +312,116 @@ fn init(spec: &Spec) -> Result<Outcome, String> {
         fs::write(&node, b"").map_err(|e| err("device mount point", e))?;
         rustix::mount::mount_bind(Path::new("/dev").join(d), &node).map_err(|e| err(&format!("bind /dev/{d}"), e))?;
     }
-    let proc = mount_point(&merged, "proc", false)?;
-    rustix::mount::mount(
-        "proc",
-        &proc,
-        "proc",
-        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-        None::<&std::ffi::CStr>,
-    )
-    .map_err(|e| err("mount /proc", e))?;
-    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    mount_point(&merged, "proc", false)?;
+    Ok(merged)
+}
 
-    let root_c = CString::new(merged.as_os_str().as_encoded_bytes()).map_err(|e| err("root path", e))?;
-    let workdir_c = CString::new(spec.workdir.as_bytes()).map_err(|e| err("workdir", e))?;
+/// Parts of `/proc` (relative to the root, which is the working directory)
+/// that act on the whole machine rather than the step's namespaces. The
+/// step's uid 0 may be the host's uid 0 seen through the user namespace
+/// (when the engine runs as root), and the kernel checks some of these by
+/// uid alone: `sysrq-trigger`, and `sys/kernel/core_pattern`, say. They are
+/// made read-only, or hidden, before the step starts; without `SYS_ADMIN`
+/// it cannot undo either.
+const PROC_READ_ONLY: &[&str] = &["proc/sys", "proc/sysrq-trigger", "proc/irq", "proc/bus", "proc/fs"];
+const PROC_HIDDEN_FILES: &[&str] =
+    &["proc/kcore", "proc/keys", "proc/timer_list", "proc/sched_debug", "proc/latency_stats", "proc/kmsg", "proc/kallsyms"];
+const PROC_HIDDEN_DIRS: &[&str] = &["proc/acpi", "proc/scsi", "proc/driver"];
+
+fn mask_proc() -> Result<(), String> {
+    let exists = |p: &str| fs::symlink_metadata(p).is_ok();
+    for p in PROC_READ_ONLY.iter().filter(|p| exists(p)) {
+        rustix::mount::mount_bind(*p, *p).map_err(|e| err(&format!("bind /{p}"), e))?;
+        rustix::mount::mount_remount(*p, MountFlags::BIND | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, "")
+            .map_err(|e| err(&format!("read-only /{p}"), e))?;
+    }
+    for p in PROC_HIDDEN_FILES.iter().filter(|p| exists(p)) {
+        rustix::mount::mount_bind("dev/null", *p).map_err(|e| err(&format!("hide /{p}"), e))?;
+    }
+    for p in PROC_HIDDEN_DIRS.iter().filter(|p| exists(p)) {
+        rustix::mount::mount("tmpfs", *p, "tmpfs", MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, c"size=0")
+            .map_err(|e| err(&format!("hide /{p}"), e))?;
+    }
+    Ok(())
+}
+
+/// Capabilities a step keeps (inside its user namespace): enough to own,
+/// chmod and chown its files, change its ids and signal its processes.
+/// Left out above all: `SYS_ADMIN` (mounts, namespaces), `MKNOD`,
+/// `SYS_PTRACE`, `NET_ADMIN`, `NET_RAW`, `SYS_CHROOT` and every capability
+/// over the kernel, time, modules or devices.
+const KEPT: CapabilitySet = CapabilitySet::CHOWN
+    .union(CapabilitySet::DAC_OVERRIDE)
+    .union(CapabilitySet::DAC_READ_SEARCH)
+    .union(CapabilitySet::FOWNER)
+    .union(CapabilitySet::FSETID)
+    .union(CapabilitySet::KILL)
+    .union(CapabilitySet::SETGID)
+    .union(CapabilitySet::SETUID)
+    .union(CapabilitySet::SETFCAP)
+    .union(CapabilitySet::NET_BIND_SERVICE);
+
+/// Takes every capability not in [`KEPT`] away for good: from the bounding
+/// set (no exec can give it back) and from every set this process holds.
+fn drop_capabilities() -> Result<(), String> {
+    for cap in 0..64u32 {
+        if KEPT.bits() & (1u64 << cap) != 0 {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments; EINVAL past the kernel's last capability.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINVAL) {
+                return Err(err(&format!("drop capability {cap}"), e));
+            }
+        }
+    }
+    rustix::thread::clear_ambient_capability_set().map_err(|e| err("clear ambient capabilities", e))?;
+    let sets = rustix::thread::CapabilitySets { effective: KEPT, permitted: KEPT, inheritable: CapabilitySet::empty() };
+    rustix::thread::set_capabilities(None, sets).map_err(|e| err("capset", e))?;
+    rustix::thread::set_no_new_privs(true).map_err(|e| err("no_new_privs", e))
+}
+
+/// pid 1 of the sandbox: enters the root for good, gives up what no step
+/// may hold, and runs the commands in order. Its root and working directory
+/// are the union's, its only descriptors the log (from the engine) and
+/// `result` (a pipe to the helper), and it is not dumpable, so a step
+/// cannot reach even those through `/proc/1`.
+fn init(spec: &Spec, merged: &CString, result: &rustix::fd::OwnedFd) -> Result<Outcome, String> {
+    use std::os::fd::AsRawFd;
+    let keep = result.as_raw_fd();
+    for (from, to) in [(3, keep - 1), (keep + 1, i32::MAX)] {
+        if from <= to {
+            // SAFETY: closes descriptors only; this single thread uses none of them.
+            unsafe { libc::syscall(libc::SYS_close_range, from as libc::c_uint, to as libc::c_uint, 0 as libc::c_uint) };
+        }
+    }
+    // SAFETY: pid 1 is single-threaded.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }.map_err(|e| err("unshare the mount namespace", e))?;
+    rustix::mount::mount_change(c"/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
+        .map_err(|e| err("make / private", e))?;
+    rustix::process::chdir(merged.as_c_str()).map_err(|e| err("enter the root", e))?;
+    rustix::mount::mount("proc", "proc", "proc", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, None::<&std::ffi::CStr>)
+        .map_err(|e| err("mount /proc", e))?;
+    mask_proc()?;
+    rustix::process::pivot_root(c".", c".").map_err(|e| err("pivot_root", e))?;
+    rustix::mount::unmount(c".", UnmountFlags::DETACH).map_err(|e| err("detach the host root", e))?;
+    rustix::process::chdir(c"/").map_err(|e| err("chdir /", e))?;
+    // stdin was the host's /dev/null: the sandbox's own replaces it.
+    let null = rustix::fs::open(c"/dev/null", rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+        .map_err(|e| err("open /dev/null", e))?;
+    rustix::stdio::dup2_stdin(&null).map_err(|e| err("stdin", e))?;
+    drop(null);
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    // No controlling terminal: the engine's, if it has one, is not the step's.
+    rustix::process::setsid().map_err(|e| err("setsid", e))?;
+    drop_capabilities()?;
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| err("not dumpable", e))?;
+
     for (index, argv) in spec.commands.iter().enumerate() {
         let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..]).env_clear().envs(spec.env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null());
-        let (root_c, workdir_c) = (root_c.clone(), workdir_c.clone());
-        // SAFETY: pid 1 is single-threaded; the closure makes syscalls only
-        // and uses no allocation (its paths were made before the fork).
-        unsafe {
-            cmd.pre_exec(move || {
-                use rustix::thread::UnshareFlags as U;
-                rustix::thread::unshare_unsafe(U::NEWNS)?;
-                rustix::mount::mount_change(c"/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)?;
-                rustix::process::chdir(root_c.as_c_str())?;
-                rustix::process::pivot_root(c".", c".")?;
-                rustix::mount::unmount(c".", UnmountFlags::DETACH)?;
-                rustix::process::chdir(c"/")?;
-                rustix::process::chdir(workdir_c.as_c_str())?;
-                Ok(())
-            });
-        }
+        cmd.args(&argv[1..]).env_clear().envs(spec.env.iter().map(|(k, v)| (k, v))).current_dir(&spec.workdir);
         let status = match cmd.status() {
             Ok(s) => s,
             Err(e) => {
@@ -331,57 +438,5 @@ fn init(spec: &Spec) -> Result<Outcome, String> {
             None => return Ok(Outcome::Exited(index, 125)),
         }
     }
-    for out in &spec.outputs {
-        let real = super::real_output_path(&spec.source_dir, spec.sources.iter().map(|(n, _)| n.as_str()), out);
-        if let Err(reason) = capture(&merged, &real, out, &spec.capture) {
-            return Ok(Outcome::BadOutput(out.clone(), reason));
-        }
-    }
     Ok(Outcome::Succeeded)
-}
-
-/// Copies the entry at `real` (absolute inside the sandbox; the declared
-/// output `out`, or where a varied build path really put it) from the union
-/// at `root` to `out` under `capture`. No symlink is ever followed: one on
-/// the way to the output is refused, one at or under it is copied as a link.
-fn capture(root: &Path, real: &str, out: &str, capture: &Path) -> Result<(), String> {
-    let rel = real.trim_start_matches('/');
-    let mut here = root.to_path_buf();
-    let comps: Vec<&str> = rel.split('/').collect();
-    for (i, c) in comps.iter().enumerate() {
-        here.push(c);
-        let meta = fs::symlink_metadata(&here).map_err(|_| "it does not exist".to_string())?;
-        if i + 1 < comps.len() && !meta.is_dir() {
-            let what = if meta.is_symlink() { "a symlink" } else { "not a directory" };
-            return Err(format!("`/{}` on the way to it is {what}", comps[..=i].join("/")));
-        }
-    }
-    copy_entry(&here, &capture.join(out.trim_start_matches('/')), out)
-}
-
-fn copy_entry(from: &Path, to: &Path, shown: &str) -> Result<(), String> {
-    let meta = fs::symlink_metadata(from).map_err(|e| err(shown, e))?;
-    if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent).map_err(|e| err("capture", e))?;
-    }
-    let ft = meta.file_type();
-    if ft.is_symlink() {
-        let target = fs::read_link(from).map_err(|e| err(shown, e))?;
-        std::os::unix::fs::symlink(target, to).map_err(|e| err("capture", e))
-    } else if ft.is_file() {
-        fs::copy(from, to).map_err(|e| err("capture", e))?;
-        let exec = meta.permissions().mode() & 0o111 != 0;
-        fs::set_permissions(to, fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 })).map_err(|e| err("capture", e))
-    } else if ft.is_dir() {
-        fs::create_dir_all(to).map_err(|e| err("capture", e))?;
-        let mut names: Vec<_> = fs::read_dir(from).map_err(|e| err(shown, e))?.filter_map(Result::ok).map(|d| d.file_name()).collect();
-        names.sort();
-        for n in names {
-            let sub = format!("{shown}/{}", n.to_string_lossy());
-            copy_entry(&from.join(&n), &to.join(&n), &sub)?;
-        }
-        Ok(())
-    } else {
-        Err(format!("`{shown}` is not a regular file, directory or symlink"))
-    }
 }

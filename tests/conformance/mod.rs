@@ -127,6 +127,18 @@ macro_rules! conformance_suite {
                 }
             }
             #[test]
+            fn a_hostile_step_reaches_nothing_of_the_host() {
+                if let Some(f) = $make {
+                    conformance::hostile(&f);
+                }
+            }
+            #[test]
+            fn outputs_are_captured_after_every_process_of_the_step_is_gone() {
+                if let Some(f) = $make {
+                    conformance::capture_after_death(&f);
+                }
+            }
+            #[test]
             fn only_declared_outputs_survive_and_scratch_sees_only_its_inputs() {
                 if let Some(f) = $make {
                     conformance::survivors_and_scratch(&f);
@@ -326,4 +338,101 @@ pub fn variations(f: &Fixture) {
     assert_eq!(varied.status, Status::Succeeded, "{}", f.log(&varied));
     // Stored under the declared path, with what the varied sandbox saw.
     assert_eq!(fs::read_to_string(f.layer(&varied).join("src/greeting/facts")).unwrap(), "bootstrap-vary\n/src-vary/greeting\nhello\n");
+}
+
+/// Bits of the capabilities no step may hold: `NET_ADMIN` (12), `SYS_PTRACE`
+/// (19), `SYS_ADMIN` (21), `MKNOD` (27).
+const FORBIDDEN_CAPS: [u32; 4] = [12, 19, 21, 27];
+
+pub fn hostile(f: &Fixture) {
+    // A secret and a directory on the host, which the step knows the paths of.
+    let host = tempfile::tempdir().unwrap();
+    fs::write(host.path().join("secret"), "host secret\n").unwrap();
+    let host_ns: Vec<String> = ["net", "mnt", "pid", "user", "uts", "ipc", "cgroup"]
+        .iter()
+        .filter_map(|n| fs::read_link(format!("/proc/self/ns/{n}")).ok())
+        .map(|l| l.to_string_lossy().into_owned())
+        .collect();
+    let host_name = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let script = format!(
+        r#"mkdir -p /out; touch /out/read /out/ns /out/fds /out/did
+        # Through every process's root and cwd (pid 1's was once the host's /).
+        for p in /proc/[0-9]* /proc/self; do
+            for l in root cwd; do
+                cat "$p/$l{secret}" >> /out/read 2>/dev/null || true
+                echo pwned > "$p/$l{dir}/ESCAPED" 2>/dev/null || true
+            done
+            for n in net mnt pid user uts ipc cgroup; do readlink "$p/ns/$n" >> /out/ns 2>/dev/null || true; done
+            for fd in "$p"/fd/*; do readlink "$fd" >> /out/fds 2>/dev/null || true; done
+        done
+        grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status > /out/caps
+        if mknod /tmp/disk b 8 0 2>/dev/null; then echo mknod >> /out/did; fi
+        mkdir -p /tmp/m
+        if mount -t tmpfs none /tmp/m 2>/dev/null; then echo mount >> /out/did; fi
+        # Writing a host-wide value back unchanged: only the host's root could.
+        v=$(cat /proc/sys/vm/overcommit_memory)
+        if (echo "$v" > /proc/sys/vm/overcommit_memory) 2>/dev/null; then echo sysctl >> /out/did; fi
+        if (echo evil > /proc/sys/kernel/hostname) 2>/dev/null; then echo hostname >> /out/did; fi
+        if [ -e /proc/sysrq-trigger ] && (printf '' > /proc/sysrq-trigger) 2>/dev/null; then echo sysrq >> /out/did; fi
+        if [ -e /proc/sys/kernel/core_pattern ] && (cat /proc/sys/kernel/core_pattern > /proc/sys/kernel/core_pattern) 2>/dev/null; then echo core_pattern >> /out/did; fi
+        "#,
+        secret = host.path().join("secret").display(),
+        dir = host.path().display(),
+    );
+    let r = f.run(&f.sh(&script));
+    assert_eq!(r.status, Status::Succeeded, "{}", f.log(&r));
+    let layer = f.layer(&r);
+    let read = |n: &str| fs::read_to_string(layer.join("out").join(n)).unwrap();
+    assert_eq!(read("read"), "", "a host file was read from inside the step");
+    assert!(!host.path().join("ESCAPED").exists(), "the step wrote a file on the host");
+    let ns = read("ns");
+    for h in &host_ns {
+        assert!(!ns.lines().any(|l| l == h), "a process inside holds the host's namespace {h}:\n{ns}");
+    }
+    let store = f.store.root().to_string_lossy().into_owned();
+    let fds = read("fds");
+    assert!(!fds.lines().any(|l| l.contains(&store) || l.contains(&*host.path().to_string_lossy())), "a descriptor inside refers to a host file:\n{fds}");
+    let caps = read("caps");
+    for line in caps.lines() {
+        let (name, hex) = line.split_once(':').unwrap();
+        let bits = u64::from_str_radix(hex.trim(), 16).unwrap();
+        for c in FORBIDDEN_CAPS {
+            assert_eq!(bits & (1 << c), 0, "{name} holds capability {c}:\n{caps}");
+        }
+    }
+    assert_eq!(read("did"), "", "the step did what no step may");
+    assert_eq!(fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), host_name);
+}
+
+pub fn capture_after_death(f: &Fixture) {
+    // A process left behind swaps a directory inside the declared output
+    // with a link to /etc as fast as it can. Captured after it is dead, the
+    // output holds either the directory or the link, never /etc's files.
+    let script = "mkdir -p /out/d; echo safe > /out/d/f
+        ( while :; do mv /out/d /out/real 2>/dev/null; ln -s /etc /out/d 2>/dev/null; rm -f /out/d; mv /out/real /out/d 2>/dev/null; done ) >/dev/null 2>&1 &
+        ( while :; do echo grow >> /out/grow; done ) >/dev/null 2>&1 &
+        sleep 1";
+    for _ in 0..3 {
+        let r = f.run(&f.sh(script));
+        if r.status != Status::Succeeded {
+            // The output was caught mid-swap (`/out/d` absent): refused, fine.
+            assert!(matches!(r.status, Status::BadOutput { .. }), "{:?} {}", r.status, f.log(&r));
+            continue;
+        }
+        let layer = f.layer(&r);
+        for d in ["out/d", "out/real"] {
+            // A link is stored as a link (and must not be followed here either).
+            let Ok(m) = fs::symlink_metadata(layer.join(d)) else { continue };
+            if m.is_symlink() {
+                continue;
+            }
+            for leaked in ["passwd", "group", "hostname", "os-release"] {
+                let p = layer.join(d).join(leaked);
+                assert!(fs::symlink_metadata(&p).is_err(), "{} was captured", p.display());
+            }
+        }
+        // The layer's files are what the store hashed: nothing grew after.
+        let (digest, _) = r.layer.as_ref().unwrap();
+        assert_eq!(&bootstrap::hash::hash_tree(&layer).unwrap().digest(), digest);
+    }
 }
