@@ -11,5 +11,13 @@ fn local(seed: &str) -> Option<conformance::Fixture> {
     Some(conformance::Fixture::new(Box::new(backend), common::seeds().join(seed)))
 }
 
+/// Every union mounted as an overlay, never copied into a tmpfs.
+fn overlays_only(seed: &str) -> Option<conformance::Fixture> {
+    let backend = LocalBackend::with_copy_limit(env!("CARGO_BIN_EXE_bootstrap").into(), 0);
+    Some(conformance::Fixture::new(Box::new(backend), common::seeds().join(seed)))
+}
+
 conformance_suite!(busybox, local("busybox"));
 conformance_suite!(debian, local("debian"));
+conformance_suite!(busybox_overlays_only, overlays_only("busybox"));
+conformance_suite!(debian_overlays_only, overlays_only("debian"));

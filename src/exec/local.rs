@@ -20,12 +20,23 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
     helper: PathBuf,
+    copy_limit: u64,
 }
+
+/// Unions up to this size are copied into a tmpfs rather than mounted as
+/// overlays (see `sandbox::copy`): the whole of stage0 fits, a seed's root
+/// filesystem or gcc's sources do not.
+pub const DEFAULT_COPY_LIMIT: u64 = 64 << 20;
 
 impl LocalBackend {
     /// A backend that re-executes `helper` for each sandbox.
     pub fn new(helper: PathBuf) -> Self {
-        LocalBackend { helper }
+        LocalBackend { helper, copy_limit: DEFAULT_COPY_LIMIT }
+    }
+
+    /// The same, copying unions of at most `limit` bytes (0: never).
+    pub fn with_copy_limit(helper: PathBuf, limit: u64) -> Self {
+        LocalBackend { helper, copy_limit: limit }
     }
 }
 
@@ -81,6 +92,7 @@ impl LocalBackend {
             outputs: req.outputs.clone(),
             hostname: req.hostname.clone(),
             source_dir: req.source_dir.clone(),
+            copy_limit: self.copy_limit,
         })
     }
 }

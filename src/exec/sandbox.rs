@@ -27,6 +27,7 @@
 //!    more while its outputs are read.
 
 mod capture;
+mod copy;
 
 use std::ffi::CString;
 use std::fs;
@@ -74,6 +75,9 @@ pub struct Spec {
     pub hostname: String,
     /// Where sources are mounted (`/src`, or elsewhere with `/src/<name>` links).
     pub source_dir: String,
+    /// A union of at most this many bytes is copied into a tmpfs rather
+    /// than mounted as an overlay (0: always an overlay).
+    pub copy_limit: u64,
 }
 
 /// What pid 1 reports back.
@@ -198,6 +202,16 @@ fn run_pid1(spec: &Spec, merged: &Path) -> Result<Outcome, String> {
     }
 }
 
+/// Mounts the union of `lowers` (top first) on `target`: copied into a
+/// tmpfs when it is at most `spec.copy_limit` bytes ([`copy`]), else an
+/// overlay with `upper` and `work`.
+fn union(spec: &Spec, lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<(), String> {
+    if copy::small(lowers, spec.copy_limit) && copy::materialize(lowers, target).is_ok() {
+        return Ok(());
+    }
+    overlay(lowers, upper, work, target)
+}
+
 fn overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<(), String> {
     let mut data = String::from("lowerdir=");
     for (i, l) in lowers.iter().enumerate() {
@@ -271,7 +285,7 @@ fn build_root(spec: &Spec) -> Result<PathBuf, String> {
     for d in ["upper", "work", "merged", "src-up", "src-work"] {
         mkdirs(&run.join(d))?;
     }
-    overlay(&spec.lowers, &run.join("upper"), &run.join("work"), &merged)?;
+    union(spec, &spec.lowers, &run.join("upper"), &run.join("work"), &merged)?;
     let src_dir = spec.source_dir.trim_matches('/').to_string();
     for (name, src) in &spec.sources {
         match src {
@@ -280,7 +294,7 @@ fn build_root(spec: &Spec) -> Result<PathBuf, String> {
                 let (up, work) = (run.join("src-up").join(name), run.join("src-work").join(name));
                 mkdirs(&up)?;
                 mkdirs(&work)?;
-                overlay(lowers, &up, &work, &target)?;
+                union(spec, lowers, &up, &work, &target)?;
             }
             SpecSource::File(file) => {
                 let target = mount_point(&merged, &format!("{src_dir}/{name}"), true)?;
