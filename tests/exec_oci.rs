@@ -32,12 +32,15 @@ impl bootstrap::exec::Executor for NoLeftovers {
 fn oci(seed: &str) -> Option<conformance::Fixture> {
     let backend = common::engine()?;
     let id = common::seed_image(&backend, seed);
-    Some(conformance::Fixture::with_root(
+    let own_user_namespace = backend.user_namespace().expect("the engine's info");
+    let mut f = conformance::Fixture::with_root(
         Box::new(NoLeftovers(backend)),
         common::seeds().join(seed),
         Root::Image(id),
         OciBackend::engine_paths().to_vec(),
-    ))
+    );
+    f.host_user_namespace = !own_user_namespace;
+    Some(f)
 }
 
 conformance_suite!(busybox, oci("busybox"));

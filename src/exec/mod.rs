@@ -206,6 +206,25 @@ pub trait Executor: Sync {
     fn run(&self, req: &StepRequest, store: &crate::store::Store, echo: &dyn LogSink) -> Result<StepResult, ExecError>;
 }
 
+/// The capabilities a step keeps on every backend (Linux names without
+/// `CAP_`, and bit numbers), all others dropped: enough to own, chmod and
+/// chown its files, change its ids and signal its processes. Left out above
+/// all: `SYS_ADMIN` (mounts, namespaces), `MKNOD`, `SYS_PTRACE`,
+/// `NET_ADMIN`, `NET_RAW`, `SYS_CHROOT` and every capability over the
+/// kernel, time, modules or devices.
+pub const STEP_CAPABILITIES: &[(&str, u32)] = &[
+    ("CHOWN", 0),
+    ("DAC_OVERRIDE", 1),
+    ("DAC_READ_SEARCH", 2),
+    ("FOWNER", 3),
+    ("FSETID", 4),
+    ("KILL", 5),
+    ("SETGID", 6),
+    ("SETUID", 7),
+    ("NET_BIND_SERVICE", 10),
+    ("SETFCAP", 31),
+];
+
 /// Where output `out` (absolute, as declared) really is inside the sandbox.
 /// Under a varied build path (`source_dir` other than `/src`), an output
 /// under `/src/<name>/` of one of the `sources` is read at

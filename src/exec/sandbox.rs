@@ -359,27 +359,13 @@ fn mask_proc() -> Result<(), String> {
     Ok(())
 }
 
-/// Capabilities a step keeps (inside its user namespace): enough to own,
-/// chmod and chown its files, change its ids and signal its processes.
-/// Left out above all: `SYS_ADMIN` (mounts, namespaces), `MKNOD`,
-/// `SYS_PTRACE`, `NET_ADMIN`, `NET_RAW`, `SYS_CHROOT` and every capability
-/// over the kernel, time, modules or devices.
-const KEPT: CapabilitySet = CapabilitySet::CHOWN
-    .union(CapabilitySet::DAC_OVERRIDE)
-    .union(CapabilitySet::DAC_READ_SEARCH)
-    .union(CapabilitySet::FOWNER)
-    .union(CapabilitySet::FSETID)
-    .union(CapabilitySet::KILL)
-    .union(CapabilitySet::SETGID)
-    .union(CapabilitySet::SETUID)
-    .union(CapabilitySet::SETFCAP)
-    .union(CapabilitySet::NET_BIND_SERVICE);
-
-/// Takes every capability not in [`KEPT`] away for good: from the bounding
-/// set (no exec can give it back) and from every set this process holds.
+/// Takes every capability not in [`super::STEP_CAPABILITIES`] away for
+/// good: from the bounding set (no exec can give it back) and from every set
+/// this process holds.
 fn drop_capabilities() -> Result<(), String> {
+    let kept = CapabilitySet::from_bits_retain(super::STEP_CAPABILITIES.iter().fold(0u64, |m, (_, bit)| m | 1 << bit));
     for cap in 0..64u32 {
-        if KEPT.bits() & (1u64 << cap) != 0 {
+        if kept.bits() & (1u64 << cap) != 0 {
             continue;
         }
         // SAFETY: prctl with integer arguments; EINVAL past the kernel's last capability.
@@ -391,7 +377,7 @@ fn drop_capabilities() -> Result<(), String> {
         }
     }
     rustix::thread::clear_ambient_capability_set().map_err(|e| err("clear ambient capabilities", e))?;
-    let sets = rustix::thread::CapabilitySets { effective: KEPT, permitted: KEPT, inheritable: CapabilitySet::empty() };
+    let sets = rustix::thread::CapabilitySets { effective: kept, permitted: kept, inheritable: CapabilitySet::empty() };
     rustix::thread::set_capabilities(None, sets).map_err(|e| err("capset", e))?;
     rustix::thread::set_no_new_privs(true).map_err(|e| err("no_new_privs", e))
 }

@@ -127,6 +127,17 @@ impl OciBackend {
         Ok(backend)
     }
 
+    /// Whether the engine runs containers in a user namespace of their own
+    /// (Docker with `userns-remap`, rootless Podman). Without one a step's
+    /// root is the host's root, held in check only by the dropped
+    /// capabilities, `no-new-privileges` and the engine's seccomp profile
+    /// and masked `/proc` paths; the local backend always has one.
+    pub fn user_namespace(&self) -> Result<bool, ExecError> {
+        let info = self.rt.block_on(self.docker.info()).map_err(|e| engine_err(&self.endpoint, "info", e))?;
+        let rootless = info.security_options.iter().flatten().any(|o| o.contains("name=userns") || o.contains("name=rootless"));
+        Ok(rootless)
+    }
+
     /// Top-level names the engine adds to every container's root that the
     /// sandbox contract does not name (`etc` for its hostname, hosts and
     /// resolver files; `sys`).
@@ -279,6 +290,12 @@ impl OciBackend {
             host_config: Some(HostConfig {
                 network_mode: Some("none".into()),
                 log_config: Some(HostConfigLogConfig { typ: Some("none".into()), config: None }),
+                // The same capabilities as on every backend, and no way to gain more.
+                cap_drop: Some(vec!["ALL".into()]),
+                cap_add: Some(super::STEP_CAPABILITIES.iter().map(|(name, _)| format!("CAP_{name}")).collect()),
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                // Its own cgroup namespace too, whatever the engine's default.
+                cgroupns_mode: Some(bollard::models::HostConfigCgroupnsModeEnum::PRIVATE),
                 ..Default::default()
             }),
             ..Default::default()
