@@ -144,6 +144,7 @@ impl Error {
             Error::Verify(e) => e.exit_code(),
             Error::Unverified(e) => e.exit_code(),
             Error::Snapshot(crate::cli::snapshot::SnapshotRefused::Write { .. }) => exit::BAD_INPUT,
+            Error::Snapshot(crate::cli::snapshot::SnapshotRefused::LayerDamaged { .. }) => exit::VERIFICATION_FAILED,
             Error::Snapshot(_) => exit::BLOCKED,
             Error::Diff(crate::cli::diff::DiffError::Differ { .. }) => exit::VERIFICATION_FAILED,
             Error::Diff(crate::cli::diff::DiffError::Nothing { .. }) => exit::BLOCKED,

@@ -317,3 +317,64 @@ fn a_failed_step_shows_its_log_tail_and_path_per_seed() {
         assert!(log.contains("emit_move is not a defined symbol"), "{log}");
     }
 }
+
+/// The first regular file under `dir`, in name order.
+fn first_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for p in entries {
+        let m = fs::symlink_metadata(&p).unwrap();
+        if m.is_file() {
+            return p;
+        }
+        if m.is_dir() {
+            return first_file(&p);
+        }
+    }
+    panic!("no file under {}", dir.display())
+}
+
+#[test]
+fn a_byte_flipped_in_a_verified_layer_is_caught_everywhere_it_is_relied_on() {
+    let m = Mini::new();
+    let r = m.run(&["--json", "verify", "stage0"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    let step = v["stages"][0]["steps"].as_array().unwrap().iter().find(|s| s["step"] == "hex0").unwrap().clone();
+    let layer = step["runs"][0]["output"].as_str().unwrap().strip_prefix("blake3:").unwrap().to_string();
+    let file = first_file(&m.state.join("layers").join(&layer));
+    let original = fs::read(&file).unwrap();
+    let mut flipped = original.clone();
+    flipped[0] ^= 1;
+    fs::write(&file, &flipped).unwrap();
+
+    // What relies on the verified stage refuses it.
+    let out = m.chain.join("image");
+    let e = m.run(&["export", "stage0", "--oci", out.to_str().unwrap()]);
+    assert_eq!(e.code, 2, "{}", e.stderr);
+    assert!(e.stderr.contains("is damaged: its files now hash to"), "{}", e.stderr);
+    assert!(!out.join("index.json").exists());
+    let a = m.run(&["attest", "stage0"]);
+    assert_eq!(a.code, 3, "the stage receipt was dropped by export: {}", a.stderr);
+
+    // verify notices, moves the layer aside and rebuilds it: the stage verifies again.
+    let r = m.run(&["verify", "stage0"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("is damaged") && r.stderr.contains("runs again"), "{}", r.stderr);
+    assert_eq!(fs::read(&file).unwrap(), original, "the rebuilt layer holds the verified bytes");
+    let e = m.run(&["export", "stage0", "--oci", out.to_str().unwrap()]);
+    assert_eq!(e.code, 0, "{}", e.stderr);
+
+    // A step receipt deleted behind verify's back is noticed too: the step runs again.
+    let receipts = m.receipts();
+    let dir = m.state.join("receipts/steps/hex0/busybox");
+    let gone = fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+    fs::remove_file(&gone).unwrap();
+    let r = m.run(&["--json", "verify", "stage0"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    let hex0 = v["stages"][0]["steps"].as_array().unwrap().iter().find(|s| s["step"] == "hex0").unwrap().clone();
+    assert!(hex0["runs"].as_array().unwrap().iter().any(|r| r["outcome"] == "built"), "{hex0}");
+    assert!(gone.exists());
+    assert_eq!(m.receipts(), receipts);
+}

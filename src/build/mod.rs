@@ -22,6 +22,7 @@ use crate::chain::{Chain, model::Placement};
 use crate::exec::{Executor, LogSink, SourceInput, Status, StepRequest};
 use crate::hash::{Blake3, Sha256};
 use crate::plan::Plan;
+use crate::store::LayerState;
 use crate::store::Store;
 use crate::store::receipt::{FileRecord, NeedRef, RECEIPT_FORMAT, Receipt, RunStatus, SeedRef, SourceRef};
 
@@ -232,9 +233,22 @@ impl Build<'_> {
         let input = request::input_digest(&key, &req);
         if let Some(r) = self.store.read_receipt(&step.name, &self.seed.name, &input)
             && r.status == RunStatus::Succeeded
-            && r.output.is_some_and(|o| self.store.layer_path(&o).is_dir())
+            && let Some(layer) = r.output
         {
-            return Ok(Outcome::Cached(Box::new(r)));
+            // A cached result counts only while its layer holds what was recorded.
+            match self.store.check_layer(&layer) {
+                LayerState::Intact => return Ok(Outcome::Cached(Box::new(r))),
+                LayerState::Missing => {}
+                damaged => {
+                    eprintln!(
+                        "warning: the output of `{}` on `{}` ({layer}) is {}; it is moved aside and the step runs again",
+                        step.name,
+                        self.seed.name,
+                        damaged.describe()
+                    );
+                    self.store.quarantine_layer(&layer)?;
+                }
+            }
         }
         self.events.started(&step.name);
         let echo = Echo { step: &step.name, events: self.events };

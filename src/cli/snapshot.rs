@@ -48,6 +48,22 @@ pub enum SnapshotRefused {
         /// Its stage.
         stage: String,
     },
+    /// A layer the stage's verification produced no longer holds what was verified.
+    #[error("the output of step `{step}` ({layer}) is {state}")]
+    #[diagnostic(
+        code(bootstrap::stage::layer_damaged),
+        help("the state directory was changed after `verify` ran: do not use it; run `bootstrap verify {stage}` again, which moves the damaged layer aside and rebuilds it")
+    )]
+    LayerDamaged {
+        /// The step.
+        step: String,
+        /// Its recorded output tree digest.
+        layer: crate::hash::Blake3,
+        /// What was found.
+        state: String,
+        /// Its stage.
+        stage: String,
+    },
     /// The file could not be written.
     #[error("cannot write {path}: {message}")]
     #[diagnostic(code(bootstrap::snapshot::write), help("check that the chain directory is writable"))]
@@ -113,8 +129,19 @@ pub(crate) fn verified_stage(chain: &Chain, stage_name: &str, store: &Store) -> 
                 stage: stage_name.to_string(),
             }));
         };
-        if r.output.is_none() {
+        let Some(layer) = r.output else {
             return Err(Error::Snapshot(refused("a step has no output")));
+        };
+        // Verified then is not verified now if the bytes changed since.
+        let state = store.check_layer(&layer);
+        if state != crate::store::LayerState::Intact {
+            stage::forget(store, stage_name)?;
+            return Err(Error::Snapshot(SnapshotRefused::LayerDamaged {
+                step: entry.step.clone(),
+                layer,
+                state: state.describe(),
+                stage: stage_name.to_string(),
+            }));
         }
         steps.push(r);
     }

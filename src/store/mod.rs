@@ -11,6 +11,7 @@
 //! index/unpack/<sha256 hex>-strip<N>   the layer a source unpacks to
 //! index/unpack/<sha256 hex>-rootfs      the layer a seed's rootfs tarball unpacks to
 //! index/seeds/<blake3 of path>          a seed directory's digest and the lstat fingerprint it holds for (`build::seed`)
+//! index/layer-stat/<blake3 hex>         a layer's stat fingerprint when it last hashed to its name (see [`integrity`])
 //! tmp/                          work in progress; nothing here is ever final
 //! cache/parse/                  the chain parse cache (see `chain::cache`)
 //! cache/stages/<stage>.bin       binary twins of the stage receipts (see `verify::stage`)
@@ -22,6 +23,7 @@
 //! store lock ([`lock`]); `verify` and `gc` are in their own modules.
 
 mod gc;
+mod integrity;
 mod lock;
 pub mod receipt;
 mod verify;
@@ -38,6 +40,7 @@ use thiserror::Error;
 use crate::hash::{self, Blake3, EntryKind, HashError, Sha256, Tree};
 
 pub use gc::{GcReport, Removed};
+pub use integrity::LayerState;
 pub use lock::{LockMode, StoreLock, Wait};
 pub use verify::{Problem, VerifyReport};
 

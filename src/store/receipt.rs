@@ -197,6 +197,13 @@ impl Store {
         self.write_atomic(&path, &bytes)
     }
 
+    /// Whether a receipt file of `step` on `seed` for `input` is there.
+    pub fn has_receipt(&self, step: &str, seed: &str, input: &Blake3) -> bool {
+        // A stat, not a parse: a receipt deleted or emptied is noticed here;
+        // one damaged otherwise is noticed by whatever reads it.
+        std::fs::metadata(self.receipt_path(step, seed, input)).is_ok_and(|m| m.is_file() && m.len() > 0)
+    }
+
     /// The receipt for these keys, if there is a readable one. An unreadable
     /// or foreign one counts as absent (the step runs again and replaces it;
     /// `store verify` reports it).

@@ -290,6 +290,17 @@ impl Verifier<'_> {
             }
             stage::note_layers_seen(self.store, &loaded, now);
         }
+        // Present is not enough: each layer must still hold what was
+        // verified (a stat per entry; hashed again only when one changed),
+        // and each step receipt must still be there. Otherwise the steps run
+        // again, which moves a damaged layer aside and rebuilds it.
+        let intact = prev.steps.iter().all(|s| {
+            s.runs.first().and_then(|r| r.output).is_some_and(|o| self.store.check_layer(&o) == crate::store::LayerState::Intact)
+                && s.runs.iter().all(|r| self.store.has_receipt(&s.step, &r.seed, &r.input))
+        });
+        if !intact {
+            return None;
+        }
         let mut prev = loaded.receipt;
         for step in &mut prev.steps {
             for r in &mut step.runs {

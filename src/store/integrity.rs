@@ -1,0 +1,127 @@
+//! Whether a layer still holds what its name says, checked wherever a
+//! verified result is relied on (`verify` taking a stage or a step from its
+//! receipt, `export`, `attest`, `sign --require-reproduced`).
+//!
+//! Re-hashing every layer on every run would cost as much as the first
+//! hash. Instead a layer's *stat fingerprint* (the BLAKE3 of every entry's
+//! path, kind, mode, size, inode, and modification and change times, in
+//! walk order) is remembered in `index/layer-stat/<digest hex>` once the
+//! layer's content has been hashed and found equal to its name. While the
+//! fingerprint is the same, nothing in the layer changed: writing a file
+//! changes its change time, which cannot be set back. When it differs, the
+//! layer is hashed again. As for git's index, a fingerprint is remembered
+//! only when nothing in the layer changed in the last two seconds.
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::{Store, settled};
+use crate::hash::{self, Blake3};
+
+/// What a layer was found to hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerState {
+    /// Its content hashes to its name.
+    Intact,
+    /// There is no layer of that name.
+    Missing,
+    /// Its content hashes to something else: it was changed after it was stored.
+    Damaged {
+        /// What it hashes to now.
+        found: Blake3,
+    },
+    /// It could not be read (or holds what no layer may: a device file, a fifo).
+    Unreadable(String),
+}
+
+impl LayerState {
+    /// One line for messages: `missing`, `damaged: it now hashes to …`.
+    pub fn describe(&self) -> String {
+        match self {
+            LayerState::Intact => "intact".into(),
+            LayerState::Missing => "missing from the store".into(),
+            LayerState::Damaged { found } => format!("damaged: its files now hash to {found}"),
+            LayerState::Unreadable(e) => format!("unreadable: {e}"),
+        }
+    }
+}
+
+/// The stat fingerprint of the tree at `root` and the newest change time
+/// in it (ns since the epoch), or `None` if any entry cannot be read.
+fn stat_fingerprint(root: &Path) -> Option<(Blake3, i128)> {
+    fn walk(dir: &Path, rel: &mut Vec<u8>, h: &mut blake3::Hasher, newest: &mut i128) -> Option<()> {
+        let mut entries: Vec<_> = fs::read_dir(dir).ok()?.collect::<Result<_, _>>().ok()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let m = e.path().symlink_metadata().ok()?;
+            let len = rel.len();
+            rel.push(b'/');
+            rel.extend_from_slice(e.file_name().as_bytes());
+            h.update(&(rel.len() as u64).to_le_bytes());
+            h.update(rel);
+            for v in [m.mode() as u64, m.size(), m.ino(), m.mtime() as u64, m.mtime_nsec() as u64, m.ctime() as u64, m.ctime_nsec() as u64] {
+                h.update(&v.to_le_bytes());
+            }
+            *newest = (*newest).max(i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()));
+            if m.is_dir() {
+                walk(&e.path(), rel, h, newest)?;
+            }
+            rel.truncate(len);
+        }
+        Some(())
+    }
+    let m = root.symlink_metadata().ok()?;
+    let mut h = blake3::Hasher::new();
+    let mut newest = i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec());
+    h.update(&[m.mode() as u8]);
+    walk(root, &mut Vec::new(), &mut h, &mut newest)?;
+    Some((Blake3(*h.finalize().as_bytes()), newest))
+}
+
+impl Store {
+    fn layer_stat_path(&self, digest: &Blake3) -> std::path::PathBuf {
+        self.root().join("index").join("layer-stat").join(digest.hex())
+    }
+
+    /// Whether layer `digest` still holds what its name says: from its stat
+    /// fingerprint when that is unchanged since the layer was last hashed,
+    /// else by hashing it again (see the module doc).
+    pub fn check_layer(&self, digest: &Blake3) -> LayerState {
+        let path = self.layer_path(digest);
+        if !path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            return LayerState::Missing;
+        }
+        let Some((now, newest)) = stat_fingerprint(&path) else {
+            return LayerState::Unreadable(format!("cannot read every entry of {}", path.display()));
+        };
+        let remembered = self.layer_stat_path(digest);
+        if fs::read(&remembered).is_ok_and(|b| b == now.hex().as_bytes()) {
+            return LayerState::Intact;
+        }
+        match hash::hash_tree(&path) {
+            Err(e) => LayerState::Unreadable(e.to_string()),
+            Ok(tree) if tree.digest() != *digest => LayerState::Damaged { found: tree.digest() },
+            Ok(_) => {
+                if settled(newest) {
+                    // Only a cache: without it the next check hashes again.
+                    let _ = fs::create_dir_all(remembered.parent().unwrap_or(Path::new(".")));
+                    let _ = self.write_atomic(&remembered, now.hex().as_bytes());
+                }
+                LayerState::Intact
+            }
+        }
+    }
+
+    /// Moves a damaged layer out of `layers/` (into `tmp/`, where the next
+    /// cleanup removes it), so the step that made it runs again instead of
+    /// its damage being overlaid on later steps.
+    pub fn quarantine_layer(&self, digest: &Blake3) -> Result<(), super::StoreError> {
+        let from = self.layer_path(digest);
+        let to = self.tmp().join(format!("damaged-{}-{}", digest.hex(), std::process::id()));
+        fs::rename(&from, &to).map_err(super::io_at(&from))?;
+        let _ = fs::remove_file(self.layer_stat_path(digest));
+        Ok(())
+    }
+}
