@@ -120,10 +120,21 @@ fn main() -> ExitCode {
     if args.len() == 3 && args[1] == bootstrap::exec::sandbox::HELPER_ARG {
         return ExitCode::from(bootstrap::exec::sandbox::helper_main(&args[2]).clamp(0, 255) as u8);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let _ = e.print();
+            // --help and --version are answers; anything else is a usage error (exit 1).
+            let asked = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+            return ExitCode::from(if asked { exit::OK } else { exit::BAD_INPUT });
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = Tracked { inner: std::io::BufWriter::new(stdout.lock()), wrote: false };
-    match cli::run(&cli, &mut out) {
+    // What is still buffered must reach stdout too: a full disk is a failure.
+    let result = cli::run(&cli, &mut out).and_then(|()| out.flush().map_err(Error::Output));
+    match result {
         Ok(()) => ExitCode::from(exit::OK),
         // A closed pipe (`bootstrap plan | head`) is the reader's choice, not a failure.
         Err(Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(exit::OK),

@@ -34,6 +34,18 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     text.push('\n');
     match &args.output {
         None => out.write_all(text.as_bytes()).map_err(Error::Output),
-        Some(path) => super::snapshot::write_atomic(path, text.as_bytes()).map_err(Error::Output),
+        Some(path) => {
+            // Renaming over PATH would replace whatever it is (`-o /dev/full`
+            // once replaced the device node): only a regular file, or nothing.
+            if let Ok(m) = std::fs::symlink_metadata(path)
+                && !m.is_file()
+            {
+                return Err(Error::Output(std::io::Error::other(format!(
+                    "{} exists and is not a regular file: `attest -o` writes a file, give another path (or omit -o for stdout)",
+                    path.display()
+                ))));
+            }
+            super::snapshot::write_atomic(path, text.as_bytes()).map_err(Error::Output)
+        }
     }
 }
