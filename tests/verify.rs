@@ -378,3 +378,24 @@ fn a_byte_flipped_in_a_verified_layer_is_caught_everywhere_it_is_relied_on() {
     assert!(gone.exists());
     assert_eq!(m.receipts(), receipts);
 }
+
+#[test]
+fn a_step_that_prints_without_end_keeps_only_its_logs_tail() {
+    let m = Mini::new();
+    // 8 MiB of numbered lines, then a last word, then failure.
+    m.add(
+        "stage0/loud.kdl",
+        "step \"loud\" {\n    root \"seed\"\n    script \"i=0; while [ $i -lt 4096 ]; do head -c 2048 /dev/zero | tr '\\\\0' x; echo \\\" $i\\\"; i=$((i+1)); done; echo the last word; exit 1\"\n    output \"/out\"\n}\n",
+    );
+    let r = m.run(&["--max-log-size", "1M", "verify", "stage0"]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let path = r.stdout.lines().find_map(|l| l.trim().strip_prefix("whole log: ")).unwrap_or_else(|| panic!("{}", r.stdout));
+    let log = fs::read(path).unwrap();
+    assert!(log.len() <= (1 << 20) + 200 && log.len() >= (1 << 19), "{} bytes kept", log.len());
+    let text = String::from_utf8_lossy(&log);
+    assert!(text.starts_with("[bootstrap: the first "), "{}", &text[..100]);
+    assert!(text.trim_end().ends_with("the last word"), "{}", &text[text.len() - 100..]);
+    assert!(r.stdout.contains("| the last word"), "{}", r.stdout);
+    // A size that is not one is a usage error.
+    assert_eq!(m.run(&["--max-log-size", "lots", "check"]).code, 1);
+}

@@ -66,6 +66,9 @@ pub struct Cli {
     /// Fail at once (exit 3) instead of waiting when another process holds the store lock.
     #[arg(long, global = true)]
     pub no_wait: bool,
+    /// Keep at most this much of each step's log, its end (bytes, or with K, M, G) [default: 64M].
+    #[arg(long, value_name = "SIZE", global = true, value_parser = parse_size)]
+    pub max_log_size: Option<u64>,
     /// Say more.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -154,6 +157,8 @@ pub struct Context {
     pub seeds: Vec<crate::build::SeedArg>,
     /// `--backend`.
     pub backend: BackendKind,
+    /// `--max-log-size`.
+    pub log_limit: u64,
 }
 
 impl Context {
@@ -173,6 +178,7 @@ impl Context {
             no_wait: cli.no_wait,
             seeds: cli.seeds.iter().chain(command_seeds(&cli.command)).map(|s| crate::build::SeedArg::parse(s)).collect(),
             backend: cli.backend,
+            log_limit: cli.max_log_size.unwrap_or(crate::exec::log::DEFAULT_LOG_LIMIT),
         }
     }
 
@@ -184,9 +190,9 @@ impl Context {
         Ok(match self.backend {
             BackendKind::Local => {
                 let helper = std::env::current_exe().map_err(|e| err(ExecError::Sandbox(format!("cannot find the running executable: {e}"))))?;
-                Backend::Local(crate::exec::local::LocalBackend::new(helper))
+                Backend::Local(crate::exec::local::LocalBackend::new(helper).with_log_limit(self.log_limit))
             }
-            BackendKind::Oci => Backend::Oci(Box::new(crate::exec::oci::OciBackend::connect().map_err(err)?)),
+            BackendKind::Oci => Backend::Oci(Box::new(crate::exec::oci::OciBackend::connect().map_err(err)?.with_log_limit(self.log_limit))),
         })
     }
 
@@ -256,4 +262,17 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
 pub(crate) fn write_json<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> Result<(), Error> {
     serde_json::to_writer_pretty(&mut *out, value).map_err(|e| Error::Output(e.into()))?;
     writeln!(out).map_err(Error::Output)
+}
+
+/// `4096`, `64K`, `64M`, `2G` (powers of 1024) as bytes; at least 2.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("`{text}` is not a size: give bytes, or a number with K, M or G"))?;
+    n.checked_mul(1 << shift).filter(|&b| b >= 2).ok_or_else(|| format!("`{text}` is out of range (2 bytes to 16 EiB)"))
 }

@@ -21,6 +21,7 @@ use crate::store::Store;
 pub struct LocalBackend {
     helper: PathBuf,
     copy_limit: u64,
+    log_limit: u64,
 }
 
 /// Unions up to this size are copied into a tmpfs rather than mounted as
@@ -31,12 +32,18 @@ pub const DEFAULT_COPY_LIMIT: u64 = 64 << 20;
 impl LocalBackend {
     /// A backend that re-executes `helper` for each sandbox.
     pub fn new(helper: PathBuf) -> Self {
-        LocalBackend { helper, copy_limit: DEFAULT_COPY_LIMIT }
+        LocalBackend { helper, copy_limit: DEFAULT_COPY_LIMIT, log_limit: super::log::DEFAULT_LOG_LIMIT }
+    }
+
+    /// The same, keeping at most `limit` bytes of each step's log (its end).
+    pub fn with_log_limit(mut self, limit: u64) -> Self {
+        self.log_limit = limit;
+        self
     }
 
     /// The same, copying unions of at most `limit` bytes (0: never).
     pub fn with_copy_limit(helper: PathBuf, limit: u64) -> Self {
-        LocalBackend { helper, copy_limit: limit }
+        LocalBackend { helper, copy_limit: limit, log_limit: super::log::DEFAULT_LOG_LIMIT }
     }
 }
 
@@ -110,8 +117,7 @@ impl Executor for LocalBackend {
         let spec_path = run.path().join("spec.json");
         fs::write(&spec_path, serde_json::to_vec(&spec).map_err(|e| sandbox_err("spec", e))?)
             .map_err(|e| sandbox_err("spec", e))?;
-        let log_path = run.path().join("log");
-        let mut log = File::create(&log_path).map_err(|e| sandbox_err("log", e))?;
+        let mut log = super::log::LogTail::new(store, self.log_limit)?;
         // The step writes its log into a pipe, not a file of the host's: no
         // descriptor inside the sandbox may refer to a host file.
         let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| sandbox_err("pipe", e))?;
@@ -133,7 +139,7 @@ impl Executor for LocalBackend {
         let mut child = spawned.map_err(|e| sandbox_err(&format!("start {}", self.helper.display()), e))?;
         rustix::fs::fcntl_setfl(&reader, rustix::fs::OFlags::NONBLOCK).map_err(|e| sandbox_err("pipe", e))?;
         let mut pipe = File::from(reader);
-        let pass_on = |pipe: &mut File, log: &mut File| -> Result<bool, ExecError> {
+        let pass_on = |pipe: &mut File, log: &mut super::log::LogTail| -> Result<bool, ExecError> {
             use std::io::{Read, Write};
             let mut buf = [0u8; 65536];
             loop {
@@ -183,15 +189,13 @@ impl Executor for LocalBackend {
         // step's namespace being killed) is gone.
         rustix::fs::fcntl_setfl(&pipe, rustix::fs::OFlags::empty()).map_err(|e| sandbox_err("pipe", e))?;
         while pass_on(&mut pipe, &mut log)? {}
-        drop(log);
+        let log_digest = log.finish(store)?;
         let duration = started.elapsed();
-        let log_bytes = fs::read(&log_path).map_err(|e| sandbox_err("log", e))?;
-        let log_digest = super::store_log(store, &log_bytes)?;
         let outcome = if timed_out {
             None
         } else {
             let text = fs::read(run.path().join("result.json")).map_err(|e| {
-                sandbox_err("the sandbox ended without a result", format!("{e}; its log: {}", String::from_utf8_lossy(&log_bytes)))
+                sandbox_err("the sandbox ended without a result", format!("{e}; its log ends: {}", store.log_tail(&log_digest, 15).join("\n")))
             })?;
             Some(serde_json::from_slice::<Outcome>(&text).map_err(|e| sandbox_err("result", e))?)
         };

@@ -9,6 +9,7 @@
 //! [`sandbox`].
 
 pub mod local;
+pub mod log;
 pub mod oci;
 pub mod sandbox;
 pub(crate) mod union;
@@ -236,15 +237,4 @@ pub fn real_output_path<'a>(source_dir: &str, mut sources: impl Iterator<Item = 
         Some(rest) if sd != "src" && sources.any(|n| rest.split('/').next() == Some(n)) => format!("/{sd}/{rest}"),
         _ => out.to_string(),
     }
-}
-
-/// Stores a step's log as `logs/<blake3>` (once per content) and returns
-/// its digest.
-pub fn store_log(store: &crate::store::Store, bytes: &[u8]) -> Result<Blake3, ExecError> {
-    let digest = crate::hash::hash_bytes(bytes).blake3;
-    let dest = store.log_path(&digest);
-    if !dest.exists() {
-        store.write_atomic(&dest, bytes)?;
-    }
-    Ok(digest)
 }

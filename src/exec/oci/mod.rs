@@ -83,6 +83,8 @@ pub struct OciBackend {
     scratch: OnceLock<Sha256>,
     /// `<pid>-<n>`: this backend's label value.
     instance: String,
+    /// The most of a step's log kept (its end).
+    log_limit: u64,
 }
 
 /// What `seed import` made.
@@ -121,10 +123,24 @@ impl OciBackend {
             Ok::<Docker, ExecError>(d)
         })?;
         let instance = format!("{}-{}", std::process::id(), BACKENDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        let backend = OciBackend { docker, rt, endpoint, live: Arc::default(), scratch: OnceLock::new(), instance };
+        let backend = OciBackend {
+            docker,
+            rt,
+            endpoint,
+            live: Arc::default(),
+            scratch: OnceLock::new(),
+            instance,
+            log_limit: super::log::DEFAULT_LOG_LIMIT,
+        };
         backend.on_interrupt();
         backend.rt.block_on(backend.remove_orphans());
         Ok(backend)
+    }
+
+    /// The same backend, keeping at most `limit` bytes of each step's log (its end).
+    pub fn with_log_limit(mut self, limit: u64) -> Self {
+        self.log_limit = limit;
+        self
     }
 
     /// Whether the engine runs containers in a user namespace of their own
@@ -381,11 +397,11 @@ impl Executor for OciBackend {
         let real: Vec<String> =
             req.outputs.iter().map(|o| super::real_output_path(&req.source_dir, req.sources.iter().map(|(n, _)| n.as_str()), o)).collect();
         let input = inputs::tar(req, INIT)?;
-        let mut log = store.temp_file()?;
+        let mut log = super::log::LogTail::new(store, self.log_limit)?;
         let capture = store.temp_dir()?;
         let ran = self.rt.block_on(async {
             let id = self.create(&image, req, init_argv(req, &real)).await?;
-            let r = self.step(&id, req, input, &real, log.as_file_mut(), echo, capture.path()).await;
+            let r = self.step(&id, req, input, &real, &mut log, echo, capture.path()).await;
             self.remove(&id).await;
             r
         });
@@ -400,8 +416,7 @@ impl Executor for OciBackend {
         }
         let (status, timed_out) = ran?;
         let duration = started.elapsed();
-        let log_bytes = std::fs::read(log.path()).map_err(|e| ExecError::Sandbox(format!("read the step log: {e}")))?;
-        let log_digest = super::store_log(store, &log_bytes)?;
+        let log_digest = log.finish(store)?;
         let status = if timed_out { Status::TimedOut } else { status };
         let layer = if status == Status::Succeeded { Some(store.commit_tree(capture)?) } else { None };
         Ok(StepResult { status, layer, log: log_digest, duration })
@@ -418,7 +433,7 @@ impl OciBackend {
         req: &StepRequest,
         input: Vec<u8>,
         real: &[String],
-        log: &mut std::fs::File,
+        log: &mut super::log::LogTail,
         echo: &dyn LogSink,
         capture: &std::path::Path,
     ) -> Result<(Status, bool), ExecError> {
