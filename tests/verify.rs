@@ -399,3 +399,17 @@ fn a_step_that_prints_without_end_keeps_only_its_logs_tail() {
     // A size that is not one is a usage error.
     assert_eq!(m.run(&["--max-log-size", "lots", "check"]).code, 1);
 }
+
+#[test]
+fn a_steps_tmp_is_bounded() {
+    let m = Mini::new();
+    m.add(
+        "stage0/fill.kdl",
+        "step \"fill\" {\n    root \"seed\"\n    script \"head -c 20000000 /dev/zero > /tmp/big && mkdir /out\"\n    output \"/out\"\n}\n",
+    );
+    let r = m.run(&["--max-tmp-size", "8M", "verify", "stage0"]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("No space left on device") || r.stdout.contains("No space left"), "{}", r.stdout);
+    let r = m.run(&["--max-tmp-size", "64M", "verify", "stage0"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}

@@ -69,6 +69,9 @@ pub struct Cli {
     /// Keep at most this much of each step's log, its end (bytes, or with K, M, G) [default: 64M].
     #[arg(long, value_name = "SIZE", global = true, value_parser = parse_size)]
     pub max_log_size: Option<u64>,
+    /// Let a step write at most this much to its /tmp, which is memory (local backend) [default: 4G].
+    #[arg(long, value_name = "SIZE", global = true, value_parser = parse_size)]
+    pub max_tmp_size: Option<u64>,
     /// Say more.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -159,6 +162,8 @@ pub struct Context {
     pub backend: BackendKind,
     /// `--max-log-size`.
     pub log_limit: u64,
+    /// `--max-tmp-size`.
+    pub tmp_limit: u64,
 }
 
 impl Context {
@@ -179,6 +184,7 @@ impl Context {
             seeds: cli.seeds.iter().chain(command_seeds(&cli.command)).map(|s| crate::build::SeedArg::parse(s)).collect(),
             backend: cli.backend,
             log_limit: cli.max_log_size.unwrap_or(crate::exec::log::DEFAULT_LOG_LIMIT),
+            tmp_limit: cli.max_tmp_size.unwrap_or(crate::exec::local::DEFAULT_TMP_LIMIT),
         }
     }
 
@@ -190,7 +196,7 @@ impl Context {
         Ok(match self.backend {
             BackendKind::Local => {
                 let helper = std::env::current_exe().map_err(|e| err(ExecError::Sandbox(format!("cannot find the running executable: {e}"))))?;
-                Backend::Local(crate::exec::local::LocalBackend::new(helper).with_log_limit(self.log_limit))
+                Backend::Local(crate::exec::local::LocalBackend::new(helper).with_log_limit(self.log_limit).with_tmp_limit(self.tmp_limit))
             }
             BackendKind::Oci => Backend::Oci(Box::new(crate::exec::oci::OciBackend::connect().map_err(err)?.with_log_limit(self.log_limit))),
         })

@@ -22,7 +22,12 @@ pub struct LocalBackend {
     helper: PathBuf,
     copy_limit: u64,
     log_limit: u64,
+    tmp_limit: u64,
 }
+
+/// The most a step may write to its `/tmp` unless `--max-tmp-size` says
+/// otherwise (tmpfs: memory).
+pub const DEFAULT_TMP_LIMIT: u64 = 4 << 30;
 
 /// Unions up to this size are copied into a tmpfs rather than mounted as
 /// overlays (see `sandbox::copy`): the whole of stage0 fits, a seed's root
@@ -32,7 +37,14 @@ pub const DEFAULT_COPY_LIMIT: u64 = 64 << 20;
 impl LocalBackend {
     /// A backend that re-executes `helper` for each sandbox.
     pub fn new(helper: PathBuf) -> Self {
-        LocalBackend { helper, copy_limit: DEFAULT_COPY_LIMIT, log_limit: super::log::DEFAULT_LOG_LIMIT }
+        LocalBackend { helper, copy_limit: DEFAULT_COPY_LIMIT, log_limit: super::log::DEFAULT_LOG_LIMIT, tmp_limit: DEFAULT_TMP_LIMIT }
+    }
+
+    /// The same, letting a step write at most `limit` bytes to its `/tmp`
+    /// (and beyond its inputs, to a union copied into a tmpfs).
+    pub fn with_tmp_limit(mut self, limit: u64) -> Self {
+        self.tmp_limit = limit;
+        self
     }
 
     /// The same, keeping at most `limit` bytes of each step's log (its end).
@@ -43,7 +55,7 @@ impl LocalBackend {
 
     /// The same, copying unions of at most `limit` bytes (0: never).
     pub fn with_copy_limit(helper: PathBuf, limit: u64) -> Self {
-        LocalBackend { helper, copy_limit: limit, log_limit: super::log::DEFAULT_LOG_LIMIT }
+        LocalBackend { helper, copy_limit: limit, log_limit: super::log::DEFAULT_LOG_LIMIT, tmp_limit: DEFAULT_TMP_LIMIT }
     }
 }
 
@@ -100,6 +112,7 @@ impl LocalBackend {
             hostname: req.hostname.clone(),
             source_dir: req.source_dir.clone(),
             copy_limit: self.copy_limit,
+            tmp_limit: self.tmp_limit,
         })
     }
 }

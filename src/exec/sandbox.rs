@@ -78,6 +78,9 @@ pub struct Spec {
     /// A union of at most this many bytes is copied into a tmpfs rather
     /// than mounted as an overlay (0: always an overlay).
     pub copy_limit: u64,
+    /// The most a step may write to `/tmp`, and to a union copied into a
+    /// tmpfs beyond what was copied (both are memory).
+    pub tmp_limit: u64,
 }
 
 /// What pid 1 reports back.
@@ -206,7 +209,9 @@ fn run_pid1(spec: &Spec, merged: &Path) -> Result<Outcome, String> {
 /// tmpfs when it is at most `spec.copy_limit` bytes ([`copy`]), else an
 /// overlay with `upper` and `work`.
 fn union(spec: &Spec, lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<(), String> {
-    if copy::small(lowers, spec.copy_limit) && copy::materialize(lowers, target).is_ok() {
+    if let Some(size) = copy::small(lowers, spec.copy_limit)
+        && copy::materialize(lowers, target, size.saturating_add(spec.tmp_limit)).is_ok()
+    {
         return Ok(());
     }
     overlay(lowers, upper, work, target)
@@ -315,7 +320,8 @@ fn build_root(spec: &Spec) -> Result<PathBuf, String> {
         }
     }
     let tmp = mount_point(&merged, "tmp", false)?;
-    rustix::mount::mount("tmpfs", &tmp, "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, c"mode=1777")
+    let options = CString::new(format!("mode=1777,size={}", spec.tmp_limit)).map_err(|e| err("tmpfs options", e))?;
+    rustix::mount::mount("tmpfs", &tmp, "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, options.as_c_str())
         .map_err(|e| err("mount /tmp", e))?;
     let dev = mount_point(&merged, "dev", false)?;
     rustix::mount::mount("tmpfs", &dev, "tmpfs", MountFlags::NOSUID | MountFlags::NOEXEC, c"mode=755")

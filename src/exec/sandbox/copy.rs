@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, Timespec, Timestamps};
 use rustix::mount::MountFlags;
 
-/// Whether the trees in `lowers` together hold at most `limit` bytes of
-/// file content (and a proportionate number of entries). Stops walking as
-/// soon as the answer is no.
-pub(super) fn small(lowers: &[PathBuf], limit: u64) -> bool {
+/// The room the trees in `lowers` take in a tmpfs, when that is at most
+/// `limit` bytes (file content and about a page per entry). Stops walking
+/// as soon as the answer is no.
+pub(super) fn small(lowers: &[PathBuf], limit: u64) -> Option<u64> {
     // An entry costs about a page of tmpfs metadata, whatever its size.
     let mut budget = limit as i128;
     fn walk(dir: &Path, budget: &mut i128) -> bool {
@@ -36,14 +36,15 @@ pub(super) fn small(lowers: &[PathBuf], limit: u64) -> bool {
         }
         true
     }
-    limit > 0 && lowers.iter().all(|l| walk(l, &mut budget))
+    (limit > 0 && lowers.iter().all(|l| walk(l, &mut budget))).then(|| (limit as i128 - budget) as u64)
 }
 
-/// Mounts a tmpfs on `target` and copies `lowers` (top first) into it,
-/// bottom first. On failure the tmpfs is unmounted again, so the caller can
-/// fall back to an overlay on the same place.
-pub(super) fn materialize(lowers: &[PathBuf], target: &Path) -> Result<(), String> {
-    rustix::mount::mount("tmpfs", target, "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, c"mode=755")
+/// Mounts a tmpfs of `size` bytes on `target` and copies `lowers` (top
+/// first) into it, bottom first. On failure the tmpfs is unmounted again,
+/// so the caller can fall back to an overlay on the same place.
+pub(super) fn materialize(lowers: &[PathBuf], target: &Path, size: u64) -> Result<(), String> {
+    let options = std::ffi::CString::new(format!("mode=755,size={size}")).map_err(|e| e.to_string())?;
+    rustix::mount::mount("tmpfs", target, "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, options.as_c_str())
         .map_err(|e| format!("mount a tmpfs on {}: {e}", target.display()))?;
     let copied = lowers.iter().rev().try_for_each(|l| {
         let m = fs::metadata(l)?;
