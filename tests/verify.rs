@@ -413,3 +413,35 @@ fn a_steps_tmp_is_bounded() {
     let r = m.run(&["--max-tmp-size", "64M", "verify", "stage0"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }
+
+#[test]
+fn a_steps_processes_are_bounded() {
+    let m = Mini::new();
+    m.add(
+        "stage0/many.kdl",
+        "step \"many\" {\n    root \"seed\"\n    script \"i=0; while [ $i -lt 100 ]; do sleep 30 & i=$((i+1)); done; mkdir /out\"\n    output \"/out\"\n}\n",
+    );
+    let r = m.run(&["--max-processes", "40", "verify", "stage0"]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("fork") || r.stdout.contains("Resource temporarily unavailable") || r.stdout.contains("Cannot fork"), "{}", r.stdout);
+    // Whatever it started is gone with it.
+    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&ps.stdout).lines().any(|l| l == "sleep 30"), "left running");
+}
+
+#[test]
+fn a_steps_memory_is_bounded_where_a_memory_cgroup_can_be_made() {
+    if !std::path::Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() && !std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
+        eprintln!("skipped: no cgroup v1 memory controller here (the fallback bounds no memory; README says so)");
+        return;
+    }
+    let m = Mini::new();
+    m.add(
+        "stage0/hungry.kdl",
+        "step \"hungry\" {\n    root \"seed\"\n    script \"dd if=/dev/zero of=/dev/null bs=256M count=1 && mkdir /out\"\n    output \"/out\"\n}\n",
+    );
+    let r = m.run(&["--max-memory", "64M", "verify", "stage0"]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let r = m.run(&["--max-memory", "1G", "verify", "stage0"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}

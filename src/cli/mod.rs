@@ -72,6 +72,12 @@ pub struct Cli {
     /// Let a step write at most this much to its /tmp, which is memory (local backend) [default: 4G].
     #[arg(long, value_name = "SIZE", global = true, value_parser = parse_size)]
     pub max_tmp_size: Option<u64>,
+    /// Let a step have at most this many processes at once (local backend) [default: 4096].
+    #[arg(long, value_name = "N", global = true)]
+    pub max_processes: Option<u64>,
+    /// Let a step's processes use at most this much memory together (local backend, where a memory cgroup can be made) [default: 8G].
+    #[arg(long, value_name = "SIZE", global = true, value_parser = parse_size)]
+    pub max_memory: Option<u64>,
     /// Say more.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -164,6 +170,10 @@ pub struct Context {
     pub log_limit: u64,
     /// `--max-tmp-size`.
     pub tmp_limit: u64,
+    /// `--max-processes`.
+    pub proc_limit: u64,
+    /// `--max-memory`.
+    pub memory_limit: u64,
 }
 
 impl Context {
@@ -185,6 +195,8 @@ impl Context {
             backend: cli.backend,
             log_limit: cli.max_log_size.unwrap_or(crate::exec::log::DEFAULT_LOG_LIMIT),
             tmp_limit: cli.max_tmp_size.unwrap_or(crate::exec::local::DEFAULT_TMP_LIMIT),
+            proc_limit: cli.max_processes.unwrap_or(crate::exec::local::DEFAULT_PROC_LIMIT),
+            memory_limit: cli.max_memory.unwrap_or(crate::exec::local::DEFAULT_MEMORY_LIMIT),
         }
     }
 
@@ -196,7 +208,7 @@ impl Context {
         Ok(match self.backend {
             BackendKind::Local => {
                 let helper = std::env::current_exe().map_err(|e| err(ExecError::Sandbox(format!("cannot find the running executable: {e}"))))?;
-                Backend::Local(crate::exec::local::LocalBackend::new(helper).with_log_limit(self.log_limit).with_tmp_limit(self.tmp_limit))
+                Backend::Local(crate::exec::local::LocalBackend::new(helper).with_log_limit(self.log_limit).with_tmp_limit(self.tmp_limit).with_proc_limit(self.proc_limit).with_memory_limit(self.memory_limit))
             }
             BackendKind::Oci => Backend::Oci(Box::new(crate::exec::oci::OciBackend::connect().map_err(err)?.with_log_limit(self.log_limit))),
         })

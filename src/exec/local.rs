@@ -23,11 +23,21 @@ pub struct LocalBackend {
     copy_limit: u64,
     log_limit: u64,
     tmp_limit: u64,
+    proc_limit: u64,
+    memory_limit: u64,
 }
 
 /// The most a step may write to its `/tmp` unless `--max-tmp-size` says
 /// otherwise (tmpfs: memory).
 pub const DEFAULT_TMP_LIMIT: u64 = 4 << 30;
+
+/// The most processes a step may have at once unless `--max-processes`
+/// says otherwise.
+pub const DEFAULT_PROC_LIMIT: u64 = 4096;
+
+/// The most memory a step's processes may use together unless
+/// `--max-memory` says otherwise (where a memory cgroup can be made).
+pub const DEFAULT_MEMORY_LIMIT: u64 = 8 << 30;
 
 /// Unions up to this size are copied into a tmpfs rather than mounted as
 /// overlays (see `sandbox::copy`): the whole of stage0 fits, a seed's root
@@ -37,13 +47,26 @@ pub const DEFAULT_COPY_LIMIT: u64 = 64 << 20;
 impl LocalBackend {
     /// A backend that re-executes `helper` for each sandbox.
     pub fn new(helper: PathBuf) -> Self {
-        LocalBackend { helper, copy_limit: DEFAULT_COPY_LIMIT, log_limit: super::log::DEFAULT_LOG_LIMIT, tmp_limit: DEFAULT_TMP_LIMIT }
+        LocalBackend { helper, copy_limit: DEFAULT_COPY_LIMIT, log_limit: super::log::DEFAULT_LOG_LIMIT, tmp_limit: DEFAULT_TMP_LIMIT, proc_limit: DEFAULT_PROC_LIMIT, memory_limit: DEFAULT_MEMORY_LIMIT }
     }
 
     /// The same, letting a step write at most `limit` bytes to its `/tmp`
     /// (and beyond its inputs, to a union copied into a tmpfs).
     pub fn with_tmp_limit(mut self, limit: u64) -> Self {
         self.tmp_limit = limit;
+        self
+    }
+
+    /// The same, letting a step's processes use at most `limit` bytes of
+    /// memory together (where a memory cgroup can be made: `exec::cgroup`).
+    pub fn with_memory_limit(mut self, limit: u64) -> Self {
+        self.memory_limit = limit;
+        self
+    }
+
+    /// The same, letting a step have at most `limit` processes at once.
+    pub fn with_proc_limit(mut self, limit: u64) -> Self {
+        self.proc_limit = limit;
         self
     }
 
@@ -55,7 +78,7 @@ impl LocalBackend {
 
     /// The same, copying unions of at most `limit` bytes (0: never).
     pub fn with_copy_limit(helper: PathBuf, limit: u64) -> Self {
-        LocalBackend { helper, copy_limit: limit, log_limit: super::log::DEFAULT_LOG_LIMIT, tmp_limit: DEFAULT_TMP_LIMIT }
+        LocalBackend { helper, copy_limit: limit, log_limit: super::log::DEFAULT_LOG_LIMIT, tmp_limit: DEFAULT_TMP_LIMIT, proc_limit: DEFAULT_PROC_LIMIT, memory_limit: DEFAULT_MEMORY_LIMIT }
     }
 }
 
@@ -113,6 +136,7 @@ impl LocalBackend {
             source_dir: req.source_dir.clone(),
             copy_limit: self.copy_limit,
             tmp_limit: self.tmp_limit,
+            proc_limit: self.proc_limit,
         })
     }
 }
@@ -140,10 +164,15 @@ impl Executor for LocalBackend {
         // SAFETY: the closure makes one async-signal-safe syscall. If the
         // engine dies (even by SIGKILL) the step dies with it, instead of
         // running on unobserved; the thread that spawns waits for it.
+        // Every process of the step is counted from the start: the helper
+        // joins the step's groups before it runs anything.
+        let groups = super::cgroup::StepGroups::create(self.proc_limit, self.memory_limit);
+        let procs = groups.procs.clone();
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-                    .map_err(std::io::Error::from)
+                    .map_err(std::io::Error::from)?;
+                super::cgroup::join(&procs)
             });
         }
         let spawned = cmd.spawn();
@@ -203,6 +232,7 @@ impl Executor for LocalBackend {
         rustix::fs::fcntl_setfl(&pipe, rustix::fs::OFlags::empty()).map_err(|e| sandbox_err("pipe", e))?;
         while pass_on(&mut pipe, &mut log)? {}
         let log_digest = log.finish(store)?;
+        drop(groups);
         let duration = started.elapsed();
         let outcome = if timed_out {
             None

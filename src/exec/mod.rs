@@ -8,6 +8,7 @@
 //! backend, which runs in a re-executed `bootstrap` process, is in
 //! [`sandbox`].
 
+pub mod cgroup;
 pub mod local;
 pub mod log;
 pub mod oci;

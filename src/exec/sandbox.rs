@@ -81,6 +81,8 @@ pub struct Spec {
     /// The most a step may write to `/tmp`, and to a union copied into a
     /// tmpfs beyond what was copied (both are memory).
     pub tmp_limit: u64,
+    /// The most processes the step may have at once.
+    pub proc_limit: u64,
 }
 
 /// What pid 1 reports back.
@@ -422,6 +424,10 @@ fn init(spec: &Spec, merged: &CString, result: &rustix::fd::OwnedFd) -> Result<O
     // No controlling terminal: the engine's, if it has one, is not the step's.
     rustix::process::setsid().map_err(|e| err("setsid", e))?;
     drop_capabilities()?;
+    // Counted per user namespace (Linux 5.14 and later), so this bounds the
+    // step's own processes; without CAP_SYS_RESOURCE it cannot raise it.
+    let nproc = rustix::process::Rlimit { current: Some(spec.proc_limit), maximum: Some(spec.proc_limit) };
+    rustix::process::setrlimit(rustix::process::Resource::Nproc, nproc).map_err(|e| err("limit processes", e))?;
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| err("not dumpable", e))?;
 
