@@ -9,7 +9,7 @@
 //! up: there, and without root, the only bound is `RLIMIT_NPROC`, which the
 //! kernel counts per user namespace but waives for the host's uid 0 (so it
 //! binds only an engine that does not run as root), and memory is not
-//! bounded. `bootstrap` says which applies (`Limits::describe`).
+//! bounded. The README says so.
 
 use std::ffi::CString;
 use std::fs;
@@ -67,12 +67,6 @@ impl StepGroups {
         }
         groups
     }
-
-    /// Which bounds hold, for messages: `pids, memory (cgroup v1)` or the fallback.
-    pub fn describe(&self) -> String {
-        let names: Vec<String> =
-            self.dirs.iter().filter_map(|d| d.parent()?.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
-        if names.is_empty() { "RLIMIT_NPROC only".to_string() } else { format!("{} (cgroup v1)", names.join(", ")) }
     }
 }
 
