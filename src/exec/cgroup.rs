@@ -67,7 +67,6 @@ impl StepGroups {
         }
         groups
     }
-    }
 }
 
 /// Joins the groups: called in the helper between fork and exec, so only
