@@ -10,7 +10,7 @@
 //! receipts/stages/<stage>.json  what the last `verify` reaching a stage decided (see `verify::stage`)
 //! index/unpack/<sha256 hex>-strip<N>   the layer a source unpacks to
 //! index/unpack/<sha256 hex>-rootfs      the layer a seed's rootfs tarball unpacks to
-//! index/seeds/<blake3 of path>          a seed directory's digest and the lstat fingerprint it holds for (`build::seed`)
+//! index/seeds/<blake3 of path>          a seed directory's digest and the lstat fingerprint it holds for (`build::seed`; the memo is `remember`)
 //! tmp/                          work in progress; nothing here is ever final
 //! cache/parse/                  the chain parse cache (see `chain::cache`)
 //! cache/stages/<stage>.bin       binary twins of the stage receipts (see `verify::stage`)
@@ -24,6 +24,7 @@
 mod gc;
 mod lock;
 pub mod receipt;
+mod remember;
 mod verify;
 
 use std::fs::{self, File};
@@ -39,6 +40,7 @@ use crate::hash::{self, Blake3, EntryKind, HashError, Sha256, Tree};
 
 pub use gc::{GcReport, Removed};
 pub use lock::{LockMode, StoreLock, Wait};
+pub use remember::Remembered;
 pub use verify::{Problem, VerifyReport};
 
 /// Errors of the store.
