@@ -170,13 +170,16 @@ pub fn resolve(
         name: format!("seed:{}", seed.name),
         version: None,
         urls: vec![rootfs.url.clone()],
-        sha256: rootfs.sha256.clone(),
+        sha256: Some(rootfs.sha256),
+        tree: None,
+        git: None,
         placement: Placement::File,
         file: seed.file,
         span: seed.span,
     };
-    let fetched = fetch::fetch(chain, &[&source], store, opts, progress)?;
-    let sha = fetched.first().map(|f| f.sha256).ok_or_else(|| BuildError::NoSeed { names: seed_names(chain) })?;
+    fetch::fetch(chain, &[&source], store, opts, progress)?;
+    // A file source is only ever accepted by its sha256 pin: that file is now in the store.
+    let sha = rootfs.sha256;
     let archive = rootfs.url.rsplit('/').next().unwrap_or(&seed.name).to_string();
     let (root, digest, skipped) = unpack_tarball(seed, &store.source_path(&sha), &archive, &sha, store)?;
     Ok(SeedRoot { name: seed.name.clone(), root: Root::Dir(root), digest: SeedId::Tree(digest), origin: rootfs.url.clone(), skipped })
