@@ -603,7 +603,7 @@ impl Job<'_> {
             if source.tree != Some(layer) {
                 return Ok(Err(wrong(sha, size, Some(layer))));
             }
-            let _ = self.store.record_origin(Object::Layer(layer), &ObjectOrigin { from: place.clone(), archive: Some(sha), size: Some(size) });
+            self.store.record_origin(Object::Layer(layer), &ObjectOrigin { from: place.clone(), archive: Some(sha), size: Some(size) })?;
             return Ok(Ok(Ready { pin: Pin::Tree, sha256: Some(sha), size: Some(size), layer: Some(layer), from: place }));
         }
         let worth_unpacking = source.is_tree() && (source.tree.is_some() || named);
