@@ -20,9 +20,11 @@ fn verified() -> Mini {
     m
 }
 
-/// Redacts digests, the state directory and the seeds' directory.
+/// Redacts digests, the state directory, the seeds' directory and the
+/// chain's (where the sources' distfiles are).
 fn shown(m: &Mini, s: &str) -> String {
-    redact(&s.replace(&seeds().display().to_string(), "[SEEDS]"), &m.state)
+    let s = s.replace(&seeds().display().to_string(), "[SEEDS]").replace(&m.chain.display().to_string(), "[CHAIN]");
+    redact(&s, &m.state)
 }
 
 #[test]

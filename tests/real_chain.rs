@@ -60,12 +60,11 @@ fn every_source_is_pinned() {
     let chain = repo_chain();
     assert!(!chain.sources.is_empty());
     for s in &chain.sources {
-        assert!(!s.urls.is_empty(), "{} has no URL", s.name);
-        assert_eq!(s.sha256.len(), 64, "{} is not pinned", s.name);
-        assert!(s.sha256.bytes().all(|b| b.is_ascii_hexdigit()), "{} sha256", s.name);
+        assert!(!s.urls.is_empty() || s.git.is_some(), "{} has nowhere to come from", s.name);
+        assert!(s.sha256.is_some() || s.tree.is_some(), "{} is not pinned", s.name);
     }
     let stage0 = chain.source("stage0-posix").expect("stage0-posix source");
-    assert_eq!(stage0.sha256, "f4fdda675de90ab034fd3467ef43cddff61b3d372f8e0e5c2d25d145f224226f");
+    assert_eq!(stage0.sha256.map(|s| s.hex()).as_deref(), Some("f4fdda675de90ab034fd3467ef43cddff61b3d372f8e0e5c2d25d145f224226f"));
 }
 
 /// Each published hash sits on an output of a stage0 step whose path is

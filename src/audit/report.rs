@@ -11,24 +11,44 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::History;
-use crate::chain::Command;
+use crate::chain::{Command, GitLocation, Pin, Source};
 use crate::chain::trust::Trust;
-use crate::hash::Blake3;
+use crate::hash::{Blake3, Sha256};
 use crate::sign::StageSignatures;
 use crate::store::Store;
 use crate::verify::stage::SeedEntry;
 
-/// A source as the auditor sees it.
+/// A source as the auditor sees it: its pins and places as the chain
+/// declares them, and what the last verification recorded of it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SourceAudit {
     /// Its name (`/src/<name>`).
     pub name: String,
     /// Where it is fetched from, in order.
     pub urls: Vec<String>,
-    /// Its pinned sha256 (hex).
-    pub sha256: String,
+    /// Its git repository and commit (tried after the URLs).
+    pub git: Option<GitLocation>,
+    /// Its `sha256` pin (hex), if pinned so.
+    pub sha256: Option<String>,
+    /// Its `tree` pin, if pinned so.
+    pub tree: Option<Blake3>,
     /// Whether the state directory holds it.
     pub in_store: bool,
+    /// What the step's receipts recorded of it (the first seed's that has one).
+    pub matched: Option<MatchedSource>,
+}
+
+/// A source as a run used it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MatchedSource {
+    /// Which pin its content matched.
+    pub pin: Pin,
+    /// Where its bytes came from.
+    pub from: String,
+    /// The sha256 of the file, or of the archive unpacked, when known.
+    pub sha256: Option<Sha256>,
+    /// The layer mounted, for a tree.
+    pub layer: Option<Blake3>,
 }
 
 /// A needed step's output, per seed.
@@ -139,6 +159,17 @@ impl Audit {
     }
 }
 
+/// Whether the store holds the source as its pins ask: its file, the
+/// layer its pinned archive unpacked to, or the layer its tree pin names.
+fn in_store(store: &Store, s: &Source) -> bool {
+    let by_sha = s.sha256.is_some_and(|sha| match s.strip() {
+        None => store.has_source(&sha),
+        Some(strip) => store.unpacked(&sha, strip).is_some(),
+    });
+    let by_tree = s.is_tree() && s.tree.is_some_and(|t| store.layer_path(&t).is_dir());
+    by_sha || by_tree
+}
+
 /// The 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
@@ -209,11 +240,19 @@ pub fn audit(history: &History<'_>, store: &Store, trust: Option<&Trust>, select
             .iter()
             .map(|&si| {
                 let s = &chain.sources[si];
+                let matched = seeds
+                    .iter()
+                    .filter_map(|seed| history.receipt(&step.name, seed))
+                    .find_map(|r| r.sources.iter().find(|x| x.name == s.name))
+                    .map(|x| MatchedSource { pin: x.pin, from: x.from.clone(), sha256: x.sha256, layer: x.layer });
                 SourceAudit {
                     name: s.name.clone(),
                     urls: s.urls.clone(),
-                    sha256: s.sha256.clone(),
-                    in_store: crate::hash::Sha256::from_hex(&s.sha256).is_some_and(|sha| store.has_source(&sha)),
+                    git: s.git.clone(),
+                    sha256: s.sha256.map(|sha| sha.hex()),
+                    tree: s.tree,
+                    in_store: in_store(store, s),
+                    matched,
                 }
             })
             .collect();

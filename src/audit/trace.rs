@@ -16,6 +16,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::History;
+use crate::chain::Pin;
 use crate::chain::model::Root;
 use crate::hash::{Blake3, SeedId, Sha256};
 
@@ -86,14 +87,21 @@ pub enum RootNode {
     },
 }
 
-/// A source a step mounted.
+/// A source a step mounted, as its receipt recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourceNode {
     /// Its name.
     pub name: String,
-    /// Its pinned sha256.
-    pub sha256: Sha256,
-    /// Where it is fetched from (the first URL), when the chain still names it.
+    /// Which pin its content matched.
+    pub pin: Pin,
+    /// The sha256 of the file, or of the archive unpacked, when known.
+    pub sha256: Option<Sha256>,
+    /// The layer mounted, for a tree.
+    pub layer: Option<Blake3>,
+    /// Where its bytes came from.
+    pub from: String,
+    /// Where it is fetched from (the first URL, else the git repository),
+    /// when the chain still names it.
     pub url: Option<String>,
 }
 
@@ -235,8 +243,11 @@ fn node(history: &History<'_>, step: &str, seed: &str, shown: &mut HashSet<Strin
         .iter()
         .map(|s| SourceNode {
             name: s.name.clone(),
+            pin: s.pin,
             sha256: s.sha256,
-            url: chain.sources.iter().find(|c| c.name == s.name).and_then(|c| c.urls.first().cloned()),
+            layer: s.layer,
+            from: s.from.clone(),
+            url: chain.source(&s.name).and_then(|c| c.urls.first().cloned().or_else(|| c.git.as_ref().map(|g| g.describe()))),
         })
         .collect();
     n.needs = r.needs.iter().map(|need| node(history, &need.step, seed, shown)).collect();

@@ -18,7 +18,8 @@ pub mod seed;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::chain::{Chain, model::Placement};
+use crate::chain::{Chain, Pin};
+use crate::fetch::Fetched;
 use crate::exec::{Executor, LogSink, SourceInput, Status, StepRequest};
 use crate::hash::{Blake3, Sha256};
 use crate::plan::Plan;
@@ -29,36 +30,64 @@ use crate::store::receipt::{FileRecord, NeedRef, RECEIPT_FORMAT, Receipt, RunSta
 pub use error::{BuildError, StepFailed, StepsFailed};
 pub use seed::{SeedArg, SeedRoot};
 
-/// A source as the build found it in the store.
+/// What a source is, as mounted: its content identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// The file itself, by its sha256.
+    File(Sha256),
+    /// A layer (an unpacked archive or a git checkout), by its tree digest.
+    Tree(Blake3),
+}
+
+/// A source as the build found it in the store, ready to mount.
 #[derive(Debug, Clone)]
 pub struct ReadySource {
-    /// Its sha256.
-    pub sha256: Sha256,
-    /// `file` or `unpack:<n>`, as in receipts.
-    pub placement: String,
+    /// What it is: this, not where it came from, enters the input digest.
+    pub content: Content,
     /// How it is mounted.
     pub input: SourceInput,
-    /// The unpacked layer, when unpacked.
-    pub layer: Option<Blake3>,
+    /// Which pin its content matched.
+    pub pin: Pin,
+    /// The sha256 of the file, or of the archive a layer came from, when known.
+    pub sha256: Option<Sha256>,
+    /// Where its bytes came from.
+    pub from: String,
 }
 
 impl ReadySource {
-    /// The source `sha256` with `placement`, found in `store` (fetched and
-    /// unpacked before); `None` when it is not there.
-    pub fn find(store: &Store, sha256: Sha256, placement: Placement) -> Option<ReadySource> {
-        match placement {
-            Placement::File => store.has_source(&sha256).then(|| ReadySource {
-                sha256,
-                placement: "file".into(),
-                input: SourceInput::File(store.source_path(&sha256)),
-                layer: None,
-            }),
-            Placement::Unpack { strip_components } => store.unpacked(&sha256, strip_components).map(|l| ReadySource {
-                sha256,
-                placement: format!("unpack:{strip_components}"),
-                input: SourceInput::Tree(store.layer_path(&l)),
-                layer: Some(l),
-            }),
+    /// The source `fetch` made available; `None` when it reported neither a
+    /// layer nor a file.
+    pub fn of(store: &Store, f: &Fetched) -> Option<ReadySource> {
+        let (content, input) = match (f.layer, f.sha256) {
+            (Some(layer), _) => (Content::Tree(layer), SourceInput::Tree(store.layer_path(&layer))),
+            (None, Some(sha)) => (Content::File(sha), SourceInput::File(store.source_path(&sha))),
+            (None, None) => return None,
+        };
+        Some(ReadySource { content, input, pin: f.pin, sha256: f.sha256, from: f.from.clone() })
+    }
+
+    /// `file` or `tree`, as in receipts and the input digest.
+    pub fn placement(&self) -> &'static str {
+        match self.content {
+            Content::File(_) => "file",
+            Content::Tree(_) => "tree",
+        }
+    }
+
+    /// The content identity as the input digest holds it: `sha256:…` of a
+    /// file, `blake3:…` of a tree.
+    pub fn identity(&self) -> String {
+        match self.content {
+            Content::File(sha) => sha.to_string(),
+            Content::Tree(layer) => layer.to_string(),
+        }
+    }
+
+    /// The layer, for a tree.
+    pub fn layer(&self) -> Option<Blake3> {
+        match self.content {
+            Content::File(_) => None,
+            Content::Tree(layer) => Some(layer),
         }
     }
 }
@@ -203,24 +232,26 @@ impl Build<'_> {
         let step = &chain.steps[id];
         let mut sources = Vec::new();
         let mut source_refs = Vec::new();
+        let mut keyed: Vec<(&str, String, &str)> = Vec::new();
         for &k in &chain.source_ids[id] {
             let name = &chain.sources[k].name;
             let Some(ready) = self.sources.get(name) else {
                 return Err(crate::exec::ExecError::Sandbox(format!("source `{name}` was not made ready")).into());
             };
             sources.push((name.clone(), ready.input.clone()));
+            keyed.push((name.as_str(), ready.identity(), ready.placement()));
             source_refs.push(SourceRef {
                 name: name.clone(),
+                pin: ready.pin,
+                placement: ready.placement().to_string(),
                 sha256: ready.sha256,
-                placement: ready.placement.clone(),
-                layer: ready.layer,
+                layer: ready.layer(),
+                from: ready.from.clone(),
             });
         }
         let layers = needs.iter().map(|(_, d)| self.store.layer_path(d)).collect();
         let req: StepRequest = request::request(chain, id, &self.seed.root, sources, layers, &self.vary);
         let named: Vec<(&str, Blake3)> = needs.iter().map(|(j, d)| (chain.steps[*j].name.as_str(), *d)).collect();
-        let mut keyed: Vec<(&str, String, String)> =
-            source_refs.iter().map(|r| (r.name.as_str(), r.sha256.to_string(), r.placement.clone())).collect();
         keyed.sort();
         let key = request::InputKey {
             arch: &chain.decl.arch,

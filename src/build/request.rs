@@ -16,13 +16,13 @@
 //!
 //! | tag | value |
 //! |---|---|
-//! | `format` | `bootstrap-input-v1` |
+//! | `format` | `bootstrap-input-v2` |
 //! | `contract` | the sandbox contract version, decimal |
 //! | `arch` | the chain's arch |
 //! | `name` | the step's name |
 //! | `root` | `scratch` or `seed` |
 //! | `seed` | the seed's tree digest string |
-//! | `source-count`, then per source `source-name`, `source-sha256`, `source-placement` | sorted by name; placement is `file` or `unpack:<strip-components>` |
+//! | `source-count`, then per source `source-name`, `source-content`, `source-placement` | sorted by name; see below |
 //! | `env-count`, then `env-key` and `env-value` per variable | the whole environment, sorted |
 //! | `command-count`, then per command `arg-count` and one `arg` per argument | the argvs run |
 //! | `workdir` | the resolved working directory |
@@ -30,6 +30,14 @@
 //! | `source-dir` | where sources are mounted (`/src` unless the build path is varied) |
 //! | `output-count`, then one `output` per path | resolved absolute outputs, sorted |
 //! | `needs-count`, then per need `needs-step` and `needs-output` | the needs' names and output tree digests on this seed, in the order written |
+//!
+//! A source enters by the identity of the content mounted, whatever pin it
+//! matched and wherever it came from: for a source placed as a tree (an
+//! unpacked archive or a git checkout) `source-content` is the layer's tree
+//! digest (`blake3:<hex>`) and `source-placement` is `tree`; for a file it
+//! is the file's `sha256:<hex>` and `file`. So the same files from another
+//! archive, compressed otherwise or checked out from git, are the same
+//! input and hit the same cache entry.
 //!
 //! The needs enter by their output tree digests only, not by their
 //! definitions: a need that changed but gave the same bytes does not make
@@ -150,8 +158,9 @@ pub struct InputKey<'a> {
     pub root: &'a str,
     /// The seed's identity (tree digest, or image ID).
     pub seed: &'a SeedId,
-    /// Per source, sorted by name: name, sha256 string, placement.
-    pub sources: &'a [(&'a str, String, String)],
+    /// Per source, sorted by name: name, content identity (`blake3:…` of a
+    /// tree, `sha256:…` of a file), placement (`tree` or `file`).
+    pub sources: &'a [(&'a str, String, &'a str)],
     /// The needs' names and output tree digests, in the order written.
     pub needs: &'a [(&'a str, Blake3)],
 }
@@ -160,16 +169,16 @@ pub struct InputKey<'a> {
 pub fn input_digest(key: &InputKey<'_>, req: &StepRequest) -> Blake3 {
     let mut buf = Vec::with_capacity(1024);
     let mut c = Canon(&mut buf);
-    c.field("format", b"bootstrap-input-v1");
+    c.field("format", b"bootstrap-input-v2");
     c.number("contract", u64::from(SANDBOX_CONTRACT_VERSION));
     c.field("arch", key.arch.as_bytes());
     c.field("name", key.name.as_bytes());
     c.field("root", key.root.as_bytes());
     c.field("seed", key.seed.to_string().as_bytes());
     c.number("source-count", key.sources.len() as u64);
-    for (name, sha, placement) in key.sources {
+    for (name, content, placement) in key.sources {
         c.field("source-name", name.as_bytes());
-        c.field("source-sha256", sha.as_bytes());
+        c.field("source-content", content.as_bytes());
         c.field("source-placement", placement.as_bytes());
     }
     c.number("env-count", req.env.len() as u64);

@@ -170,13 +170,16 @@ pub fn resolve(
         name: format!("seed:{}", seed.name),
         version: None,
         urls: vec![rootfs.url.clone()],
-        sha256: rootfs.sha256.clone(),
+        sha256: Some(rootfs.sha256),
+        tree: None,
+        git: None,
         placement: Placement::File,
         file: seed.file,
         span: seed.span,
     };
-    let fetched = fetch::fetch(chain, &[&source], store, opts, progress)?;
-    let sha = fetched.first().map(|f| f.sha256).ok_or_else(|| BuildError::NoSeed { names: seed_names(chain) })?;
+    fetch::fetch(chain, &[&source], store, opts, progress)?;
+    // A file source is only ever accepted by its sha256 pin: that file is now in the store.
+    let sha = rootfs.sha256;
     let archive = rootfs.url.rsplit('/').next().unwrap_or(&seed.name).to_string();
     let (root, digest, skipped) = unpack_tarball(seed, &store.source_path(&sha), &archive, &sha, store)?;
     Ok(SeedRoot { name: seed.name.clone(), root: Root::Dir(root), digest: SeedId::Tree(digest), origin: rootfs.url.clone(), skipped })
@@ -222,13 +225,15 @@ fn unpack_tarball(
     Ok((store.layer_path(&layer), layer, skipped))
 }
 
-/// The tree digest of a seed directory, remembered across runs (see
-/// [`remembered`]).
+/// The tree digest of a seed directory, remembered across runs under
+/// `index/seeds/` ([`Store::remembered`]).
 fn dir_digest(dir: &Path, store: &Store) -> Result<(Blake3, u64), hash::HashError> {
-    let value = remembered(dir, store, || {
-        let (tree, skipped) = hash::hash_rootfs(dir)?;
-        Ok(format!("{} {skipped}", tree.digest()))
-    })?;
+    let value = store
+        .remembered(SEEDS, dir, || {
+            let (tree, skipped) = hash::hash_rootfs(dir)?;
+            Ok(format!("{} {skipped}", tree.digest()))
+        })?
+        .value;
     let mut parts = value.split_whitespace();
     match (parts.next().map(str::parse::<Blake3>), parts.next().map(str::parse::<u64>)) {
         (Some(Ok(d)), Some(Ok(n))) => Ok((d, n)),
@@ -239,83 +244,16 @@ fn dir_digest(dir: &Path, store: &Store) -> Result<(Blake3, u64), hash::HashErro
     }
 }
 
-/// The sha256 of a seed tarball, remembered across runs (see [`remembered`]).
+/// The sha256 of a seed tarball, remembered across runs under
+/// `index/seeds/` ([`Store::remembered`]).
 fn tarball_sha(file: &Path, store: &Store) -> Result<hash::Sha256, hash::HashError> {
     let io = |source| hash::HashError::Io { path: file.to_path_buf(), source };
-    let value = remembered(file, store, || Ok(hash::hash_file(file).map_err(io)?.sha256.hex()))?;
+    let value = store.remembered(SEEDS, file, || Ok(hash::hash_file(file).map_err(io)?.sha256.hex()))?.value;
     match hash::Sha256::from_hex(&value) {
         Some(sha) => Ok(sha),
         None => Ok(hash::hash_file(file).map_err(io)?.sha256),
     }
 }
 
-/// A value computed from the contents at `path` (a seed directory or
-/// tarball), remembered under `index/seeds/` (keyed by the path) together
-/// with a fingerprint of every entry's `lstat` (path, inode, mode, size,
-/// mtime and ctime to the nanosecond, device): while the fingerprint is
-/// unchanged the value is reused, so a 100 MB seed is not re-read by every
-/// command. Any write to a file changes its ctime, which no user can set
-/// back. As git does for its index, nothing is remembered when an entry
-/// changed less than two seconds before (a write in the same clock tick
-/// could go unseen).
-fn remembered(path: &Path, store: &Store, compute: impl FnOnce() -> Result<String, hash::HashError>) -> Result<String, hash::HashError> {
-    use std::os::unix::ffi::OsStrExt;
-    let (fingerprint, newest) = fingerprint(path)?;
-    let key = blake3::hash(path.as_os_str().as_bytes()).to_hex().to_string();
-    let cache = store.root().join("index").join("seeds").join(key);
-    if let Ok(text) = std::fs::read_to_string(&cache)
-        && let Some((fp, value)) = text.trim_end().split_once(' ')
-        && fp == fingerprint
-    {
-        return Ok(value.to_string());
-    }
-    let value = compute()?;
-    if crate::store::settled(newest) {
-        // Only a cache: failing to write it costs the next run a re-hash.
-        let _ = store.write_atomic(&cache, format!("{fingerprint} {value}\n").as_bytes());
-    }
-    Ok(value)
-}
-
-/// BLAKE3 of the `lstat` fields of `root` and every entry below it, in path
-/// order, and the newest mtime or ctime seen (nanoseconds since the epoch).
-fn fingerprint(root: &Path) -> Result<(String, i128), hash::HashError> {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::MetadataExt;
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| hash::HashError::Io { path: p, source }
-    };
-    let stat = |m: &std::fs::Metadata| {
-        [m.ino() as i64, m.mode() as i64, m.size() as i64, m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), m.dev() as i64]
-    };
-    let top = std::fs::symlink_metadata(root).map_err(io(root))?;
-    let mut rows: Vec<(Vec<u8>, [i64; 8])> = vec![(Vec::new(), stat(&top))];
-    let mut stack = if top.is_dir() { vec![root.to_path_buf()] } else { Vec::new() };
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).map_err(io(&d))? {
-            let e = e.map_err(io(&d))?;
-            // fstatat on the open directory: no path walk per entry.
-            let m = e.metadata().map_err(io(&e.path()))?;
-            let p = e.path();
-            let rel = p.strip_prefix(root).unwrap_or(&p).as_os_str().as_bytes().to_vec();
-            if m.is_dir() {
-                stack.push(p);
-            }
-            rows.push((rel, stat(&m)));
-        }
-    }
-    rows.sort_unstable();
-    let mut h = blake3::Hasher::new();
-    let mut newest = 0;
-    for (rel, f) in &rows {
-        h.update(&(rel.len() as u64).to_le_bytes());
-        h.update(rel);
-        for x in f {
-            h.update(&x.to_le_bytes());
-        }
-        let ns = |sec: i64, nsec: i64| i128::from(sec) * 1_000_000_000 + i128::from(nsec);
-        newest = newest.max(ns(f[3], f[4])).max(ns(f[5], f[6]));
-    }
-    Ok((h.finalize().to_hex().to_string(), newest))
-}
+/// Where seed facts are remembered: `index/seeds/`.
+const SEEDS: &str = "seeds";

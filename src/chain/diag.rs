@@ -595,6 +595,128 @@ pub enum ChainDiagnostic {
         reason: String,
     },
 
+    /// A source with neither `sha256` nor `tree`.
+    #[error("source `{name}` is not pinned")]
+    #[diagnostic(code(bootstrap::chain::no_pin))]
+    NoPin {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The source node.
+        #[label("neither `sha256` nor `tree` here")]
+        span: SourceSpan,
+        /// The source.
+        name: String,
+        /// How to pin it, for how it is placed.
+        #[help]
+        help: String,
+    },
+
+    /// A `tree` pin that is not `blake3:` and 64 lowercase hex digits.
+    #[error("malformed tree digest: {reason}")]
+    #[diagnostic(
+        code(bootstrap::chain::malformed_tree),
+        help("a tree pin is `blake3:` followed by 64 lowercase hex digits, as `bootstrap hash DIR` prints it for the unpacked files")
+    )]
+    MalformedTree {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("{reason}")]
+        span: SourceSpan,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A `git` source without a `tree` pin.
+    #[error("source `{name}` is fetched with git but has no `tree` pin")]
+    #[diagnostic(
+        code(bootstrap::chain::git_without_tree),
+        help("a commit id is SHA-1, which can be forged, so it does not pin the content: add `tree \"blake3:…\"`, the digest `bootstrap hash DIR` prints for a checkout of that commit without its .git")
+    )]
+    GitWithoutTree {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The `git` node.
+        #[label("a commit id alone is not a pin")]
+        span: SourceSpan,
+        /// The source.
+        name: String,
+    },
+
+    /// A `commit` that is not 40 hex digits.
+    #[error("malformed commit id: {reason}")]
+    #[diagnostic(
+        code(bootstrap::chain::malformed_commit),
+        help("write the full 40-hex-digit commit id, as `git rev-parse TAG^{{commit}}` prints it; branch and tag names can move")
+    )]
+    MalformedCommit {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("{reason}")]
+        span: SourceSpan,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A `tree` pin on a source placed as a file.
+    #[error("source `{name}` has a `tree` pin but is placed as a file")]
+    #[diagnostic(
+        code(bootstrap::chain::tree_on_file),
+        help("a tree pin is about unpacked content: add `unpack` (with the `strip-components` the archive needs) to place the source as a tree, or pin the file's bytes with `sha256` instead")
+    )]
+    TreeOnFile {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The `tree` node.
+        #[label("no `unpack` and no `git` in this source")]
+        span: SourceSpan,
+        /// The source.
+        name: String,
+    },
+
+    /// A source with neither `url` nor `git`.
+    #[error("source `{name}` has nowhere to come from")]
+    #[diagnostic(
+        code(bootstrap::chain::no_location),
+        help("say where to get it: `url \"https://…\"` (one or more, tried in order) or `git \"https://…\" commit=\"<40 hex digits>\"`, or both")
+    )]
+    NoLocation {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The source node.
+        #[label("neither `url` nor `git` here")]
+        span: SourceSpan,
+        /// The source.
+        name: String,
+    },
+
+    /// A source with both `url` and `git` but no `unpack`.
+    #[error("source `{name}` has URLs and a git repository but no `unpack`")]
+    #[diagnostic(
+        code(bootstrap::chain::git_needs_unpack),
+        help("the URLs' archives are unpacked and compared with `tree`, like the checkout: add `unpack strip-components=N` with the N the archives need (a checkout is never stripped)")
+    )]
+    GitNeedsUnpack {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The source node.
+        #[label("the URLs would be placed as files, the checkout is a tree")]
+        span: SourceSpan,
+        /// The `git` node.
+        #[label("a checkout is a tree")]
+        git: SourceSpan,
+        /// The source.
+        name: String,
+    },
+
     /// A URL that cannot be fetched.
     #[error("unsupported URL scheme `{scheme}`")]
     #[diagnostic(
@@ -1148,6 +1270,13 @@ impl ChainDiagnostic {
             | D::UnknownSource { src, span, .. }
             | D::LaterStageNeed { src, span, .. }
             | D::MalformedSha256 { src, span, .. }
+            | D::NoPin { src, span, .. }
+            | D::MalformedTree { src, span, .. }
+            | D::GitWithoutTree { src, span, .. }
+            | D::MalformedCommit { src, span, .. }
+            | D::TreeOnFile { src, span, .. }
+            | D::NoLocation { src, span, .. }
+            | D::GitNeedsUnpack { src, span, .. }
             | D::UrlScheme { src, span, .. }
             | D::MalformedUrl { src, span, .. }
             | D::BadPlaceholder { src, span, .. }

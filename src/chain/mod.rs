@@ -29,7 +29,7 @@ use thiserror::Error;
 
 pub use cache::ParseCache;
 pub use diag::{ChainDiagnostic, Src};
-pub use model::{Chain, ChainFile, Command, Output, Placement, Root, Seed, Source, Span, Stage, Step};
+pub use model::{Chain, ChainFile, Command, CommitId, GitLocation, Output, Pin, Placement, Root, Seed, Source, Span, Stage, Step};
 pub use parse::{FileItems, FileKind};
 
 /// Every problem found while loading a chain. Never empty.

@@ -4,8 +4,10 @@
 //! A [`Chain`] is only ever built from files without a single diagnostic, so
 //! its invariants hold for every consumer: names are unique per kind, every
 //! `needs` and step `source` resolves, needs point to the same or an earlier
-//! stage, the needs graph is acyclic, every source is pinned by sha256 and
-//! has at least one URL, and the chain has at least two seeds.
+//! stage, the needs graph is acyclic, every source is pinned (by `sha256`,
+//! `tree` or both) and has a place to come from (a URL or a git
+//! repository), a `tree` pin is only on a source placed as a tree, a `git`
+//! source always has a `tree` pin, and the chain has at least two seeds.
 //!
 //! Items keep the byte span of their declaration and the index of their file
 //! so later stages (planning, verification) can point back at the KDL.
@@ -14,6 +16,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::hash::{Blake3, Sha256};
 
 /// A byte range in one chain file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -114,8 +118,8 @@ pub struct ChainDecl {
 pub struct PinnedUrl {
     /// Where to fetch it from.
     pub url: String,
-    /// Lowercase hex sha256 of the bytes.
-    pub sha256: String,
+    /// The sha256 of the bytes.
+    pub sha256: Sha256,
 }
 
 /// A seed distro.
@@ -141,14 +145,110 @@ pub struct Seed {
 pub enum Placement {
     /// The downloaded file itself, as-is.
     File,
-    /// The archive unpacked, dropping this many leading path components.
+    /// A tree: an archive (from a URL or a distfiles directory) unpacked,
+    /// dropping this many leading path components, or a git checkout
+    /// (never stripped). A source with `git` and no URL is placed so even
+    /// without an `unpack` node (then with 0).
     Unpack {
-        /// Leading components removed from every member path.
+        /// Leading components removed from every member path of an archive.
         strip_components: u32,
     },
 }
 
-/// An upstream source: URLs tried in order, one sha256.
+/// Which of a source's pins its content matched: `sha256` (the bytes of
+/// the file) or `tree` (the tree digest of the unpacked content).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pin {
+    /// The file's sha256 was the pinned one.
+    Sha256,
+    /// The unpacked content's tree digest was the pinned one.
+    Tree,
+}
+
+impl Pin {
+    /// `sha256` or `tree`, as in receipts and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pin::Sha256 => "sha256",
+            Pin::Tree => "tree",
+        }
+    }
+}
+
+/// A git commit id: 40 hex digits (SHA-1). Never a pin by itself: a
+/// source fetched with git is pinned by the tree digest of its checkout.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CommitId(pub [u8; 20]);
+
+impl CommitId {
+    /// Parses exactly 40 hex digits (either case).
+    pub fn from_hex(s: &str) -> Option<CommitId> {
+        let b = s.as_bytes();
+        if b.len() != 40 {
+            return None;
+        }
+        let nib = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        let mut out = [0u8; 20];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = (nib(b[2 * i])? << 4) | nib(b[2 * i + 1])?;
+        }
+        Some(CommitId(out))
+    }
+
+    /// Lowercase hex, as git prints it.
+    pub fn hex(&self) -> String {
+        crate::hash::to_hex(&self.0)
+    }
+}
+
+impl std::fmt::Display for CommitId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+// As git prints it (40 lowercase hex digits), in every format.
+impl Serialize for CommitId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for CommitId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        CommitId::from_hex(&s).ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a 40-hex-digit commit id")))
+    }
+}
+
+impl std::fmt::Debug for CommitId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+/// Where a source's git repository is, and which commit of it to check out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitLocation {
+    /// The repository (`https://`, `http://` or `file://`), `{version}` expanded.
+    pub url: String,
+    /// The commit checked out (detached).
+    pub commit: CommitId,
+    /// Whether submodules are checked out too, recursively.
+    pub submodules: bool,
+}
+
+impl GitLocation {
+    /// `URL@COMMIT`, how receipts and messages name a checkout.
+    pub fn describe(&self) -> String {
+        format!("git {}@{}", self.url, self.commit)
+    }
+}
+
+/// An upstream source: where to get it (URLs tried in order, then a git
+/// repository) and what it must be (its pins). See the module doc for what
+/// the loader guarantees.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
     /// The source's name; it is mounted at `/src/<name>`.
@@ -157,8 +257,13 @@ pub struct Source {
     pub version: Option<String>,
     /// URLs with `{version}` expanded, in the order they are tried.
     pub urls: Vec<String>,
-    /// Lowercase hex sha256 of the downloaded file.
-    pub sha256: String,
+    /// The sha256 of the file's bytes, when pinned.
+    pub sha256: Option<Sha256>,
+    /// The tree digest of the unpacked content (after `strip-components`),
+    /// when pinned; only on a source placed as a tree.
+    pub tree: Option<Blake3>,
+    /// The git repository it may also be fetched from (after the URLs).
+    pub git: Option<GitLocation>,
     /// Whether and how it is unpacked.
     pub placement: Placement,
     /// File index of the declaration (set by the loader).
@@ -166,6 +271,21 @@ pub struct Source {
     pub file: usize,
     /// The source's name in its `source` node.
     pub span: Span,
+}
+
+impl Source {
+    /// Whether it is placed as a tree (unpacked, or a git checkout).
+    pub fn is_tree(&self) -> bool {
+        matches!(self.placement, Placement::Unpack { .. })
+    }
+
+    /// The `strip-components` applied to archives, for a tree.
+    pub fn strip(&self) -> Option<u32> {
+        match self.placement {
+            Placement::File => None,
+            Placement::Unpack { strip_components } => Some(strip_components),
+        }
+    }
 }
 
 /// The root a step starts from.

@@ -1,6 +1,7 @@
 //! One file: KDL text → the items it declares, with every rule that can be
 //! checked inside a single file (node and property names, arity, types,
-//! formats of sha256, URLs, timeouts, paths and names).
+//! formats of sha256, tree digests, commit ids, URLs, timeouts, paths and
+//! names, and how a source's pins, places and placement fit together).
 //!
 //! Rules that need more than one file (duplicate names, references, stages,
 //! cycles, the number of seeds) live in `validate`. Because this step looks
@@ -15,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::diag::{ChainDiagnostic as D, Src, did_you_mean};
 use super::model::{
-    ChainDecl, Command, Named, Output, Placement, PinnedUrl, Root, Seed, Source, Span, Stage, Step,
+    ChainDecl, Command, CommitId, GitLocation, Named, Output, Placement, PinnedUrl, Root, Seed, Source, Span, Stage, Step,
 };
+use crate::hash::{Blake3, Sha256};
 
 /// Which kind of chain file a file is; decides what may stand at its top level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -63,7 +65,7 @@ const STEP_CHILDREN: &[&str] = &[
     "description", "root", "source", "needs", "workdir", "env", "timeout", "run", "script",
     "shell", "output", "unverified",
 ];
-const SOURCE_CHILDREN: &[&str] = &["url", "sha256", "unpack"];
+const SOURCE_CHILDREN: &[&str] = &["url", "git", "sha256", "tree", "unpack"];
 const SEED_CHILDREN: &[&str] = &["description", "image", "rootfs"];
 const CHAIN_CHILDREN: &[&str] = &["arch", "source-date-epoch", "stage", "vary"];
 const TOP_LEVEL: &[&str] = &["chain", "seed", "source", "step"];
@@ -205,6 +207,37 @@ pub fn check_sha256(s: &str) -> Result<String, String> {
         return Err(format!("{} hex digits, expected 64", s.len()));
     }
     Ok(s.to_ascii_lowercase())
+}
+
+/// Checks a tree pin: `blake3:` and 64 lowercase hex digits (the text form
+/// every tree digest is printed in, so a pin is compared as written).
+pub fn check_tree(s: &str) -> Result<Blake3, String> {
+    let Some(hex) = s.strip_prefix("blake3:") else {
+        return Err(if s.starts_with("sha256:") {
+            "a sha256 is not a tree digest".to_owned()
+        } else {
+            "no `blake3:` prefix".to_owned()
+        });
+    };
+    if let Some((i, c)) = hex.char_indices().find(|(_, c)| !matches!(c, '0'..='9' | 'a'..='f')) {
+        let what = if c.is_ascii_hexdigit() { "a lowercase hex digit" } else { "a hex digit" };
+        return Err(format!("`{}` at position {} is not {what}", c.escape_default(), i + 8));
+    }
+    if hex.len() != 64 {
+        return Err(format!("{} hex digits, expected 64", hex.len()));
+    }
+    Blake3::from_hex(hex).ok_or_else(|| "not a digest".to_owned())
+}
+
+/// Checks a git commit id: 40 hex digits.
+pub fn check_commit(s: &str) -> Result<CommitId, String> {
+    if let Some((i, c)) = s.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
+        return Err(format!("`{}` at position {} is not a hex digit", c.escape_default(), i + 1));
+    }
+    if s.len() != 40 {
+        return Err(format!("{} hex digits, expected 40", s.len()));
+    }
+    CommitId::from_hex(s).ok_or_else(|| "not a commit id".to_owned())
 }
 
 /// Checks an output path; returns why it is not acceptable.
@@ -454,6 +487,11 @@ impl Cx<'_> {
                 None
             }
         }
+    }
+
+    /// A sha256 pin, typed.
+    fn sha256_pin(&mut self, entry: &KdlEntry, usage: &str) -> Option<Sha256> {
+        self.sha256(entry, usage).and_then(|hex| Sha256::from_hex(&hex))
     }
 
     fn absolute(&mut self, node: &KdlNode, usage: &str) -> Option<(String, Span)> {
@@ -747,7 +785,7 @@ impl Cx<'_> {
                     if let Some((arg, e)) = self.leaf(child, &["sha256"], "a URL", U) {
                         let url = self.url(arg, None, U);
                         let sha = match e.prop("sha256") {
-                            Some(s) => self.sha256(s, U),
+                            Some(s) => self.sha256_pin(s, U),
                             None => {
                                 self.diags.push(D::MissingProperty {
                                     src: self.src(),
@@ -774,11 +812,14 @@ impl Cx<'_> {
         let e = self.entries(node, 1, Props::Only(&["version"]), USAGE);
         let version = e.prop("version").and_then(|v| self.nonempty_string(v, "a source's version", USAGE));
         let name = self.name_of(node, "source", USAGE)?;
+        let parent = format!("source `{}`", name.name);
         let mut urls = Vec::new();
         let mut sha256 = None;
-        let mut sha_seen = false;
+        let mut tree = None;
+        let mut git = None;
         let mut url_seen = false;
-        let mut placement = Placement::File;
+        let mut unpack: Option<u32> = None;
+        // Nodes that may appear once, with where they were first seen.
         let mut seen = HashMap::new();
         for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
             let cname = child.name().value();
@@ -790,14 +831,25 @@ impl Cx<'_> {
                         urls.extend(self.url(arg, version.as_deref(), U));
                     }
                 }
-                "sha256" | "unpack" if !self.once(&mut seen, child, &format!("source `{}`", name.name)) => {}
+                "sha256" | "tree" | "git" | "unpack" if !self.once(&mut seen, child, &parent) => {}
                 "sha256" => {
-                    sha_seen = true;
                     const U: &str = "sha256 \"<64 hex digits>\"";
                     if let Some((arg, _)) = self.leaf(child, &[], "a sha256", U) {
-                        sha256 = self.sha256(arg, U);
+                        sha256 = self.sha256_pin(arg, U);
                     }
                 }
+                "tree" => {
+                    const U: &str = "tree \"blake3:<64 hex digits>\"";
+                    if let Some((arg, _)) = self.leaf(child, &[], "a tree digest", U)
+                        && let Some(value) = self.string(arg, "a tree digest", U)
+                    {
+                        match check_tree(&value) {
+                            Ok(d) => tree = Some(d),
+                            Err(reason) => self.diags.push(D::MalformedTree { src: self.src(), span: arg.span(), reason }),
+                        }
+                    }
+                }
+                "git" => git = self.git(child, version.as_deref()),
                 "unpack" => {
                     const U: &str = "unpack strip-components=1";
                     self.no_children(child);
@@ -806,27 +858,101 @@ impl Cx<'_> {
                         Some(s) => self.integer(s, "`strip-components`", 0, 255, U).unwrap_or(0) as u32,
                         None => 0,
                     };
-                    placement = Placement::Unpack { strip_components: strip };
+                    unpack = Some(strip);
                 }
                 _ => self.unknown_node(child, "a source", SOURCE_CHILDREN),
             }
         }
-        let parent = format!("source `{}`", name.name);
-        if !url_seen {
-            self.missing_child(node, &parent, "url", "url \"https://…\"");
-        }
-        if !sha_seen {
-            self.missing_child(node, &parent, "sha256", "sha256 \"<64 hex digits>\"");
-        }
+        self.source_rules(node, &name.name, url_seen, unpack.is_some(), &seen);
+        // A git checkout is a tree, so a git-only source is one without `unpack`.
+        let placement = match unpack {
+            Some(strip_components) => Placement::Unpack { strip_components },
+            None if seen.contains_key("git") => Placement::Unpack { strip_components: 0 },
+            None => Placement::File,
+        };
         Some(Source {
             name: name.name.clone(),
             version,
             urls,
-            sha256: sha256.unwrap_or_default(),
+            sha256,
+            tree,
+            git,
             placement,
             file: 0,
             span: name.span,
         })
+    }
+
+    /// `git "URL" commit="<40 hex>" submodules=#true`.
+    fn git(&mut self, node: &KdlNode, version: Option<&str>) -> Option<GitLocation> {
+        const U: &str = "git \"https://…\" commit=\"<40 hex digits>\" submodules=#true";
+        let (arg, e) = self.leaf(node, &["commit", "submodules"], "a repository URL", U)?;
+        let url = self.url(arg, version, U);
+        let commit = match e.prop("commit") {
+            Some(c) => self.string(c, "a commit id", U).and_then(|value| match check_commit(&value) {
+                Ok(id) => Some(id),
+                Err(reason) => {
+                    self.diags.push(D::MalformedCommit { src: self.src(), span: c.span(), reason });
+                    None
+                }
+            }),
+            None => {
+                self.diags.push(D::MissingProperty {
+                    src: self.src(),
+                    span: node.span(),
+                    node: "git".to_owned(),
+                    property: "commit".to_owned(),
+                    help: format!("name the commit to check out: {U}"),
+                });
+                None
+            }
+        };
+        let submodules = match e.prop("submodules") {
+            Some(entry) => match entry.value() {
+                KdlValue::Bool(b) => *b,
+                other => {
+                    self.wrong_type(entry, other, "`submodules`", "#true or #false", U);
+                    false
+                }
+            },
+            None => false,
+        };
+        Some(GitLocation { url: url?, commit: commit?, submodules })
+    }
+
+    /// How a source's places, pins and placement must fit together (the
+    /// nodes were each checked on their own already): somewhere to come
+    /// from, a pin, a `tree` for `git`, `tree` only on a tree, and `unpack`
+    /// for the URLs of a source that is also a checkout.
+    fn source_rules(&mut self, node: &KdlNode, name: &str, url_seen: bool, unpack: bool, seen: &HashMap<String, SourceSpan>) {
+        let git = seen.get("git").copied();
+        let tree = seen.get("tree").copied();
+        let sha = seen.contains_key("sha256");
+        let span = node.span();
+        if !url_seen && git.is_none() {
+            self.diags.push(D::NoLocation { src: self.src(), span, name: name.to_owned() });
+        }
+        match (git, tree) {
+            (Some(git), None) => self.diags.push(D::GitWithoutTree { src: self.src(), span: git, name: name.to_owned() }),
+            (None, None) if !sha => {
+                let help = if unpack {
+                    "add `sha256 \"<64 hex digits>\"` (the file's bytes, as `sha256sum FILE` prints them) or `tree \"blake3:<64 hex digits>\"` (the unpacked content, as `bootstrap hash DIR` prints it), or both"
+                } else {
+                    "this source is placed as a file: pin its bytes with `sha256 \"<64 hex digits>\"`, as `sha256sum FILE` prints them"
+                };
+                self.diags.push(D::NoPin { src: self.src(), span, name: name.to_owned(), help: help.to_owned() });
+            }
+            (None, Some(tree)) if !unpack => {
+                self.diags.push(D::TreeOnFile { src: self.src(), span: tree, name: name.to_owned() });
+            }
+            _ => {}
+        }
+        if let Some(git) = git
+            && url_seen
+            && !unpack
+        {
+            self.diags.push(D::GitNeedsUnpack { src: self.src(), span, git, name: name.to_owned() });
+        }
     }
 
     fn references(&mut self, node: &KdlNode, kind: &str, step: &str, into: &mut Vec<Named>) {

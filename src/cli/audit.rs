@@ -117,9 +117,21 @@ fn text_page(stage: &StageAudit, st: &StepAudit, report: &Audit, with_stage: boo
     }
     for s in &st.sources {
         let stored = if s.in_store { "in the store" } else { "not fetched" };
-        line("source", format!("{} sha256:{} ({stored})", s.name, s.sha256));
+        line("source", format!("{} ({stored})", s.name));
+        if let Some(sha) = &s.sha256 {
+            line("", format!("  pinned sha256:{sha}"));
+        }
+        if let Some(tree) = &s.tree {
+            line("", format!("  pinned tree {tree}"));
+        }
+        if let Some(m) = &s.matched {
+            line("", format!("  matched {}, from {}", m.pin.as_str(), m.from));
+        }
         for u in &s.urls {
             line("", format!("  {u}"));
+        }
+        if let Some(g) = &s.git {
+            line("", format!("  {}{}", g.describe(), if g.submodules { " with submodules" } else { "" }));
         }
     }
     if st.needs.is_empty() {
@@ -181,7 +193,21 @@ fn markdown(report: &Audit) -> String {
             o.push_str(&format!("- declared in `{}` line {}\n- root: `{}`\n", st.file, st.line, st.root));
             for src in &st.sources {
                 let stored = if src.in_store { "in the store" } else { "not fetched" };
-                o.push_str(&format!("- source `{}`: sha256 `{}` ({stored}), from {}\n", src.name, src.sha256, src.urls.join(", ")));
+                let mut pins = Vec::new();
+                if let Some(sha) = &src.sha256 {
+                    pins.push(format!("sha256 `{sha}`"));
+                }
+                if let Some(tree) = &src.tree {
+                    pins.push(format!("tree `{tree}`"));
+                }
+                let mut places: Vec<String> = src.urls.clone();
+                if let Some(g) = &src.git {
+                    places.push(format!("{}{}", g.describe(), if g.submodules { " with submodules" } else { "" }));
+                }
+                o.push_str(&format!("- source `{}`: {} ({stored}), from {}\n", src.name, pins.join(", "), places.join(", ")));
+                if let Some(m) = &src.matched {
+                    o.push_str(&format!("  - matched its {} pin; its bytes came from {}\n", m.pin.as_str(), m.from));
+                }
             }
             for n in &st.needs {
                 o.push_str(&format!("- needs `{}`: {}\n", n.step, per_seed(&n.outputs)));

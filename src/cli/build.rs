@@ -17,7 +17,7 @@ use crate::Error;
 use crate::build::{self, Build, BuildError, Events, Outcome, ReadySource, StepFailed, StepsFailed, seed};
 use crate::chain::Chain;
 use crate::fetch;
-use crate::hash::{Blake3, Sha256};
+use crate::hash::Blake3;
 use crate::plan::Plan;
 use crate::store::{LockMode, Store};
 use crate::store::receipt::RunStatus;
@@ -118,14 +118,14 @@ pub(crate) fn sources(
     bars: &super::fetch::Bars,
 ) -> Result<BTreeMap<String, ReadySource>, BuildError> {
     let wanted = crate::plan::sources_of(chain, selection);
-    fetch::fetch(chain, &wanted, store, &cx.fetch_options(FETCH_TIMEOUT), bars)?;
+    let fetched = fetch::fetch(chain, &wanted, store, &cx.fetch_options(FETCH_TIMEOUT), bars)?;
+    super::fetch::warn(&fetched, false);
     let mut ready = BTreeMap::new();
-    for s in wanted {
-        let sha = Sha256::from_hex(&s.sha256).unwrap_or(Sha256([0; 32]));
-        let r = ReadySource::find(store, sha, s.placement).ok_or_else(|| {
-            BuildError::Exec(crate::exec::ExecError::Sandbox(format!("source `{}` is not in the store after fetching", s.name)))
+    for f in &fetched {
+        let r = ReadySource::of(store, f).ok_or_else(|| {
+            BuildError::Exec(crate::exec::ExecError::Sandbox(format!("source `{}` is not in the store after fetching", f.name)))
         })?;
-        ready.insert(s.name.clone(), r);
+        ready.insert(f.name.clone(), r);
     }
     Ok(ready)
 }

@@ -27,15 +27,26 @@ struct SeedSummary<'a> {
     name: &'a str,
     description: Option<&'a str>,
     image: Option<&'a str>,
-    rootfs: Option<&'a crate::chain::model::PinnedUrl>,
+    rootfs: Option<RootfsSummary<'a>>,
 }
 
+/// A seed's rootfs, its sha256 in hex as written in the chain.
+#[derive(Serialize)]
+struct RootfsSummary<'a> {
+    url: &'a str,
+    sha256: String,
+}
+
+/// A source: its pins as written in the chain (`sha256` in hex, `tree`
+/// as `blake3:<hex>`), where it comes from, how it is placed.
 #[derive(Serialize)]
 struct SourceSummary<'a> {
     name: &'a str,
     version: Option<&'a str>,
     urls: &'a [String],
-    sha256: &'a str,
+    git: Option<&'a crate::chain::GitLocation>,
+    sha256: Option<String>,
+    tree: Option<String>,
     unpack: Option<u32>,
 }
 
@@ -123,7 +134,7 @@ fn report<'a>(chain: &'a Chain, trust: Option<&Trust>) -> Report<'a> {
                 name: &s.name,
                 description: s.description.as_deref(),
                 image: s.image.as_deref(),
-                rootfs: s.rootfs.as_ref(),
+                rootfs: s.rootfs.as_ref().map(|r| RootfsSummary { url: &r.url, sha256: r.sha256.hex() }),
             })
             .collect(),
         sources: chain
@@ -133,7 +144,9 @@ fn report<'a>(chain: &'a Chain, trust: Option<&Trust>) -> Report<'a> {
                 name: &s.name,
                 version: s.version.as_deref(),
                 urls: &s.urls,
-                sha256: &s.sha256,
+                git: s.git.as_ref(),
+                sha256: s.sha256.map(|sha| sha.hex()),
+                tree: s.tree.map(|t| t.to_string()),
                 unpack: match s.placement {
                     Placement::File => None,
                     Placement::Unpack { strip_components } => Some(strip_components),
@@ -189,7 +202,7 @@ fn write_human(r: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "  {:<width$}  artefact", "seed")?;
     for s in &r.seeds {
         let mut what = Vec::new();
-        if let Some(rootfs) = s.rootfs {
+        if let Some(rootfs) = &s.rootfs {
             what.push(format!("rootfs {} (sha256 {}…)", rootfs.url, &rootfs.sha256[..12]));
         }
         if let Some(image) = s.image {
@@ -200,6 +213,16 @@ fn write_human(r: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         }
         writeln!(out, "  {:<width$}  {}", s.name, what.join("; "))?;
     }
+    writeln!(out)?;
+    let count = |f: fn(&SourceSummary<'_>) -> bool| r.sources.iter().filter(|s| f(s)).count();
+    writeln!(
+        out,
+        "  sources pinned by sha256 only: {}, by tree only: {}, by both: {}; fetched with git: {}",
+        count(|s| s.sha256.is_some() && s.tree.is_none()),
+        count(|s| s.sha256.is_none() && s.tree.is_some()),
+        count(|s| s.sha256.is_some() && s.tree.is_some()),
+        count(|s| s.git.is_some()),
+    )?;
     writeln!(out)?;
     if let Some(t) = &r.trust {
         let rules: Vec<String> = t.rules.iter().map(|r| format!("{} {}", r.count, r.role)).collect();

@@ -109,12 +109,28 @@ fn write_table(rows: &[Fetched], out: &mut dyn Write) -> std::io::Result<()> {
     let w = rows.iter().map(|f| f.name.len()).max().unwrap_or(6).max(6);
     for f in rows {
         let (state, from) = match &f.origin {
-            Origin::Store => ("present", "in the store".to_string()),
+            Origin::Store => ("present", format!("in the store (from {})", f.from)),
             Origin::Fetched(loc) => ("fetched", format!("from {loc}")),
         };
-        writeln!(out, "  {state:8} {:<w$}  {:>10}  {from}", f.name, human_size(f.size))?;
+        let size = f.size.map_or_else(|| "-".to_string(), human_size);
+        writeln!(out, "  {state:8} {:<w$}  {:>10}  {:<6}  {from}", f.name, size, f.pin.as_str())?;
     }
     Ok(())
+}
+
+/// Warns on stderr about what did not stop a source: pins that disagree
+/// and, when `attempts`, places that failed before one worked.
+pub(crate) fn warn(fetched: &[Fetched], attempts: bool) {
+    for f in fetched {
+        if attempts {
+            for a in &f.failed_attempts {
+                eprintln!("warning: source `{}`: {} failed ({}); another place had the pinned content", f.name, a.location, a.problem);
+            }
+        }
+        for w in &f.warnings {
+            eprintln!("warning: source `{}`: {w}", f.name);
+        }
+    }
 }
 
 /// Runs `fetch`.
@@ -129,11 +145,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         Ok(f) => f.as_slice(),
         Err(e) => e.fetched.as_slice(),
     };
-    for f in fetched {
-        for a in &f.failed_attempts {
-            eprintln!("warning: source `{}`: {} failed ({}); another place had the pinned bytes", f.name, a.location, a.problem);
-        }
-    }
+    warn(fetched, true);
     if cx.json {
         let failed = match &result {
             Ok(_) => Vec::new(),
@@ -147,7 +159,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     } else if cx.verbosity >= 0 {
         write_table(fetched, out).map_err(Error::Output)?;
         let new: Vec<&Fetched> = fetched.iter().filter(|f| matches!(f.origin, Origin::Fetched(_))).collect();
-        let bytes: u64 = new.iter().map(|f| f.size).sum();
+        let bytes: u64 = new.iter().filter_map(|f| f.size).sum();
         writeln!(
             out,
             "{} source(s): {} fetched ({}), {} already in the store",

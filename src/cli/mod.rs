@@ -48,7 +48,7 @@ pub struct Cli {
     /// Print one JSON document on stdout (shapes in docs/json.md).
     #[arg(long, global = true)]
     pub json: bool,
-    /// A local mirror of source files, looked in before any URL (by file name and by sha256); repeatable.
+    /// A local mirror of source files, looked in before any URL or git repository (by file name and by sha256; for a source pinned by `tree`, any archive whose content matches); repeatable.
     #[arg(long, value_name = "DIR", global = true)]
     pub distfiles: Vec<PathBuf>,
     /// Use only the store and --distfiles; never the network.

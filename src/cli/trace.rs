@@ -59,8 +59,15 @@ fn tree(n: &Node, indent: &str, out: &mut dyn Write) -> std::io::Result<()> {
         lines.push((format!("needs {}", head(need)), Some(need)));
     }
     for s in &n.sources {
+        // The bytes when known, and the tree mounted for a tree.
+        let what = match (s.sha256, s.layer) {
+            (Some(sha), Some(layer)) => format!("{sha} → {layer}"),
+            (Some(sha), None) => sha.to_string(),
+            (None, Some(layer)) => layer.to_string(),
+            (None, None) => "(not recorded)".to_string(),
+        };
         let url = s.url.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
-        lines.push((format!("source {} {}{url}", s.name, s.sha256), None));
+        lines.push((format!("source {} {what}{url} (matched its {} pin; from {})", s.name, s.pin.as_str(), s.from), None));
     }
     match &n.root {
         Some(RootNode::Scratch) => lines.push(("root: scratch (nothing from the seed)".to_string(), None)),

@@ -6,7 +6,9 @@
 //! - `buildDefinition`: the chain, the stage and its definition digest as
 //!   external parameters; the architecture, `SOURCE_DATE_EPOCH` and the
 //!   seeds compared as internal ones; as resolved dependencies, every
-//!   source the stage's steps mounted (URL and sha256), every output of an
+//!   source the stage's steps mounted (URL or git repository; its sha256
+//!   when known and, for a tree, the layer's tree digest as `blake3`; which
+//!   pin matched and where the bytes came from as annotations), every output of an
 //!   earlier stage they used (BLAKE3 tree digest) and every seed (tree
 //!   digest or image ID);
 //! - `runDetails`: the engine as builder, the time the stage was verified,
@@ -54,8 +56,24 @@ pub fn statement(chain: &Chain, receipt: &StageReceipt, steps: &[Receipt]) -> Va
     let mut deps: BTreeMap<String, Value> = BTreeMap::new();
     for r in steps {
         for s in &r.sources {
-            let uri = chain.sources.iter().find(|c| c.name == s.name).and_then(|c| c.urls.first().cloned());
-            let mut d = json!({ "name": format!("source:{}", s.name), "digest": { "sha256": s.sha256.hex() } });
+            let declared = chain.source(&s.name);
+            let uri = declared.and_then(|c| {
+                c.urls.first().cloned().or_else(|| c.git.as_ref().map(|g| format!("git+{}@{}", g.url, g.commit)))
+            });
+            // The sha256 when known (a checkout has none), the tree digest
+            // of what was mounted as `blake3`.
+            let mut digest = serde_json::Map::new();
+            if let Some(sha) = s.sha256 {
+                digest.insert("sha256".into(), Value::String(sha.hex()));
+            }
+            if let Some(layer) = s.layer {
+                digest.insert("blake3".into(), Value::String(layer.hex()));
+            }
+            let mut d = json!({
+                "name": format!("source:{}", s.name),
+                "digest": digest,
+                "annotations": { "pin": s.pin.as_str(), "from": s.from },
+            });
             if let Some(uri) = uri {
                 d["uri"] = Value::String(uri);
             }

@@ -53,18 +53,20 @@ fn rehash(file: &mut File) -> io::Result<(sha2::Sha256, u64)> {
 }
 
 /// Downloads `url` into `part`, continuing whatever `part` already holds,
-/// until the server says the body is complete; then checks the sha256
-/// (the caller commits the file to the store, which syncs it). On a
-/// wrong hash the part file is emptied so bad bytes never linger, after one
-/// fresh retry when the bad bytes may have come from an earlier attempt.
+/// until the server says the body is complete; returns the sha256 and size
+/// of what `part` then holds, for the caller to judge (it commits the file
+/// to the store, which syncs it, or removes it). When `expected` is given
+/// and bytes kept from an earlier attempt hash to something else, the
+/// download is made once more from the start, since the kept bytes may be
+/// what was wrong.
 pub fn download(
     agent: &ureq::Agent,
     url: &str,
     part: &Path,
-    expected: &Sha256,
+    expected: Option<&Sha256>,
     id: &str,
     progress: &dyn Progress,
-) -> Result<(), AttemptProblem> {
+) -> Result<(Sha256, u64), AttemptProblem> {
     let io_err = |e: io::Error| AttemptProblem::Io { message: format!("{}: {e}", part.display()) };
     let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(part).map_err(io_err)?;
     let (mut hasher, mut have) = rehash(&mut file).map_err(io_err)?;
@@ -72,19 +74,14 @@ pub fn download(
     loop {
         transfer(agent, url, &mut file, &mut hasher, &mut have, id, progress)?;
         let actual = Sha256(hasher.clone().finalize().into());
-        if actual == *expected {
-            // `Store::commit_source` syncs it before the rename.
-            return Ok(());
+        if !resumed_from_disk || expected.is_none_or(|e| *e == actual) {
+            return Ok((actual, have));
         }
+        // The kept bytes may be what was wrong: one clean attempt.
         file.set_len(0).map_err(io_err)?;
-        if resumed_from_disk {
-            // The kept bytes may be what was wrong: one clean attempt.
-            resumed_from_disk = false;
-            hasher = sha2::Sha256::new();
-            have = 0;
-            continue;
-        }
-        return Err(AttemptProblem::WrongHash { actual, size: have });
+        resumed_from_disk = false;
+        hasher = sha2::Sha256::new();
+        have = 0;
     }
 }
 

@@ -1,15 +1,30 @@
-//! Sources (DESIGN §2): getting each pinned file into the store and
-//! unpacking it.
+//! Sources (DESIGN §2): getting each source's content into the store,
+//! checked against its pins, and unpacking it.
 //!
-//! For every source not yet in the store, the places tried are, in order:
-//! each `--distfiles` directory (by the URLs' file names, then by the sha256
-//! in hex), then the source's URLs as written (`http://`, `https://`,
-//! `file://`). Bytes are hashed as they arrive and only a file with the pinned
-//! sha256 is renamed into `sources/`; a wrong file is deleted and the next
-//! place tried. An interrupted http download is kept in `tmp/fetch/` and
-//! resumed with a `Range` request, by this run or the next. Sources to be
-//! unpacked are then unpacked ([`unpack`]) into a layer.
+//! A source is pinned by `sha256` (the bytes of its file), by `tree` (the
+//! tree digest of its unpacked content, after `strip-components`), or by
+//! both. Bytes whose sha256 matches the `sha256` pin are accepted;
+//! otherwise their content, unpacked into `tmp/`, must match `tree`.
+//! Anything else is refused and leaves nothing in the store: no source
+//! file, no layer, no `index/unpack/` entry. Only after the comparison is
+//! anything renamed into place.
+//!
+//! A source already in the store is used as it is: its file, the layer its
+//! pinned archive unpacked to, or the layer its `tree` pin names. Otherwise
+//! the places tried are, in order:
+//! 1. each `--distfiles` directory ([`distfiles`]: the files named for the
+//!    source, then, for a `tree` pin, any other archive in it);
+//! 2. the source's URLs as written (`http://`, `https://`, `file://`);
+//! 3. its git repository ([`git`]), checked out at the pinned commit.
+//!
+//! `--offline` stops after the distfiles. An interrupted http download is
+//! kept in `tmp/fetch/` and resumed with a `Range` request, by this run or
+//! the next. Where a source file or layer first came from is recorded
+//! beside it ([`crate::store::origin`]), so a source found in the store
+//! later still says where its bytes came from.
 
+mod distfiles;
+mod git;
 mod http;
 pub mod unpack;
 
@@ -24,9 +39,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::chain::model::{Placement, Source};
-use crate::chain::{Chain, diag::Src};
-use crate::hash::{Blake3, Sha256};
+use crate::chain::{Chain, Pin, Source, diag::Src};
+use crate::hash::{self, Blake3, Sha256, Tree};
+use crate::store::origin::{Object, ObjectOrigin};
 use crate::store::{Store, StoreError};
 use unpack::UnpackError;
 
@@ -57,12 +72,17 @@ impl Progress for Silent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AttemptProblem {
-    /// Bytes arrived but hash to something else (tampered or wrong file).
-    WrongHash {
-        /// What they hashed to.
-        actual: Sha256,
-        /// How many bytes.
-        size: u64,
+    /// Content arrived but matches no pin (tampered, or another release).
+    WrongContent {
+        /// The sha256 of the bytes (none for a git checkout).
+        sha256: Option<Sha256>,
+        /// How many bytes (none for a git checkout).
+        size: Option<u64>,
+        /// The tree digest of their unpacked content, for a source placed
+        /// as a tree (none when they did not unpack).
+        tree: Option<Blake3>,
+        /// Why they did not unpack, when they did not.
+        unpack_error: Option<String>,
     },
     /// The server answered with this status.
     Http {
@@ -86,17 +106,41 @@ pub enum AttemptProblem {
     },
     /// The URL's scheme is not http, https or file.
     Scheme,
+    /// git could not clone, check out or update submodules.
+    Git {
+        /// What git said.
+        message: String,
+    },
+    /// A distfiles directory held other files, none with the pinned content.
+    NoMatch {
+        /// How many were looked at.
+        files: usize,
+    },
 }
 
 impl std::fmt::Display for AttemptProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AttemptProblem::WrongHash { actual, size } => write!(f, "wrong bytes: {size} bytes hashing to {actual}"),
+            AttemptProblem::WrongContent { sha256, size, tree, unpack_error } => {
+                match (sha256, size) {
+                    (Some(sha), Some(size)) => write!(f, "wrong bytes: {size} bytes hashing to {sha}")?,
+                    _ => write!(f, "wrong content")?,
+                }
+                if let Some(tree) = tree {
+                    write!(f, ", unpacking to {tree}")?;
+                }
+                if let Some(e) = unpack_error {
+                    write!(f, ", which do not unpack: {e}")?;
+                }
+                Ok(())
+            }
             AttemptProblem::Http { status } => write!(f, "HTTP status {status}"),
             AttemptProblem::Network { message } => write!(f, "network error: {message}"),
             AttemptProblem::Timeout { message } => write!(f, "timed out: {message}"),
             AttemptProblem::Io { message } => write!(f, "{message}"),
             AttemptProblem::Scheme => write!(f, "unsupported URL scheme (http, https and file are)"),
+            AttemptProblem::Git { message } => write!(f, "git: {message}"),
+            AttemptProblem::NoMatch { files } => write!(f, "none of its {files} other file(s) holds the pinned content"),
         }
     }
 }
@@ -104,53 +148,98 @@ impl std::fmt::Display for AttemptProblem {
 /// One place tried and what went wrong there.
 #[derive(Debug, Clone, Serialize)]
 pub struct Attempt {
-    /// The URL or distfiles path.
+    /// The URL, distfiles path (or directory), or `git URL@COMMIT`.
     pub location: String,
     /// What went wrong.
     pub problem: AttemptProblem,
 }
 
-/// Where a source ended up coming from.
+/// Where a source ended up coming from this time.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// It was already in the store.
     Store,
-    /// Copied from a distfiles directory or downloaded from a URL.
+    /// Copied from a distfiles directory, downloaded from a URL or checked
+    /// out from git.
     Fetched(String),
 }
 
-/// What happened to one source that is now in the store.
+/// What happened to one source that is now in the store. `pin` and
+/// `from` hold for sources found in the store too.
 #[derive(Debug, Clone, Serialize)]
 pub struct Fetched {
     /// The source's name.
     pub name: String,
-    /// Its pinned sha256.
-    pub sha256: Sha256,
-    /// Its size in bytes.
-    pub size: u64,
+    /// Which pin its content matched.
+    pub pin: Pin,
+    /// The sha256 of the file placed, or of the archive unpacked, when
+    /// known (a git checkout has none).
+    pub sha256: Option<Sha256>,
+    /// That file's size in bytes, when known.
+    pub size: Option<u64>,
     /// Where it came from this time.
     pub origin: Origin,
-    /// The layer it unpacks to, for sources with `unpack`.
+    /// Where its bytes came from when they first entered the store (the
+    /// URL, the distfiles path, or `git URL@COMMIT`).
+    pub from: String,
+    /// The layer it is, for sources placed as a tree.
     pub layer: Option<Blake3>,
     /// Places that failed before one worked (a wrong hash here is worth a look).
     pub failed_attempts: Vec<Attempt>,
+    /// Distfiles read to learn their sha256 this run, for this source
+    /// (remembered ones are not read again).
+    pub hashed: usize,
+    /// Archives unpacked this run, for this source (an archive whose tree
+    /// is known is not unpacked again).
+    pub unpacked: usize,
+    /// Things worth a look that did not stop the source (pins that disagree).
+    pub warnings: Vec<String>,
+}
+
+/// What a source is pinned to, as its refusal shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Expected {
+    /// The `sha256` pin.
+    pub sha256: Option<Sha256>,
+    /// The `tree` pin.
+    pub tree: Option<Blake3>,
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Digests on lines of their own: they are never broken, so they can be copied.
+        match self.sha256 {
+            Some(sha) => writeln!(f, "  {sha}")?,
+            None => writeln!(f, "  sha256 not pinned")?,
+        }
+        match self.tree {
+            Some(tree) => write!(f, "  {tree}"),
+            None => write!(f, "  tree not pinned"),
+        }
+    }
+}
+
+impl Expected {
+    fn what(&self) -> &'static str {
+        if self.tree.is_some() { "content" } else { "bytes" }
+    }
 }
 
 /// One source that could not be made available.
 #[derive(Debug, Error, Diagnostic)]
 pub enum SourceError {
-    /// No place gave the pinned bytes.
-    #[error("source `{name}`: no place gave the pinned bytes\npinned:\n  {expected}\n{}", list(attempts))]
+    /// No place gave content matching a pin.
+    #[error("source `{name}`: no place gave the pinned {}\npinned:\n{expected}\n{}", expected.what(), list(attempts))]
     #[diagnostic(
         code(bootstrap::fetch::failed),
-        help("a wrong hash means the server or mirror sent other bytes than the pin: do not trust it; otherwise check the URLs, or put the file in a --distfiles directory")
+        help("`sha256:` pins a file's bytes, `blake3:` the tree of its unpacked content; other bytes or content than pinned come from a tampered server or mirror or another release: do not trust them; otherwise check the URLs and the repository, or put the file in a --distfiles directory")
     )]
     Failed {
         /// The source.
         name: String,
-        /// Its pinned sha256.
-        expected: Sha256,
+        /// Its pins.
+        expected: Expected,
         /// Every place tried.
         attempts: Vec<Attempt>,
         /// The chain file.
@@ -161,7 +250,7 @@ pub enum SourceError {
         span: SourceSpan,
     },
     /// `--offline` and the source is nowhere local.
-    #[error("source `{name}` is not in the store or any --distfiles directory, and --offline forbids downloading it")]
+    #[error("source `{name}` is not in the store or any --distfiles directory, and --offline forbids downloading or cloning it{}", if attempts.is_empty() { String::new() } else { format!("\n{}", list(attempts)) })]
     #[diagnostic(
         code(bootstrap::fetch::offline_missing),
         help("run `bootstrap fetch` with network access, or put the file in a --distfiles directory")
@@ -169,6 +258,8 @@ pub enum SourceError {
     Missing {
         /// The source.
         name: String,
+        /// Distfiles that were tried.
+        attempts: Vec<Attempt>,
         /// The chain file.
         #[source_code]
         src: Src,
@@ -176,7 +267,7 @@ pub enum SourceError {
         #[label("declared here")]
         span: SourceSpan,
     },
-    /// The archive was refused or damaged.
+    /// The archive matching the `sha256` pin was refused or damaged.
     #[error("source `{name}`: {error}")]
     #[diagnostic(code(bootstrap::fetch::unpack))]
     Unpack {
@@ -203,19 +294,32 @@ pub enum SourceError {
 fn list(attempts: &[Attempt]) -> String {
     // Digests on lines of their own: they are never broken, so they can be copied.
     let line = |a: &Attempt| match &a.problem {
-        AttemptProblem::WrongHash { actual, size } => format!("{} gave {size} bytes hashing to\n  {actual}", a.location),
+        AttemptProblem::WrongContent { sha256, size, tree, unpack_error } => {
+            let mut s = match (sha256, size) {
+                (Some(sha), Some(size)) => format!("{} gave {size} bytes hashing to\n  {sha}", a.location),
+                _ => format!("{} gave content", a.location),
+            };
+            match (tree, unpack_error) {
+                (Some(tree), _) if sha256.is_some() => s.push_str(&format!("\n  unpacking to\n  {tree}")),
+                (Some(tree), _) => s.push_str(&format!(" whose tree is\n  {tree}")),
+                (None, Some(e)) => s.push_str(&format!("\n  which do not unpack: {e}")),
+                (None, None) => {}
+            }
+            s
+        }
         other => format!("{}: {other}", a.location),
     };
     attempts.iter().map(line).collect::<Vec<_>>().join("\n")
 }
 
 impl SourceError {
-    /// The exit code this failure calls for (DESIGN §5).
+    /// The exit code this failure calls for (DESIGN §5): 2 when some place
+    /// gave content that matches no pin.
     pub fn exit_code(&self) -> u8 {
         use crate::error::exit;
         match self {
             SourceError::Failed { attempts, .. }
-                if attempts.iter().any(|a| matches!(a.problem, AttemptProblem::WrongHash { .. })) =>
+                if attempts.iter().any(|a| matches!(a.problem, AttemptProblem::WrongContent { .. })) =>
             {
                 exit::VERIFICATION_FAILED
             }
@@ -252,32 +356,22 @@ impl FetchErrors {
 pub struct FetchOptions {
     /// Local mirror directories, looked in first.
     pub distfiles: Vec<PathBuf>,
-    /// Never use the network (nor `file://` URLs: only the store and distfiles).
+    /// Never use the network (nor `file://` URLs, nor git: only the store and distfiles).
     pub offline: bool,
-    /// Connect, response and per-read timeout.
+    /// Connect, response and per-read timeout (for git: how long a transfer may stall).
     pub timeout: Duration,
     /// Sources fetched at once.
     pub jobs: usize,
 }
 
-/// The file name a URL ends in.
-fn url_file_name(url: &str) -> Option<&str> {
-    let path = url.split(['?', '#']).next()?;
-    let name = path.rsplit('/').next()?;
-    (!name.is_empty()).then_some(name)
-}
-
 /// Copies a local file into a temporary file in the store, hashing as it goes.
-fn copy_checked(store: &Store, from: &Path, expected: &Sha256) -> Result<tempfile::NamedTempFile, AttemptProblem> {
+fn copy_hashing(store: &Store, from: &Path) -> Result<(tempfile::NamedTempFile, Sha256, u64), AttemptProblem> {
     let mut input = File::open(from).map_err(|e| AttemptProblem::Io { message: format!("{}: {e}", from.display()) })?;
     let mut tmp = store.temp_file().map_err(|e| AttemptProblem::Io { message: e.to_string() })?;
     let mut hashing = HashingWriter { inner: tmp.as_file_mut(), hasher: <sha2::Sha256 as sha2::Digest>::new(), size: 0 };
     io::copy(&mut input, &mut hashing).map_err(|e| AttemptProblem::Io { message: format!("{}: {e}", from.display()) })?;
     let (size, actual) = (hashing.size, Sha256(sha2::Digest::finalize(hashing.hasher).into()));
-    if actual != *expected {
-        return Err(AttemptProblem::WrongHash { actual, size });
-    }
-    Ok(tmp)
+    Ok((tmp, actual, size))
 }
 
 struct HashingWriter<'a> {
@@ -298,6 +392,53 @@ impl io::Write for HashingWriter<'_> {
     }
 }
 
+/// Bytes of a candidate, held in the store's `tmp/` while they are judged.
+enum Held {
+    /// A copy, removed when dropped unless committed.
+    Temp(tempfile::NamedTempFile),
+    /// A finished download in `tmp/fetch/`, removed unless committed (so
+    /// bad bytes never linger for the next run to resume from).
+    Part(PathBuf),
+}
+
+impl Held {
+    fn path(&self) -> &Path {
+        match self {
+            Held::Temp(t) => t.path(),
+            Held::Part(p) => p,
+        }
+    }
+
+    fn discard(self) {
+        if let Held::Part(p) = self {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// A source's content, accepted.
+struct Ready {
+    pin: Pin,
+    sha256: Option<Sha256>,
+    size: Option<u64>,
+    layer: Option<Blake3>,
+    from: String,
+}
+
+/// What one place gave: accepted content, or why not.
+type Tried = Result<Ready, AttemptProblem>;
+
+/// Work done for one source, for `fetch --json`.
+#[derive(Default)]
+struct Work {
+    hashed: usize,
+    unpacked: usize,
+}
+
+/// What a source found in the store says when no origin was recorded (it
+/// was committed by an engine that did not record them).
+const UNKNOWN_ORIGIN: &str = "unknown (in the store before origins were recorded)";
+
 struct Job<'a> {
     chain: &'a Chain,
     store: &'a Store,
@@ -311,96 +452,286 @@ fn span_of(chain: &Chain, source: &Source) -> (Src, SourceSpan) {
     (NamedSource::new(&file.path, file.text.clone()), SourceSpan::from((source.span.offset, source.span.len)))
 }
 
+fn wrong(sha256: Sha256, size: u64, tree: Option<Blake3>) -> AttemptProblem {
+    AttemptProblem::WrongContent { sha256: Some(sha256), size: Some(size), tree, unpack_error: None }
+}
+
+/// The name an archive is called in messages: the URL's file name, else the source's.
+fn archive_name(source: &Source) -> String {
+    source.urls.first().and_then(|u| distfiles::url_file_name(u)).unwrap_or(&source.name).to_string()
+}
+
 impl Job<'_> {
-    fn sha(&self, source: &Source) -> Sha256 {
-        // The loader accepted only 64 hex digits, so this parses.
-        Sha256::from_hex(&source.sha256).unwrap_or(Sha256([0; 32]))
+    fn one(&self, source: &Source) -> Result<Fetched, SourceError> {
+        let mut work = Work::default();
+        let (ready, origin, failed_attempts) = match self.in_store(source, &mut work)? {
+            Some(r) => (r, Origin::Store, Vec::new()),
+            None => {
+                let (r, attempts) = self.obtain(source, &mut work)?;
+                let here = r.from.clone();
+                (r, Origin::Fetched(here), attempts)
+            }
+        };
+        let mut warnings = Vec::new();
+        if let (Pin::Sha256, Some(pinned), Some(layer)) = (ready.pin, source.tree, ready.layer)
+            && pinned != layer
+        {
+            // The bytes are the pinned ones, so they are what the chain
+            // asked for; its two pins disagree, which its author should know.
+            warnings.push(format!("the bytes match the sha256 pin but unpack to {layer}, not the tree pin {pinned}: the chain's pins disagree"));
+        }
+        self.progress.finish(&source.name);
+        Ok(Fetched {
+            name: source.name.clone(),
+            pin: ready.pin,
+            sha256: ready.sha256,
+            size: ready.size,
+            origin,
+            from: ready.from,
+            layer: ready.layer,
+            failed_attempts,
+            hashed: work.hashed,
+            unpacked: work.unpacked,
+            warnings,
+        })
     }
 
-    /// Gets one source's file into the store.
-    fn obtain(&self, source: &Source) -> Result<(Origin, Vec<Attempt>), SourceError> {
-        let sha = self.sha(source);
-        if self.store.has_source(&sha) {
-            return Ok((Origin::Store, Vec::new()));
+    /// The source as the store already holds it, if it does.
+    fn in_store(&self, source: &Source, work: &mut Work) -> Result<Option<Ready>, SourceError> {
+        if let Some(sha) = source.sha256 {
+            let file = self.store.has_source(&sha);
+            let layer = match source.strip() {
+                None if file => None,
+                None => return self.in_store_by_tree(source),
+                Some(strip) => match self.store.unpacked(&sha, strip) {
+                    Some(layer) => Some(layer),
+                    None if file => Some(self.unpack_stored(source, &sha, strip, work)?),
+                    None => return self.in_store_by_tree(source),
+                },
+            };
+            let recorded = self.store.origin(Object::Source(sha)).or_else(|| {
+                // Accepted for another source by its tree: the layer knows the archive.
+                layer.and_then(|l| self.store.origin(Object::Layer(l))).filter(|o| o.archive == Some(sha))
+            });
+            let size = std::fs::metadata(self.store.source_path(&sha)).ok().map(|m| m.len()).or(recorded.as_ref().and_then(|o| o.size));
+            let from = recorded.map_or_else(|| UNKNOWN_ORIGIN.to_string(), |o| o.from);
+            return Ok(Some(Ready { pin: Pin::Sha256, sha256: Some(sha), size, layer, from }));
         }
+        self.in_store_by_tree(source)
+    }
+
+    /// The layer a `tree` pin names, when the store has it.
+    fn in_store_by_tree(&self, source: &Source) -> Result<Option<Ready>, SourceError> {
+        let Some(tree) = source.tree.filter(|t| source.is_tree() && self.store.layer_path(t).is_dir()) else { return Ok(None) };
+        let recorded = self.store.origin(Object::Layer(tree));
+        Ok(Some(Ready {
+            pin: Pin::Tree,
+            sha256: recorded.as_ref().and_then(|o| o.archive),
+            size: recorded.as_ref().and_then(|o| o.size),
+            layer: Some(tree),
+            from: recorded.map_or_else(|| UNKNOWN_ORIGIN.to_string(), |o| o.from),
+        }))
+    }
+
+    /// Tries every place in turn (see the module doc).
+    fn obtain(&self, source: &Source, work: &mut Work) -> Result<(Ready, Vec<Attempt>), SourceError> {
         let mut attempts = Vec::new();
-        let mut names: Vec<String> = source.urls.iter().filter_map(|u| url_file_name(u)).map(str::to_string).collect();
-        names.push(sha.hex());
-        names.dedup();
         for dir in &self.opts.distfiles {
-            for n in &names {
-                let candidate = dir.join(n);
-                if !candidate.is_file() {
-                    continue;
+            let candidates = distfiles::candidates(dir, source);
+            for path in &candidates.named {
+                match self.distfile(source, path, true, work)? {
+                    Ok(r) => return Ok((r, attempts)),
+                    Err(problem) => attempts.push(Attempt { location: path.display().to_string(), problem }),
                 }
-                match copy_checked(self.store, &candidate, &sha) {
-                    Ok(tmp) => {
-                        self.store.commit_source(tmp.path(), &sha)?;
-                        return Ok((Origin::Fetched(candidate.display().to_string()), attempts));
-                    }
-                    Err(problem) => attempts.push(Attempt { location: candidate.display().to_string(), problem }),
+            }
+            // Other sources' files, mostly: one line for them all.
+            let mut missed = 0;
+            for path in &candidates.others {
+                match self.distfile(source, path, false, work)? {
+                    Ok(r) => return Ok((r, attempts)),
+                    Err(_) => missed += 1,
                 }
+            }
+            if missed > 0 {
+                attempts.push(Attempt { location: dir.display().to_string(), problem: AttemptProblem::NoMatch { files: missed } });
             }
         }
         if self.opts.offline {
             let (src, span) = span_of(self.chain, source);
-            return Err(SourceError::Missing { name: source.name.clone(), src, span });
+            return Err(SourceError::Missing { name: source.name.clone(), attempts, src, span });
         }
-        let part_dir = self.store.tmp().join("fetch");
-        std::fs::create_dir_all(&part_dir).map_err(|e| StoreError::Io { path: part_dir.clone(), source: e })?;
-        let part = part_dir.join(format!("{}.part", sha.hex()));
         for url in &source.urls {
-            let result = if let Some(path) = url.strip_prefix("file://") {
-                copy_checked(self.store, Path::new(path), &sha).and_then(|tmp| {
-                    self.store.commit_source(tmp.path(), &sha).map_err(|e| AttemptProblem::Io { message: e.to_string() })
-                })
-            } else if url.starts_with("http://") || url.starts_with("https://") {
-                http::download(&self.agent, url, &part, &sha, &source.name, self.progress).and_then(|()| {
-                    self.store.commit_source(&part, &sha).map_err(|e| AttemptProblem::Io { message: e.to_string() })
-                })
-            } else {
-                Err(AttemptProblem::Scheme)
-            };
-            match result {
-                Ok(_) => return Ok((Origin::Fetched(url.clone()), attempts)),
+            match self.url(source, url, work)? {
+                Ok(r) => return Ok((r, attempts)),
                 Err(problem) => {
                     self.progress.note(&source.name, &format!("{url}: {problem}"));
                     attempts.push(Attempt { location: url.clone(), problem });
                 }
             }
         }
+        if let Some(g) = &source.git {
+            match self.git(source, g, work)? {
+                Ok(r) => return Ok((r, attempts)),
+                Err(problem) => {
+                    self.progress.note(&source.name, &format!("{}: {problem}", g.describe()));
+                    attempts.push(Attempt { location: g.describe(), problem });
+                }
+            }
+        }
         let (src, span) = span_of(self.chain, source);
-        Err(SourceError::Failed { name: source.name.clone(), expected: sha, attempts, src, span })
+        let expected = Expected { sha256: source.sha256, tree: source.tree };
+        Err(SourceError::Failed { name: source.name.clone(), expected, attempts, src, span })
     }
 
-    /// Unpacks a source (already in the store) into a layer, unless done before.
-    fn unpack(&self, source: &Source, strip: u32) -> Result<Blake3, SourceError> {
-        let sha = self.sha(source);
-        if let Some(layer) = self.store.unpacked(&sha, strip) {
+    /// One file of a distfiles directory; `named` when it is named for the
+    /// source (its content is then worth showing even without a tree pin).
+    fn distfile(&self, source: &Source, path: &Path, named: bool, work: &mut Work) -> Result<Tried, SourceError> {
+        let (sha, size, computed) = match distfiles::sha256(self.store, path) {
+            Ok(x) => x,
+            Err(e) => return Ok(Err(AttemptProblem::Io { message: e.to_string() })),
+        };
+        if computed {
+            work.hashed += 1;
+        }
+        // Recorded as an absolute path: the record outlives this run's directory.
+        let place = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string();
+        if source.sha256 != Some(sha)
+            && let Some(strip) = source.strip()
+            && let Some(layer) = self.store.unpacked(&sha, strip)
+        {
+            // Unpacked before (for this or another source): its tree is known.
+            if source.tree != Some(layer) {
+                return Ok(Err(wrong(sha, size, Some(layer))));
+            }
+            self.store.record_origin(Object::Layer(layer), &ObjectOrigin { from: place.clone(), archive: Some(sha), size: Some(size) })?;
+            return Ok(Ok(Ready { pin: Pin::Tree, sha256: Some(sha), size: Some(size), layer: Some(layer), from: place }));
+        }
+        let worth_unpacking = source.is_tree() && (source.tree.is_some() || named);
+        if source.sha256 != Some(sha) && !worth_unpacking {
+            return Ok(Err(wrong(sha, size, None)));
+        }
+        // Judge a copy, hashed again as it is made: what is accepted is
+        // what was hashed, even if the file changes meanwhile.
+        let (tmp, sha, size) = match copy_hashing(self.store, path) {
+            Ok(x) => x,
+            Err(problem) => return Ok(Err(problem)),
+        };
+        self.consider(source, Held::Temp(tmp), sha, size, place, work)
+    }
+
+    /// One URL.
+    fn url(&self, source: &Source, url: &str, work: &mut Work) -> Result<Tried, SourceError> {
+        if let Some(path) = url.strip_prefix("file://") {
+            return match copy_hashing(self.store, Path::new(path)) {
+                Ok((tmp, sha, size)) => self.consider(source, Held::Temp(tmp), sha, size, url.to_string(), work),
+                Err(problem) => Ok(Err(problem)),
+            };
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Ok(Err(AttemptProblem::Scheme));
+        }
+        let part_dir = self.store.tmp().join("fetch");
+        std::fs::create_dir_all(&part_dir).map_err(|e| StoreError::Io { path: part_dir.clone(), source: e })?;
+        // By the pinned sha256, every mirror resumes the same partial file;
+        // without one, bytes from different URLs may differ, so each has its own.
+        let part = match source.sha256 {
+            Some(sha) => part_dir.join(format!("{}.part", sha.hex())),
+            None => part_dir.join(format!("url-{}.part", blake3::hash(url.as_bytes()).to_hex())),
+        };
+        match http::download(&self.agent, url, &part, source.sha256.as_ref(), &source.name, self.progress) {
+            Ok((sha, size)) => self.consider(source, Held::Part(part), sha, size, url.to_string(), work),
+            Err(problem) => Ok(Err(problem)),
+        }
+    }
+
+    /// The git repository, at the pinned commit.
+    fn git(&self, source: &Source, g: &crate::chain::GitLocation, work: &mut Work) -> Result<Tried, SourceError> {
+        let dir = self.store.temp_dir()?;
+        self.progress.note(&source.name, &format!("checking out {}", g.describe()));
+        if let Err(git::GitFailed(message)) = git::checkout(g, dir.path(), self.opts.timeout) {
+            return Ok(Err(AttemptProblem::Git { message }));
+        }
+        work.unpacked += 1;
+        let tree = match hash::hash_tree(dir.path()) {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(AttemptProblem::Io { message: e.to_string() })),
+        };
+        let digest = tree.digest();
+        if source.tree != Some(digest) {
+            return Ok(Err(AttemptProblem::WrongContent { sha256: None, size: None, tree: Some(digest), unpack_error: None }));
+        }
+        let (layer, _) = self.store.commit_hashed_tree(dir, tree)?;
+        let from = g.describe();
+        self.store.record_origin(Object::Layer(layer), &ObjectOrigin { from: from.clone(), archive: None, size: None })?;
+        Ok(Ok(Ready { pin: Pin::Tree, sha256: None, size: None, layer: Some(layer), from }))
+    }
+
+    /// Judges bytes held in `tmp/` (see the module doc): accepted by the
+    /// `sha256` pin (committed, and unpacked for a tree), or by the tree
+    /// pin (only the layer is committed), or refused (nothing is).
+    fn consider(&self, source: &Source, held: Held, sha: Sha256, size: u64, place: String, work: &mut Work) -> Result<Tried, SourceError> {
+        if source.sha256 == Some(sha) {
+            self.store.commit_source(held.path(), &sha)?;
+            self.store.record_origin(Object::Source(sha), &ObjectOrigin { from: place.clone(), archive: None, size: Some(size) })?;
+            let layer = match source.strip() {
+                Some(strip) => Some(self.unpack_stored(source, &sha, strip, work)?),
+                None => None,
+            };
+            return Ok(Ok(Ready { pin: Pin::Sha256, sha256: Some(sha), size: Some(size), layer, from: place }));
+        }
+        let Some(strip) = source.strip() else {
+            held.discard();
+            return Ok(Err(wrong(sha, size, None)));
+        };
+        work.unpacked += 1;
+        let unpacked = self.unpack_to_tmp(held.path(), &archive_name(source), strip)?;
+        held.discard();
+        let (dir, tree) = match unpacked {
+            Ok(x) => x,
+            Err(e) => {
+                let unpack_error = Some(e.to_string());
+                return Ok(Err(AttemptProblem::WrongContent { sha256: Some(sha), size: Some(size), tree: None, unpack_error }));
+            }
+        };
+        let digest = tree.digest();
+        if source.tree != Some(digest) {
+            return Ok(Err(wrong(sha, size, Some(digest))));
+        }
+        let (layer, _) = self.store.commit_hashed_tree(dir, tree)?;
+        self.store.set_unpacked(&sha, strip, &layer)?;
+        self.store.record_origin(Object::Layer(layer), &ObjectOrigin { from: place.clone(), archive: Some(sha), size: Some(size) })?;
+        Ok(Ok(Ready { pin: Pin::Tree, sha256: Some(sha), size: Some(size), layer: Some(layer), from: place }))
+    }
+
+    /// Unpacks `archive` into a fresh directory of `tmp/` and hashes it;
+    /// nothing is committed. The inner error is the archive's.
+    fn unpack_to_tmp(&self, archive: &Path, name: &str, strip: u32) -> Result<Result<(tempfile::TempDir, Tree), UnpackError>, SourceError> {
+        let dir = self.store.temp_dir()?;
+        if let Err(e) = unpack::unpack(archive, name, strip, dir.path()) {
+            return Ok(Err(e));
+        }
+        let tree = hash::hash_tree(dir.path()).map_err(StoreError::from)?;
+        Ok(Ok((dir, tree)))
+    }
+
+    /// Unpacks a source file already in the store (it matched the `sha256`
+    /// pin) into its layer, unless done before.
+    fn unpack_stored(&self, source: &Source, sha: &Sha256, strip: u32, work: &mut Work) -> Result<Blake3, SourceError> {
+        if let Some(layer) = self.store.unpacked(sha, strip) {
             return Ok(layer);
         }
-        let archive = source.urls.first().and_then(|u| url_file_name(u)).unwrap_or(&source.name).to_string();
-        let dir = self.store.temp_dir()?;
-        unpack::unpack(&self.store.source_path(&sha), &archive, strip, dir.path()).map_err(|error| {
+        work.unpacked += 1;
+        let (dir, tree) = self.unpack_to_tmp(&self.store.source_path(sha), &archive_name(source), strip)?.map_err(|error| {
             let (src, span) = span_of(self.chain, source);
             let help = miette::Diagnostic::help(&error).map(|h| h.to_string());
             SourceError::Unpack { name: source.name.clone(), error, help, src, span }
         })?;
-        let (layer, _) = self.store.commit_tree(dir)?;
-        self.store.set_unpacked(&sha, strip, &layer)?;
+        let (layer, _) = self.store.commit_hashed_tree(dir, tree)?;
+        self.store.set_unpacked(sha, strip, &layer)?;
+        if let Some(o) = self.store.origin(Object::Source(*sha)) {
+            self.store.record_origin(Object::Layer(layer), &ObjectOrigin { from: o.from, archive: Some(*sha), size: o.size })?;
+        }
         Ok(layer)
-    }
-
-    fn one(&self, source: &Source) -> Result<Fetched, SourceError> {
-        let (origin, failed_attempts) = self.obtain(source)?;
-        let sha = self.sha(source);
-        let layer = match source.placement {
-            Placement::File => None,
-            Placement::Unpack { strip_components } => Some(self.unpack(source, strip_components)?),
-        };
-        let size = std::fs::metadata(self.store.source_path(&sha)).map(|m| m.len()).unwrap_or(0);
-        self.progress.finish(&source.name);
-        Ok(Fetched { name: source.name.clone(), sha256: sha, size, origin, layer, failed_attempts })
     }
 }
 
@@ -415,13 +746,11 @@ pub fn fetch(
     progress: &dyn Progress,
 ) -> Result<Vec<Fetched>, FetchErrors> {
     let job = Job { chain, store, opts, agent: http::agent(opts.timeout), progress };
-    // Two declarations of one file must not download it twice at once.
-    let by_sha: Mutex<std::collections::HashMap<String, std::sync::Arc<Mutex<()>>>> = Mutex::default();
+    // Two declarations of one file (or one tree) must not fetch it twice at once.
+    let by_pin: Mutex<std::collections::HashMap<String, std::sync::Arc<Mutex<()>>>> = Mutex::default();
     let run = |s: &&Source| {
-        let gate = by_sha
-            .lock()
-            .map(|mut m| m.entry(s.sha256.clone()).or_default().clone())
-            .unwrap_or_default();
+        let key = s.sha256.map(|x| x.to_string()).or_else(|| s.tree.map(|t| t.to_string())).unwrap_or_else(|| s.name.clone());
+        let gate = by_pin.lock().map(|mut m| m.entry(key).or_default().clone()).unwrap_or_default();
         let _held = gate.lock();
         job.one(s)
     };

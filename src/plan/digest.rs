@@ -11,7 +11,7 @@
 //!
 //! | tag | value |
 //! |---|---|
-//! | `format` | `bootstrap-definition-v1` |
+//! | `format` | `bootstrap-definition-v2` |
 //! | `contract` | the sandbox contract version, decimal ([`SANDBOX_CONTRACT_VERSION`]) |
 //! | `arch` | the chain's arch |
 //! | `source-date-epoch` | decimal |
@@ -22,15 +22,28 @@
 //! | `command` | `run` or `script` |
 //! | for `run`: `argv-count`, then per argv `arg-count` and one `arg` per argument | in order |
 //! | for `script`: `shell`, `script` | |
-//! | `source-count`, then per source `source-name`, `source-sha256`, `source-placement` | in the order written; placement is `file` or `unpack:<strip-components>` |
+//! | `source-count`, then per source `source-name`, `source-content`, `source-placement` | in the order written; see below |
 //! | `needs-count`, then one `needs` per need holding that step's definition digest string | in the order written (the order of the overlay) |
 //! | `output-count`, then one `output` per declared path, as written | in order |
 //!
-//! Descriptions, timeouts, URLs, versions, pinned output hashes, the
-//! `unverified` marker, comments, formatting and which file a step is in do
-//! not enter the digest: none of them changes the bytes a step produces.
+//! A source enters by the identity of its content as the chain pins it:
+//!
+//! | the source | `source-content` | `source-placement` |
+//! |---|---|---|
+//! | placed as a tree, with a `tree` pin | the pin, `blake3:<hex>` | `tree` |
+//! | placed as a tree, pinned by `sha256` only | the pin, `sha256:<hex>` | `unpack:<strip-components>` |
+//! | placed as a file | the `sha256` pin, `sha256:<hex>` | `file` |
+//!
+//! So a tree-pinned source's URLs, git repository and archive format do not
+//! enter (the same files from another place are the same input), nor does
+//! its `sha256` pin when it also has a `tree` pin.
+//!
+//! Descriptions, timeouts, URLs, git locations, versions, pinned output
+//! hashes, the `unverified` marker, comments, formatting and which file a
+//! step is in do not enter the digest: none of them changes the bytes a
+//! step produces.
 
-use crate::chain::{Chain, Command, Placement};
+use crate::chain::{Chain, Command, Placement, Source};
 
 /// Version of the sandbox contract (DESIGN §3) that digests are made under.
 pub const SANDBOX_CONTRACT_VERSION: u32 = 1;
@@ -72,7 +85,7 @@ pub fn definition_digest(chain: &Chain, id: usize, digests: &[String], buf: &mut
     let step = &chain.steps[id];
     buf.clear();
     let mut c = Canon(buf);
-    c.field("format", b"bootstrap-definition-v1");
+    c.field("format", b"bootstrap-definition-v2");
     c.number("contract", u64::from(SANDBOX_CONTRACT_VERSION));
     c.field("arch", chain.decl.arch.as_bytes());
     c.number("source-date-epoch", chain.decl.source_date_epoch);
@@ -104,14 +117,10 @@ pub fn definition_digest(chain: &Chain, id: usize, digests: &[String], buf: &mut
     c.number("source-count", step.sources.len() as u64);
     for &k in &chain.source_ids[id] {
         let source = &chain.sources[k];
+        let (content, placement) = pinned_content(source);
         c.field("source-name", source.name.as_bytes());
-        c.field("source-sha256", source.sha256.as_bytes());
-        match source.placement {
-            Placement::File => c.field("source-placement", b"file"),
-            Placement::Unpack { strip_components } => {
-                c.field("source-placement", format!("unpack:{strip_components}").as_bytes())
-            }
-        }
+        c.field("source-content", content.as_bytes());
+        c.field("source-placement", placement.as_bytes());
     }
     let needs = &chain.need_ids[id];
     c.number("needs-count", needs.len() as u64);
@@ -123,4 +132,17 @@ pub fn definition_digest(chain: &Chain, id: usize, digests: &[String], buf: &mut
         c.field("output", output.path.as_bytes());
     }
     format!("blake3:{}", blake3::hash(buf).to_hex())
+}
+
+/// A source's content identity as the chain pins it, and its placement
+/// (see the module doc).
+fn pinned_content(source: &Source) -> (String, String) {
+    match (source.placement, source.tree, source.sha256) {
+        (Placement::Unpack { .. }, Some(tree), _) => (tree.to_string(), "tree".to_string()),
+        (Placement::Unpack { strip_components }, None, Some(sha)) => (sha.to_string(), format!("unpack:{strip_components}")),
+        (Placement::File, _, Some(sha)) => (sha.to_string(), "file".to_string()),
+        // Never in a loaded chain: the loader refuses a source without a
+        // pin (`no_pin`) and a tree pin on a file (`tree_on_file`).
+        (Placement::File, _, None) | (Placement::Unpack { .. }, None, None) => ("unpinned".to_string(), "unpinned".to_string()),
+    }
 }

@@ -2,9 +2,12 @@
 //!
 //! An object is kept when its digest appears as a string anywhere in a
 //! receipt (so whatever receipts come to record keeps its objects alive), or
-//! when it is a source the current chain declares (with the layer it unpacks
-//! to). Everything else in `sources/`, `layers/`, `logs/`, `index/unpack/`,
-//! all of `tmp/` (interrupted work) and the parse cache are removed.
+//! when the current chain pins it: a source file by its `sha256` (with the
+//! layer it unpacks to), a layer by a `tree` pin. An `index/unpack/` entry
+//! is kept while its source file or its layer is; an `index/origin/` entry
+//! while the object it describes is. Everything else in `sources/`,
+//! `layers/`, `logs/` and the index, all of `tmp/` (interrupted work) and
+//! the parse cache are removed.
 
 use std::collections::HashSet;
 use std::fs;
@@ -61,12 +64,13 @@ fn collect_digests(v: &serde_json::Value, out: &mut HashSet<String>) {
 }
 
 impl Store {
-    /// Removes everything unreferenced. `chain_sources` are the sha256 of
-    /// every source the current chain declares; they and their unpacked
-    /// layers are kept even before any receipt names them.
-    pub fn gc(&self, chain_sources: &[Sha256], dry_run: bool) -> Result<GcReport, StoreError> {
+    /// Removes everything unreferenced. `files` are the sha256 of every
+    /// source file and seed tarball the current chain pins, `trees` the
+    /// tree digests it pins; they (and the layers the files unpack to) are
+    /// kept even before any receipt names them.
+    pub fn gc(&self, files: &[Sha256], trees: &[Blake3], dry_run: bool) -> Result<GcReport, StoreError> {
         let root = self.root();
-        let mut live: HashSet<String> = chain_sources.iter().map(|s| s.to_string()).collect();
+        let mut live: HashSet<String> = files.iter().map(|s| s.to_string()).chain(trees.iter().map(|t| t.to_string())).collect();
         for p in receipt_files(&root.join("receipts"))? {
             // An unreadable receipt keeps nothing alive, and `store verify` reports it.
             if let Ok(Ok(v)) = fs::read(&p).map(|b| serde_json::from_slice::<serde_json::Value>(&b)) {
@@ -75,17 +79,39 @@ impl Store {
         }
         let mut victims: Vec<(PathBuf, &'static str)> = Vec::new();
         let mut kept = 0;
-        for p in entries(&root.join("index").join("unpack"))? {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let source = name.split('-').next().and_then(Sha256::from_hex);
-            match source {
-                Some(s) if live.contains(&s.to_string()) => {
-                    if let Some(layer) = fs::read_to_string(&p).ok().and_then(|t| t.trim().parse::<Blake3>().ok()) {
-                        live.insert(layer.to_string());
-                    }
-                    kept += 1;
-                }
-                _ => victims.push((p, "index")),
+        let unpack_entries: Vec<(PathBuf, Option<Sha256>, Option<Blake3>)> = entries(&root.join("index").join("unpack"))?
+            .into_iter()
+            .map(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                let source = name.split('-').next().and_then(Sha256::from_hex);
+                let layer = fs::read_to_string(&p).ok().and_then(|t| t.trim().parse::<Blake3>().ok());
+                (p, source, layer)
+            })
+            .collect();
+        // A live source file keeps what it unpacks to alive...
+        for (_, source, layer) in &unpack_entries {
+            if let (Some(s), Some(l)) = (source, layer)
+                && live.contains(&s.to_string())
+            {
+                live.insert(l.to_string());
+            }
+        }
+        // ...and an entry lives while its file or its layer does (an
+        // archive accepted by a tree pin is not kept, its layer is).
+        for (p, source, layer) in unpack_entries {
+            let alive = |d: Option<String>| d.is_some_and(|d| live.contains(&d));
+            if alive(source.map(|s| s.to_string())) || alive(layer.map(|l| l.to_string())) {
+                kept += 1;
+            } else {
+                victims.push((p, "index"));
+            }
+        }
+        for p in entries(&root.join("index").join("origin"))? {
+            let object = p.file_name().and_then(|n| n.to_str()).and_then(super::origin::Object::from_key);
+            if object.is_some_and(|o| live.contains(&o.digest())) {
+                kept += 1;
+            } else {
+                victims.push((p, "index"));
             }
         }
         for (dir, what, algo) in [("sources", "source", "sha256"), ("layers", "layer", "blake3"), ("logs", "log", "blake3")] {

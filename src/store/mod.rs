@@ -10,7 +10,9 @@
 //! receipts/stages/<stage>.json  what the last `verify` reaching a stage decided (see `verify::stage`)
 //! index/unpack/<sha256 hex>-strip<N>   the layer a source unpacks to
 //! index/unpack/<sha256 hex>-rootfs      the layer a seed's rootfs tarball unpacks to
-//! index/seeds/<blake3 of path>          a seed directory's digest and the lstat fingerprint it holds for (`build::seed`)
+//! index/origin/sha256-<hex>, blake3-<hex>   where a source file or layer first came from (see [`origin`])
+//! index/distfiles/<blake3 of path>      a distfile's sha256 and the lstat fingerprint it holds for (`fetch`)
+//! index/seeds/<blake3 of path>          a seed directory's digest and the lstat fingerprint it holds for (`build::seed`; the memo is `remember`)
 //! index/layer-stat/<blake3 hex>         a layer's stat fingerprint when it last hashed to its name (see [`integrity`])
 //! tmp/                          work in progress; nothing here is ever final
 //! cache/parse/                  the chain parse cache (see `chain::cache`)
@@ -25,7 +27,9 @@
 mod gc;
 mod integrity;
 mod lock;
+pub mod origin;
 pub mod receipt;
+mod remember;
 mod verify;
 
 use std::fs::{self, File};
@@ -42,6 +46,7 @@ use crate::hash::{self, Blake3, EntryKind, HashError, Sha256, Tree};
 pub use gc::{GcReport, Removed};
 pub use integrity::LayerState;
 pub use lock::{LockMode, StoreLock, Wait};
+pub use remember::Remembered;
 pub use verify::{Problem, VerifyReport};
 
 /// Errors of the store.
@@ -83,7 +88,7 @@ pub struct Store {
     _lock: StoreLock,
 }
 
-const DIRS: &[&str] = &["sources", "layers", "logs", "receipts", "index/unpack", "tmp"];
+const DIRS: &[&str] = &["sources", "layers", "logs", "receipts", "index/unpack", "index/origin", "tmp"];
 
 impl Store {
     /// Opens (creating if needed) the store at `root` and takes its lock.
@@ -197,6 +202,13 @@ impl Store {
     /// already exists the new copy is dropped: same digest, same bytes.
     pub fn commit_tree(&self, dir: tempfile::TempDir) -> Result<(Blake3, Tree), StoreError> {
         let tree = hash::hash_tree(dir.path())?;
+        self.commit_hashed_tree(dir, tree)
+    }
+
+    /// [`Store::commit_tree`] for a tree already hashed (`tree` must be
+    /// `hash_tree` of `dir`, untouched since), so a candidate compared with
+    /// a pin is not hashed twice.
+    pub fn commit_hashed_tree(&self, dir: tempfile::TempDir, tree: Tree) -> Result<(Blake3, Tree), StoreError> {
         let digest = tree.digest();
         let dest = self.layer_path(&digest);
         if dest.exists() {

@@ -12,10 +12,11 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
+use crate::chain::Pin;
 use crate::hash::{Blake3, EntryKind, Sha256, Tree};
 
 /// The `format` of receipts this engine writes and reads.
-pub const RECEIPT_FORMAT: &str = "bootstrap-receipt-v1";
+pub const RECEIPT_FORMAT: &str = "bootstrap-receipt-v2";
 
 /// The seed a step ran on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,17 +30,24 @@ pub struct SeedRef {
     pub origin: String,
 }
 
-/// A source a step mounted.
+/// A source a step mounted: what it was (the content that entered the
+/// input digest), which pin it matched and where its bytes came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceRef {
     /// The source's name (`/src/<name>`).
     pub name: String,
-    /// Its pinned sha256.
-    pub sha256: Sha256,
-    /// `file` or `unpack:<strip-components>`.
+    /// Which pin its content matched.
+    pub pin: Pin,
+    /// `file` (the file itself) or `tree` (a layer: an unpacked archive or a git checkout).
     pub placement: String,
-    /// The unpacked layer, for unpacked sources.
+    /// The sha256 of the file mounted, or of the archive the layer was
+    /// unpacked from, when known (a git checkout has none).
+    pub sha256: Option<Sha256>,
+    /// The layer mounted, for a tree.
     pub layer: Option<Blake3>,
+    /// Where its bytes came from when they first entered the store: the
+    /// URL, the distfiles path, or `git URL@COMMIT`.
+    pub from: String,
 }
 
 /// A needed step's output, as overlaid.

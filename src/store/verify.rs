@@ -29,7 +29,7 @@ pub enum Problem {
         /// Why.
         reason: String,
     },
-    /// An index entry names a layer that is not in the store.
+    /// An index entry names an object that is not in the store.
     Dangling {
         /// The index entry.
         path: PathBuf,
@@ -79,7 +79,7 @@ pub struct VerifyReport {
     pub layers: usize,
     /// Logs checked.
     pub logs: usize,
-    /// Unpack index entries checked.
+    /// Index entries checked (`index/unpack/` and `index/origin/`).
     pub index: usize,
     /// Receipts checked (they must parse as JSON).
     pub receipts: usize,
@@ -151,6 +151,7 @@ impl Store {
         let layers = entries(&root.join("layers"))?;
         let logs = entries(&root.join("logs"))?;
         let index = entries(&root.join("index").join("unpack"))?;
+        let origins = entries(&root.join("index").join("origin"))?;
         let receipts = receipt_files(&root.join("receipts"))?;
         let mut problems: Vec<Problem> = sources
             .par_iter()
@@ -168,6 +169,24 @@ impl Store {
                 Ok(Ok(_)) => {}
             }
         }
+        for p in &origins {
+            let Some(object) = p.file_name().and_then(|n| n.to_str()).and_then(super::origin::Object::from_key) else {
+                problems.push(Problem::Stray { path: p.clone() });
+                continue;
+            };
+            let parsed = fs::read(p).map_err(|e| e.to_string()).and_then(|b| {
+                serde_json::from_slice::<super::origin::ObjectOrigin>(&b).map(drop).map_err(|e| e.to_string())
+            });
+            let present = match object {
+                super::origin::Object::Source(s) => self.has_source(&s),
+                super::origin::Object::Layer(l) => self.layer_path(&l).is_dir(),
+            };
+            match parsed {
+                Err(reason) => problems.push(Problem::Unreadable { path: p.clone(), reason }),
+                Ok(()) if !present => problems.push(Problem::Dangling { path: p.clone(), missing: object.digest() }),
+                Ok(()) => {}
+            }
+        }
         for p in &receipts {
             let parsed = fs::read(p).map_err(|e| e.to_string()).and_then(|b| {
                 serde_json::from_slice::<serde_json::Value>(&b).map(drop).map_err(|e| e.to_string())
@@ -182,7 +201,7 @@ impl Store {
             sources: sources.len(),
             layers: layers.len(),
             logs: logs.len(),
-            index: index.len(),
+            index: index.len() + origins.len(),
             receipts: receipts.len(),
             problems,
         })

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use super::super::{Context, write_json};
 use crate::Error;
-use crate::hash::Sha256;
+use crate::hash::{Blake3, Sha256};
 use crate::store::{LockMode, human_size};
 
 /// Arguments of `store gc`.
@@ -20,11 +20,13 @@ pub struct Args {
 /// collecting without knowing them would throw away downloads.
 pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
     let chain = cx.load()?;
-    // Declared sources and seed rootfs tarballs (and what they unpack to).
-    let pinned = chain.sources.iter().map(|s| s.sha256.as_str()).chain(chain.seeds.iter().filter_map(|s| s.rootfs.as_ref().map(|r| r.sha256.as_str())));
-    let keep: Vec<Sha256> = pinned.filter_map(Sha256::from_hex).collect();
+    // Declared sources and seed rootfs tarballs (and what they unpack to),
+    // and the layers tree pins name.
+    let files: Vec<Sha256> =
+        chain.sources.iter().filter_map(|s| s.sha256).chain(chain.seeds.iter().filter_map(|s| s.rootfs.as_ref().map(|r| r.sha256))).collect();
+    let trees: Vec<Blake3> = chain.sources.iter().filter_map(|s| s.tree).collect();
     let store = cx.open_store(LockMode::Exclusive)?;
-    let report = store.gc(&keep, args.dry_run)?;
+    let report = store.gc(&files, &trees, args.dry_run)?;
     if cx.json {
         return write_json(out, &report);
     }
