@@ -10,8 +10,12 @@ use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme};
 use bootstrap::cli::{self, Cli};
 use bootstrap::{Error, exit};
 
+fn colored() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
 fn handler() -> GraphicalReportHandler {
-    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal();
+    let color = colored();
     let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(80);
     // Lines break only at spaces: digests, URLs and paths stay whole, so they can be copied.
@@ -23,12 +27,40 @@ fn handler() -> GraphicalReportHandler {
         .with_word_splitter(textwrap::WordSplitter::NoHyphenation)
 }
 
-fn render(handler: &GraphicalReportHandler, diag: &dyn Diagnostic) -> String {
+fn render(handler: &GraphicalReportHandler, diag: &dyn Diagnostic, color: bool) -> String {
     let mut s = String::new();
     if handler.render_report(&mut s, diag).is_err() {
         s = format!("{diag}\n");
     }
-    s
+    escape_controls(&s, color)
+}
+
+/// Control characters as visible escapes (`\x1b`, `\u{9b}`), so that text
+/// from a chain file, a name or a log cannot drive the terminal. With
+/// `keep_colors`, `ESC [ … m` colour sequences (the report's own) stay.
+fn escape_controls(s: &str, keep_colors: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\u{1b}' && keep_colors {
+            let rest = &s[i + 1..];
+            let params = rest.strip_prefix('[').map(|r| r.bytes().take_while(|b| b.is_ascii_digit() || *b == b';').count());
+            if let Some(n) = params.filter(|&n| rest.as_bytes().get(n + 1) == Some(&b'm')) {
+                out.push_str(&s[i..i + n + 3]);
+                for _ in 0..n + 2 {
+                    chars.next();
+                }
+                continue;
+            }
+        }
+        match c {
+            '\n' | '\t' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (0x80..0xa0).contains(&(c as u32)) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// One diagnostic as JSON, for `--json` (docs/json.md): where its first
@@ -84,7 +116,7 @@ fn report_error(err: &Error, json: bool) {
     let handler = handler();
     let (diags, closing) = parts(err);
     for d in &diags {
-        let _ = stderr.write_all(render(&handler, *d).as_bytes());
+        let _ = stderr.write_all(render(&handler, *d, colored()).as_bytes());
     }
     if let Some(line) = closing {
         let _ = writeln!(stderr, "{line}");
@@ -98,16 +130,29 @@ fn report_error(err: &Error, json: bool) {
     }
 }
 
-/// Standard output, remembering whether the command wrote anything.
+/// Standard output, remembering whether the command wrote anything, and
+/// (but for `hash`, whose manifest is bytes) escaping control characters
+/// other than newlines and tabs, as [`escape_controls`] does for reports.
 struct Tracked<W> {
     inner: W,
     wrote: bool,
+    escape: bool,
 }
 
 impl<W: Write> Write for Tracked<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.wrote |= !buf.is_empty();
-        self.inner.write(buf)
+        if !self.escape || !buf.iter().any(|&b| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f) {
+            return self.inner.write(buf);
+        }
+        for &b in buf {
+            if (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f {
+                write!(self.inner, "\\x{b:02x}")?;
+            } else {
+                self.inner.write_all(&[b])?;
+            }
+        }
+        Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
@@ -131,7 +176,8 @@ fn main() -> ExitCode {
         }
     };
     let stdout = std::io::stdout();
-    let mut out = Tracked { inner: std::io::BufWriter::new(stdout.lock()), wrote: false };
+    let escape = !matches!(cli.command, cli::Cmd::Hash(_));
+    let mut out = Tracked { inner: std::io::BufWriter::new(stdout.lock()), wrote: false, escape };
     // What is still buffered must reach stdout too: a full disk is a failure.
     let result = cli::run(&cli, &mut out).and_then(|()| out.flush().map_err(Error::Output));
     match result {

@@ -218,3 +218,52 @@ fn the_repository_chain_checks() {
     let run = run_in(&root(), state.path(), &["check"]);
     assert_eq!(run.code, 0, "bootstrap check on the repository failed:\n{}", run.stderr);
 }
+
+/// Chain files are read only as regular files inside the chain directory:
+/// a link out of it (to a secret or to /dev/zero) or a fifo is named in a
+/// diagnostic, never read, never waited on.
+#[test]
+fn only_regular_files_inside_the_chain_directory_are_read() {
+    let state = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    common::copy_tree(&fixture("bad/self_need"), &dir);
+    std::fs::write(dir.join("stage0/a.kdl"), "step \"a\" {\n    run \"/bin/true\"\n    output \"/out\"\n}\n").unwrap();
+    let secret = tmp.path().join("secret.kdl");
+    std::fs::write(&secret, "step \"leaked-line-of-a-host-file\" { run \"x\" }\n").unwrap();
+    std::os::unix::fs::symlink(&secret, dir.join("stage0/b.kdl")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.join("stage0/c.kdl")).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(dir.join("stage1.kdl")).status().unwrap().success());
+    std::fs::create_dir(dir.join("stage1")).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(dir.join("stage1/d.kdl")).status().unwrap().success());
+    // A link that stays inside is fine.
+    std::os::unix::fs::symlink("a.kdl", dir.join("stage0/e-same.kdl")).unwrap();
+    let started = std::time::Instant::now();
+    let run = run_in(&dir, state.path(), &["check"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "check waited");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!run.stderr.contains("leaked-line-of-a-host-file"), "{}", run.stderr);
+    let said = run.stderr.split_whitespace().filter(|w| *w != "│").collect::<Vec<_>>().join(" ");
+    assert!(said.contains("refusing to read stage0/b.kdl: it is reached through a symlink that leaves the chain directory"), "{said}");
+    assert!(said.contains("refusing to read stage0/c.kdl: it is reached through a symlink that leaves the chain directory (to /dev/zero)"), "{said}");
+    assert!(said.contains("refusing to read stage1/d.kdl: it is a fifo, not a regular file"), "all in one run: {said}");
+    assert!(!said.contains("e-same.kdl"), "a link inside the chain directory is read: {said}");
+}
+
+#[test]
+fn a_fifo_chain_file_is_refused_without_waiting() {
+    let state = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    common::copy_tree(&fixture("bad/self_need"), &dir);
+    std::fs::remove_file(dir.join("stage0/a.kdl")).ok();
+    for e in std::fs::read_dir(dir.join("stage0")).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    assert!(std::process::Command::new("mkfifo").arg(dir.join("stage0/a.kdl")).status().unwrap().success());
+    let started = std::time::Instant::now();
+    let run = run_in(&dir, state.path(), &["check"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "check waited on a fifo");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("refusing to read stage0/a.kdl: it is a fifo, not a regular file"), "{}", run.stderr);
+}

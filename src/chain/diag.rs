@@ -62,6 +62,19 @@ pub enum ChainDiagnostic {
         reason: String,
     },
 
+    /// A chain file that is not read for what or where it is.
+    #[error("refusing to read {path}: {reason}")]
+    #[diagnostic(code(bootstrap::chain::refused_file))]
+    RefusedFile {
+        /// The path, relative to the chain directory.
+        path: String,
+        /// What it is, or where it leads.
+        reason: String,
+        /// What to do about it.
+        #[help]
+        help: String,
+    },
+
     /// A chain file is not UTF-8 text.
     #[error("{path} is not UTF-8 text (invalid byte at offset {offset})")]
     #[diagnostic(
@@ -447,6 +460,23 @@ pub enum ChainDiagnostic {
         name: String,
     },
 
+    /// A step with a stage's name.
+    #[error("step `{name}` has the name of a stage")]
+    #[diagnostic(
+        code(bootstrap::chain::step_named_like_stage),
+        help("`build`, `plan`, `fetch`, `graph` and `audit` take a stage or a step by name; rename the step (and its `needs`)")
+    )]
+    StepNamedLikeStage {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The step's name.
+        #[label("also a stage's name")]
+        span: SourceSpan,
+        /// The name.
+        name: String,
+    },
+
     /// Two steps with one name.
     #[error("step `{name}` is declared twice")]
     #[diagnostic(
@@ -576,6 +606,40 @@ pub enum ChainDiagnostic {
         elsewhere: Vec<Elsewhere>,
         /// The cycle, written out (`a → b → a`).
         path: String,
+    },
+
+    /// Children nested deeper than the loader reads.
+    #[error("children nest more than {limit} levels deep")]
+    #[diagnostic(
+        code(bootstrap::chain::too_deep),
+        help("a chain file needs a few levels (step {{ env … }}); flatten the nodes, or close the braces this one opens")
+    )]
+    TooDeep {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The first brace past the limit.
+        #[label("level {} starts here", limit + 1)]
+        span: SourceSpan,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// A string holding a NUL character.
+    #[error("{what} holds a NUL character")]
+    #[diagnostic(
+        code(bootstrap::chain::nul_byte),
+        help("remove the \\u{{0}} escape: no argument, path, URL or environment value can carry a NUL")
+    )]
+    NulByte {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The string.
+        #[label("a NUL in here")]
+        span: SourceSpan,
+        /// What the string is.
+        what: String,
     },
 
     /// A sha256 that is not 64 hex digits.
@@ -1243,7 +1307,7 @@ impl ChainDiagnostic {
     pub fn location(&self) -> Option<(&Src, SourceSpan)> {
         use ChainDiagnostic as D;
         match self {
-            D::NoChainFile { .. } | D::Unreadable { .. } | D::NotUtf8 { .. } => None,
+            D::NoChainFile { .. } | D::Unreadable { .. } | D::RefusedFile { .. } | D::NotUtf8 { .. } => None,
             D::Cycle { src, spans, .. } => spans.first().map(|s| (src, *s.inner())),
             D::Syntax { src, span, .. }
             | D::UnknownNode { src, span, .. }
@@ -1270,6 +1334,9 @@ impl ChainDiagnostic {
             | D::UnknownSource { src, span, .. }
             | D::LaterStageNeed { src, span, .. }
             | D::MalformedSha256 { src, span, .. }
+            | D::NulByte { src, span, .. }
+            | D::TooDeep { src, span, .. }
+            | D::StepNamedLikeStage { src, span, .. }
             | D::NoPin { src, span, .. }
             | D::MalformedTree { src, span, .. }
             | D::GitWithoutTree { src, span, .. }
@@ -1311,7 +1378,7 @@ impl ChainDiagnostic {
     /// The file the diagnostic is about, relative to the chain directory.
     pub fn file(&self) -> Option<String> {
         match self {
-            ChainDiagnostic::Unreadable { path, .. } | ChainDiagnostic::NotUtf8 { path, .. } => {
+            ChainDiagnostic::Unreadable { path, .. } | ChainDiagnostic::RefusedFile { path, .. } | ChainDiagnostic::NotUtf8 { path, .. } => {
                 Some(path.clone())
             }
             ChainDiagnostic::NoChainFile { .. } => Some("chain/chain.kdl".to_owned()),

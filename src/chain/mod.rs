@@ -17,6 +17,7 @@ pub mod edit;
 pub mod fastkdl;
 pub mod model;
 pub mod parse;
+pub mod read;
 pub mod trust;
 mod validate;
 
@@ -62,9 +63,10 @@ pub struct Input {
 /// Where the loader gets its files from.
 pub trait FileSet: Sync {
     /// `chain/*.kdl` (but `trust.kdl`), sorted by name.
-    fn chain_files(&self) -> Result<Vec<Input>, ChainDiagnostic>;
+    fn chain_files(&self) -> Result<Vec<Input>, Vec<ChainDiagnostic>>;
     /// `<stage>/*.kdl`, sorted by name; empty when the directory is absent.
-    fn stage_files(&self, stage: &str) -> Result<Vec<Input>, ChainDiagnostic>;
+    /// Every file that cannot be read is reported, not just the first.
+    fn stage_files(&self, stage: &str) -> Result<Vec<Input>, Vec<ChainDiagnostic>>;
 }
 
 /// The files of a chain directory on disk.
@@ -74,9 +76,9 @@ pub struct DirFiles {
     pub dir: PathBuf,
 }
 
-fn kdl_files_in(root: &Path, rel_dir: &str, skip: &[&str]) -> Result<Option<Vec<Input>>, ChainDiagnostic> {
+fn kdl_files_in(root: &Path, rel_dir: &str, skip: &[&str]) -> Result<Option<Vec<Input>>, Vec<ChainDiagnostic>> {
     let dir = root.join(rel_dir);
-    let unreadable = |path: String, e: std::io::Error| ChainDiagnostic::Unreadable { path, reason: e.to_string() };
+    let unreadable = |path: String, e: std::io::Error| vec![ChainDiagnostic::Unreadable { path, reason: e.to_string() }];
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -92,28 +94,31 @@ fn kdl_files_in(root: &Path, rel_dir: &str, skip: &[&str]) -> Result<Option<Vec<
         }
     }
     names.sort();
-    names
+    let read: Vec<Result<Input, ChainDiagnostic>> = names
         .into_par_iter()
         .map(|name| {
             let path = format!("{rel_dir}/{name}");
-            std::fs::read(dir.join(&name))
-                .map(|bytes| Input { path: path.clone(), bytes })
-                .map_err(|e| unreadable(path, e))
+            read::read(root, &path).map(|bytes| Input { path: path.clone(), bytes }).map_err(|e| e.diagnostic(path))
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+        .collect();
+    let (inputs, refused): (Vec<_>, Vec<_>) = read.into_iter().partition(Result::is_ok);
+    if refused.is_empty() {
+        Ok(Some(inputs.into_iter().filter_map(Result::ok).collect()))
+    } else {
+        Err(refused.into_iter().filter_map(Result::err).collect())
+    }
 }
 
 impl FileSet for DirFiles {
-    fn chain_files(&self) -> Result<Vec<Input>, ChainDiagnostic> {
+    fn chain_files(&self) -> Result<Vec<Input>, Vec<ChainDiagnostic>> {
         let files = kdl_files_in(&self.dir, "chain", &["trust.kdl"])?.unwrap_or_default();
         if !files.iter().any(|f| f.path == "chain/chain.kdl") {
-            return Err(ChainDiagnostic::NoChainFile { dir: self.dir.display().to_string() });
+            return Err(vec![ChainDiagnostic::NoChainFile { dir: self.dir.display().to_string() }]);
         }
         Ok(files)
     }
 
-    fn stage_files(&self, stage: &str) -> Result<Vec<Input>, ChainDiagnostic> {
+    fn stage_files(&self, stage: &str) -> Result<Vec<Input>, Vec<ChainDiagnostic>> {
         Ok(kdl_files_in(&self.dir, stage, &[])?.unwrap_or_default())
     }
 }
@@ -145,15 +150,15 @@ impl MemFiles {
 }
 
 impl FileSet for MemFiles {
-    fn chain_files(&self) -> Result<Vec<Input>, ChainDiagnostic> {
+    fn chain_files(&self) -> Result<Vec<Input>, Vec<ChainDiagnostic>> {
         let files = self.under("chain", &["trust.kdl"]);
         if !files.iter().any(|f| f.path == "chain/chain.kdl") {
-            return Err(ChainDiagnostic::NoChainFile { dir: "(memory)".to_owned() });
+            return Err(vec![ChainDiagnostic::NoChainFile { dir: "(memory)".to_owned() }]);
         }
         Ok(files)
     }
 
-    fn stage_files(&self, stage: &str) -> Result<Vec<Input>, ChainDiagnostic> {
+    fn stage_files(&self, stage: &str) -> Result<Vec<Input>, Vec<ChainDiagnostic>> {
         Ok(self.under(stage, &[]))
     }
 }
@@ -219,8 +224,7 @@ pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Chain, ChainErrors> {
 
 /// Loads a chain from any [`FileSet`].
 pub fn load(files: &dyn FileSet, opts: &LoadOptions) -> Result<Chain, ChainErrors> {
-    let fail = |d: ChainDiagnostic| ChainErrors { diagnostics: vec![d] };
-    let chain_inputs = files.chain_files().map_err(fail)?;
+    let chain_inputs = files.chain_files().map_err(|diagnostics| ChainErrors { diagnostics })?;
     let mut parsed = parse_inputs(
         chain_inputs,
         |p| if p == "chain/chain.kdl" { FileKind::Main } else { FileKind::Extra },
@@ -245,7 +249,7 @@ pub fn load(files: &dyn FileSet, opts: &LoadOptions) -> Result<Chain, ChainError
                 stage_of_file.extend(std::iter::repeat_n(si, more.len()));
                 parsed.extend(more);
             }
-            Err(d) => diagnostics.push(d),
+            Err(d) => diagnostics.extend(d),
         }
     }
 

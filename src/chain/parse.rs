@@ -83,8 +83,77 @@ pub fn parse_file(kind: FileKind, src: &Src) -> (FileItems, Vec<D>) {
 }
 
 /// The file's KDL document, or its syntax errors. Never panics.
+/// How deep `{ … }` children may nest. Chain files need three or four
+/// levels; the KDL parser recurses per level, so a hostile file thousands
+/// of levels deep would overflow the stack, which no `catch_unwind` stops.
+pub const MAX_DEPTH: usize = 64;
+
+/// Where children first nest deeper than [`MAX_DEPTH`], found by a scan
+/// that skips strings and comments the way KDL reads them (close enough:
+/// a brace miscounted inside an odd construct only moves where the parser
+/// is asked, never lets a deep file through).
+fn too_deep(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let (mut i, mut depth) = (0, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(i);
+                }
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let mut nest = 1;
+                i += 2;
+                while i < b.len() && nest > 0 {
+                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                        nest += 1;
+                        i += 1;
+                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                        nest -= 1;
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                continue;
+            }
+            b'#' if matches!(b.get(i + 1), Some(b'#' | b'"')) => {
+                // A raw string: #"…"#, ##"…"##, #"""…"""#; no escapes inside.
+                let hashes = b[i..].iter().take_while(|&&c| c == b'#').count();
+                let mut close = vec![b'"'];
+                close.extend(std::iter::repeat_n(b'#', hashes));
+                i += hashes + 1;
+                while i < b.len() && !b[i..].starts_with(&close) {
+                    i += 1;
+                }
+                i += close.len();
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 pub(super) fn parse_document(src: &Src) -> Result<KdlDocument, Vec<D>> {
     let text: &str = src.inner();
+    if let Some(at) = too_deep(text) {
+        return Err(vec![D::TooDeep { src: src.clone(), span: (at, 1).into(), limit: MAX_DEPTH }]);
+    }
     // Plain files take the fast path; the crate takes the rest and reports
     // every syntax error.
     let parsed = match super::fastkdl::parse(text) {
@@ -410,6 +479,12 @@ impl Cx<'_> {
 
     pub(super) fn string(&mut self, entry: &KdlEntry, what: &str, usage: &str) -> Option<String> {
         match entry.value() {
+            // No NUL: an argv, a path or an environment value cannot hold
+            // one, so it would only fail later, at run time, as "exited 127".
+            KdlValue::String(s) if s.contains('\0') => {
+                self.diags.push(D::NulByte { src: self.src(), span: entry.span(), what: what.to_owned() });
+                None
+            }
             KdlValue::String(s) => Some(s.clone()),
             other => {
                 self.wrong_type(entry, other, what, "a string", usage);

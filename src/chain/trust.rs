@@ -93,10 +93,10 @@ struct Written {
 /// there is none.
 pub fn load(dir: &Path) -> Result<Option<Trust>, ChainErrors> {
     let fail = |d: D| ChainErrors { diagnostics: vec![d] };
-    let bytes = match std::fs::read(dir.join(TRUST_FILE)) {
+    let bytes = match super::read::read(dir, TRUST_FILE) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(fail(D::Unreadable { path: TRUST_FILE.into(), reason: e.to_string() })),
+        Err(super::read::Refused::NotFound) => return Ok(None),
+        Err(e) => return Err(fail(e.diagnostic(TRUST_FILE.into()))),
     };
     let text: Arc<str> = String::from_utf8(bytes)
         .map_err(|e| fail(D::NotUtf8 { path: TRUST_FILE.into(), offset: e.utf8_error().valid_up_to() }))?
@@ -276,13 +276,10 @@ fn read_certs(cx: &mut Cx, dir: &Path, written: Vec<Written>) -> Vec<Signer> {
     let mut signers = Vec::new();
     for w in written {
         let (Some((fingerprint, fpr_span)), Some((cert_path, cert_span))) = (w.fingerprint, w.cert) else { continue };
-        let bytes = match std::fs::read(dir.join("chain").join(&cert_path)) {
+        let bytes = match super::read::read(dir, &format!("chain/{cert_path}")) {
             Ok(b) => b,
             Err(e) => {
-                let reason = match e.kind() {
-                    std::io::ErrorKind::NotFound => "no such file".to_string(),
-                    _ => e.to_string(),
-                };
+                let reason = e.to_string();
                 cx.diags.push(D::MissingCert { src: cx.src(), span: cert_span, signer: w.name, path: cert_path, reason });
                 continue;
             }

@@ -104,6 +104,11 @@ pub(crate) fn validate(g: Gathered, diags: &mut Vec<D>) -> Option<Chain> {
     }
     let source_index = index(srcs, Kind::Source, g.sources.iter().map(|s| (s.name.as_str(), At { file: s.file, span: s.span })), diags);
     let step_index = index(srcs, Kind::Step, g.steps.iter().map(|s| (s.name.as_str(), At { file: s.file, span: s.span })), diags);
+    // `build`, `plan`, `fetch`, `graph` and `audit` take a stage or a step
+    // by name: one name must not mean both.
+    for step in g.steps.iter().filter(|s| stage_at.contains_key(s.name.as_str())) {
+        diags.push(D::StepNamedLikeStage { src: srcs[step.file].clone(), span: step.span.into(), name: step.name.clone() });
+    }
 
     // References, and the needs graph over the edges that are allowed.
     let mut graph: DiGraph<usize, Span> = DiGraph::with_capacity(g.steps.len(), g.steps.len() * 2);
