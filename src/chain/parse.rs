@@ -84,14 +84,18 @@ pub fn parse_file(kind: FileKind, src: &Src) -> (FileItems, Vec<D>) {
 
 /// The file's KDL document, or its syntax errors. Never panics.
 /// How deep `{ … }` children may nest. Chain files need three or four
-/// levels; the KDL parser recurses per level, so a hostile file thousands
-/// of levels deep would overflow the stack, which no `catch_unwind` stops.
-pub const MAX_DEPTH: usize = 64;
+/// levels; the KDL parser recurses per level, so a hostile file nested
+/// thousands deep would overflow the stack, which no `catch_unwind` stops.
+pub const MAX_DEPTH: usize = 16;
 
-/// Where children first nest deeper than [`MAX_DEPTH`], found by a scan
-/// that skips strings and comments the way KDL reads them (close enough:
-/// a brace miscounted inside an odd construct only moves where the parser
-/// is asked, never lets a deep file through).
+/// The stack the KDL crate parses on: deep enough that only a file the
+/// depth scan misjudges *and* that nests thousands of levels could
+/// exhaust it (it is address space, used only as deep as the parse goes).
+const PARSER_STACK: usize = 256 << 20;
+
+/// Where children first nest deeper than [`MAX_DEPTH`], skipping strings
+/// and comments as KDL v2 reads them: `"…"` with escapes, `"""…"""`, raw
+/// `#"…"#` (any number of `#`, multi-line too), `//` and nested `/* */`.
 fn too_deep(text: &str) -> Option<usize> {
     let b = text.as_bytes();
     let (mut i, mut depth) = (0, 0usize);
@@ -113,10 +117,10 @@ fn too_deep(text: &str) -> Option<usize> {
                 let mut nest = 1;
                 i += 2;
                 while i < b.len() && nest > 0 {
-                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                    if b[i..].starts_with(b"/*") {
                         nest += 1;
                         i += 1;
-                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                    } else if b[i..].starts_with(b"*/") {
                         nest -= 1;
                         i += 1;
                     }
@@ -125,15 +129,23 @@ fn too_deep(text: &str) -> Option<usize> {
                 continue;
             }
             b'#' if matches!(b.get(i + 1), Some(b'#' | b'"')) => {
-                // A raw string: #"…"#, ##"…"##, #"""…"""#; no escapes inside.
                 let hashes = b[i..].iter().take_while(|&&c| c == b'#').count();
-                let mut close = vec![b'"'];
+                let multi = b[i + hashes..].starts_with(b"\"\"\"");
+                let mut close = if multi { b"\"\"\"".to_vec() } else { b"\"".to_vec() };
                 close.extend(std::iter::repeat_n(b'#', hashes));
-                i += hashes + 1;
+                i += hashes + if multi { 3 } else { 1 };
                 while i < b.len() && !b[i..].starts_with(&close) {
                     i += 1;
                 }
                 i += close.len();
+                continue;
+            }
+            b'"' if b[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < b.len() && !b[i..].starts_with(b"\"\"\"") {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 3;
                 continue;
             }
             b'"' => {
@@ -158,7 +170,14 @@ pub(super) fn parse_document(src: &Src) -> Result<KdlDocument, Vec<D>> {
     // every syntax error.
     let parsed = match super::fastkdl::parse(text) {
         Some(doc) => Ok(Ok(doc)),
-        None => std::panic::catch_unwind(|| KdlDocument::parse_v2(text)),
+        None => std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .stack_size(PARSER_STACK)
+                .spawn_scoped(scope, || std::panic::catch_unwind(|| KdlDocument::parse_v2(text)))
+                .map_or(Err(Box::new("cannot start the parser thread") as Box<dyn std::any::Any + Send>), |h| {
+                    h.join().unwrap_or_else(Err)
+                })
+        }),
     };
     match parsed {
         Ok(Ok(doc)) => Ok(doc),
