@@ -304,3 +304,72 @@ fn file_urls_are_copied_and_checked_like_downloads() {
     assert_eq!(fs::read(stored(dir, &sha(&good))).unwrap(), good);
     assert!(leftovers(dir).is_empty(), "{:?}", leftovers(dir));
 }
+
+/// A report as one line: wrapped lines joined, the frame's bars dropped.
+fn said(stderr: &str) -> String {
+    stderr.split_whitespace().filter(|w| *w != "│").collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn an_endless_or_oversized_body_is_cut_off_at_the_download_limit() {
+    let server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let endless = server.route("/endless.bin", Behavior::Endless);
+    let big = payload(3 << 20, 9);
+    let announced = server.route("/big.bin", Behavior::Serve(big.clone()));
+    chain(dir, &[Src { name: "endless", urls: vec![endless], sha: sha(b"anything"), unpack: None }]);
+    let started = Instant::now();
+    let run = fetch(dir, &["--max-download-size", "1M"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(said(&run.stderr).contains("more than 1048576 bytes"), "{}", run.stderr);
+    assert_eq!(leftovers(dir), Vec::<PathBuf>::new(), "a refused download was kept");
+    // Announced larger than the limit: refused before a byte is kept.
+    chain(dir, &[Src { name: "big", urls: vec![announced], sha: sha(&big), unpack: None }]);
+    let run = fetch(dir, &["--max-download-size", "1M"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(said(&run.stderr).contains("more than 1048576 bytes"), "{}", run.stderr);
+    assert_eq!(fetch(dir, &[]).code, 0, "within the default limit it is fetched");
+}
+
+#[test]
+fn a_trickle_is_given_up_on_and_so_is_a_server_that_keeps_hanging_up() {
+    let server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let body = payload(100_000, 10);
+    let trickle = server.route("/trickle.bin", Behavior::Throttled { body: body.clone(), chunk: 1, pause: Duration::from_millis(900) });
+    chain(dir, &[Src { name: "trickle", urls: vec![trickle], sha: sha(&body), unpack: None }]);
+    let started = Instant::now();
+    let run = fetch(dir, &["--timeout", "2s"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(20), "a trickle kept the fetch going");
+    assert!(said(&run.stderr).contains("bytes per second"), "{}", run.stderr);
+
+    let hangs_up = server.route("/onebyte.bin", Behavior::OneByteAndClose { len: 100_000 });
+    chain(dir, &[Src { name: "onebyte", urls: vec![hangs_up], sha: sha(&body), unpack: None }]);
+    let run = fetch(dir, &["--timeout", "2s"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(said(&run.stderr).contains("gave up after 16 requests"), "{}", run.stderr);
+    assert!(server.requests("/onebyte.bin").len() <= 16, "{} requests", server.requests("/onebyte.bin").len());
+}
+
+#[test]
+fn an_archive_bomb_is_refused_at_the_unpacked_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let work = tmp.path().join("work");
+    fs::create_dir_all(work.join("bomb")).unwrap();
+    fs::write(work.join("bomb/zeros"), vec![0u8; 40 << 20]).unwrap();
+    let archive = tmp.path().join("bomb.tar.gz");
+    assert!(Command::new("tar").arg("czf").arg(&archive).arg("-C").arg(&work).arg("bomb").status().unwrap().success());
+    assert!(fs::metadata(&archive).unwrap().len() < 1 << 20, "the bomb compresses");
+    let bytes = fs::read(&archive).unwrap();
+    chain(dir, &[Src { name: "bomb", urls: vec![format!("file://{}", archive.display())], sha: sha(&bytes), unpack: Some(1) }]);
+    let run = fetch(dir, &["--max-unpacked-size", "8M"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(said(&run.stderr).contains("refusing to unpack") && said(&run.stderr).contains("--max-unpacked-size"), "{}", run.stderr);
+    assert!(fs::read_dir(dir.join(".bootstrap/layers")).unwrap().next().is_none(), "a layer was kept");
+    assert_eq!(fetch(dir, &[]).code, 0, "within the default limit it unpacks");
+}

@@ -216,7 +216,8 @@ fn unpack_tarball(
         return Ok((store.layer_path(&layer), layer, 0));
     }
     let dir = store.temp_dir()?;
-    let skipped = unpack::unpack_rootfs(tarball, archive, dir.path()).map_err(|error| {
+    // A seed's root filesystem is bounded like a source archive (default limit).
+    let skipped = unpack::unpack_rootfs(tarball, archive, dir.path(), unpack::DEFAULT_MAX_UNPACKED).map_err(|error| {
         let help = miette::Diagnostic::help(&error).map(|h| h.to_string());
         BuildError::SeedUnpack { name: seed.name.clone(), error, help }
     })?;

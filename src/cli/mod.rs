@@ -78,6 +78,12 @@ pub struct Cli {
     /// Let a step's processes use at most this much memory together (local backend, where a memory cgroup can be made) [default: 8G].
     #[arg(long, value_name = "SIZE", global = true, value_parser = parse_size)]
     pub max_memory: Option<u64>,
+    /// Refuse a download that brings more than this (bytes, or with K, M, G) [default: 4G].
+    #[arg(long, value_name = "SIZE", global = true, value_parser = parse_size)]
+    pub max_download_size: Option<u64>,
+    /// Refuse an archive that unpacks to more than this [default: 16G].
+    #[arg(long, value_name = "SIZE", global = true, value_parser = parse_size)]
+    pub max_unpacked_size: Option<u64>,
     /// Say more.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -174,6 +180,10 @@ pub struct Context {
     pub proc_limit: u64,
     /// `--max-memory`.
     pub memory_limit: u64,
+    /// `--max-download-size`.
+    pub max_download: u64,
+    /// `--max-unpacked-size`.
+    pub max_unpacked: u64,
 }
 
 impl Context {
@@ -197,6 +207,8 @@ impl Context {
             tmp_limit: cli.max_tmp_size.unwrap_or(crate::exec::local::DEFAULT_TMP_LIMIT),
             proc_limit: cli.max_processes.unwrap_or(crate::exec::local::DEFAULT_PROC_LIMIT),
             memory_limit: cli.max_memory.unwrap_or(crate::exec::local::DEFAULT_MEMORY_LIMIT),
+            max_download: cli.max_download_size.unwrap_or(crate::fetch::DEFAULT_MAX_DOWNLOAD),
+            max_unpacked: cli.max_unpacked_size.unwrap_or(crate::fetch::unpack::DEFAULT_MAX_UNPACKED),
         }
     }
 
@@ -228,7 +240,14 @@ impl Context {
 
     /// Fetch options from the global flags.
     pub fn fetch_options(&self, timeout: std::time::Duration) -> crate::fetch::FetchOptions {
-        crate::fetch::FetchOptions { distfiles: self.distfiles.clone(), offline: self.offline, timeout, jobs: self.jobs }
+        crate::fetch::FetchOptions {
+            distfiles: self.distfiles.clone(),
+            offline: self.offline,
+            timeout,
+            jobs: self.jobs,
+            max_download: self.max_download,
+            max_unpacked: self.max_unpacked,
+        }
     }
 
     /// Loads the chain, using the parse cache under the state directory.

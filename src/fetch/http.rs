@@ -14,6 +14,24 @@ use crate::hash::Sha256;
 /// How many times a transfer that stopped without adding a byte is retried.
 const STALLED_RETRIES: u32 = 3;
 
+/// How many requests one URL gets in all (resumes included): a server that
+/// sends a byte and closes, again and again, is given up on.
+const REQUESTS_PER_URL: u32 = 16;
+
+/// The slowest a transfer may be, in bytes per second, averaged over each
+/// `--timeout` window: a server trickling a byte every few seconds keeps
+/// every read within the timeout and would otherwise never be given up on.
+pub const MIN_RATE: u64 = 1024;
+
+/// Bounds on one download.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The most bytes it may bring.
+    pub max_bytes: u64,
+    /// The window [`MIN_RATE`] is averaged over (`--timeout`).
+    pub window: Duration,
+}
+
 /// The HTTP agent every download uses: `timeout` bounds connecting, waiting
 /// for the response headers and each read of the body (a stalled transfer).
 pub fn agent(timeout: Duration) -> ureq::Agent {
@@ -65,6 +83,7 @@ pub fn download(
     part: &Path,
     expected: Option<&Sha256>,
     id: &str,
+    limits: &Limits,
     progress: &dyn Progress,
 ) -> Result<(Sha256, u64), AttemptProblem> {
     let io_err = |e: io::Error| AttemptProblem::Io { message: format!("{}: {e}", part.display()) };
@@ -72,7 +91,7 @@ pub fn download(
     let (mut hasher, mut have) = rehash(&mut file).map_err(io_err)?;
     let mut resumed_from_disk = have > 0;
     loop {
-        transfer(agent, url, &mut file, &mut hasher, &mut have, id, progress)?;
+        transfer(agent, url, &mut file, &mut hasher, &mut have, id, limits, progress)?;
         let actual = Sha256(hasher.clone().finalize().into());
         if !resumed_from_disk || expected.is_none_or(|e| *e == actual) {
             return Ok((actual, have));
@@ -85,7 +104,9 @@ pub fn download(
     }
 }
 
-/// One complete transfer, made of as many requests as resuming takes.
+/// One complete transfer, made of as many requests as resuming takes
+/// (at most [`REQUESTS_PER_URL`]).
+#[allow(clippy::too_many_arguments)]
 fn transfer(
     agent: &ureq::Agent,
     url: &str,
@@ -93,11 +114,17 @@ fn transfer(
     hasher: &mut sha2::Sha256,
     have: &mut u64,
     id: &str,
+    limits: &Limits,
     progress: &dyn Progress,
 ) -> Result<(), AttemptProblem> {
     let io_err = |e: io::Error| AttemptProblem::Io { message: e.to_string() };
     let mut stalls = 0;
+    let mut requests = 0;
     loop {
+        requests += 1;
+        if requests > REQUESTS_PER_URL {
+            return Err(AttemptProblem::TooManyRequests { requests: REQUESTS_PER_URL });
+        }
         let mut req = agent.get(url);
         if *have > 0 {
             req = req.header("Range", format!("bytes={have}-"));
@@ -131,12 +158,24 @@ fn transfer(
             s => return Err(AttemptProblem::Http { status: s }),
         }
         let total = resp.body().content_length().map(|n| n + *have);
+        if total.is_some_and(|t| t > limits.max_bytes) {
+            return Err(AttemptProblem::TooLarge { limit: limits.max_bytes });
+        }
         progress.start(id, total, *have);
         file.seek(SeekFrom::End(0)).map_err(io_err)?;
         let mut reader = resp.into_body().into_reader();
         let before = *have;
-        let outcome = pipeline(&mut reader, file, hasher, have, id, progress)?;
+        let outcome = pipeline(&mut reader, file, hasher, have, id, limits, progress)?;
         let short = total.is_some_and(|t| *have < t);
+        match &outcome {
+            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+                return Err(AttemptProblem::TooLarge { limit: limits.max_bytes });
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut && e.to_string().contains("bytes per second") => {
+                return Err(AttemptProblem::Timeout { message: e.to_string() });
+            }
+            _ => {}
+        }
         match outcome {
             Ok(()) if !short => return Ok(()),
             failed => {
@@ -180,6 +219,7 @@ fn pipeline(
     hasher: &mut sha2::Sha256,
     have: &mut u64,
     id: &str,
+    limits: &Limits,
     progress: &dyn Progress,
 ) -> Result<io::Result<()>, AttemptProblem> {
     use std::sync::mpsc::sync_channel;
@@ -214,7 +254,19 @@ fn pipeline(
                 let _ = give_back.send(buf);
             }
         });
+        // The rate is judged over each window of `--timeout`.
+        let (mut window_start, mut window_bytes) = (std::time::Instant::now(), 0u64);
+        let need = MIN_RATE.saturating_mul(limits.window.as_secs().max(1));
         let outcome = loop {
+            if window_start.elapsed() >= limits.window {
+                if window_bytes < need {
+                    break Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("{window_bytes} bytes in {:?}, slower than {MIN_RATE} bytes per second", limits.window),
+                    ));
+                }
+                (window_start, window_bytes) = (std::time::Instant::now(), 0);
+            }
             let Ok(mut buf) = pool.recv() else { break Ok(()) };
             let read = loop {
                 match reader.read(&mut buf) {
@@ -225,10 +277,14 @@ fn pipeline(
             match read {
                 Ok(0) => break Ok(()),
                 Ok(n) => {
+                    if *have + n as u64 > limits.max_bytes {
+                        break Err(io::Error::new(io::ErrorKind::FileTooLarge, "over --max-download-size"));
+                    }
                     if to_writer.send((buf, n)).is_err() {
                         break Ok(()); // the writer stopped; its error is reported below
                     }
                     *have += n as u64;
+                    window_bytes += n as u64;
                     progress.advance(id, *have);
                 }
                 Err(e) => break Err(e),

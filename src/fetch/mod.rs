@@ -116,6 +116,17 @@ pub enum AttemptProblem {
         /// How many were looked at.
         files: usize,
     },
+    /// The server sent (or announced) more than `--max-download-size`.
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The server kept answering without finishing: the request budget of
+    /// one URL was spent.
+    TooManyRequests {
+        /// How many requests were made.
+        requests: u32,
+    },
 }
 
 impl std::fmt::Display for AttemptProblem {
@@ -141,6 +152,12 @@ impl std::fmt::Display for AttemptProblem {
             AttemptProblem::Scheme => write!(f, "unsupported URL scheme (http, https and file are)"),
             AttemptProblem::Git { message } => write!(f, "git: {message}"),
             AttemptProblem::NoMatch { files } => write!(f, "none of its {files} other file(s) holds the pinned content"),
+            AttemptProblem::TooLarge { limit } => {
+                write!(f, "the server sent more than {limit} bytes (--max-download-size); nothing was kept")
+            }
+            AttemptProblem::TooManyRequests { requests } => {
+                write!(f, "gave up after {requests} requests that each ended early without completing the file")
+            }
         }
     }
 }
@@ -362,7 +379,15 @@ pub struct FetchOptions {
     pub timeout: Duration,
     /// Sources fetched at once.
     pub jobs: usize,
+    /// The most bytes one download may bring.
+    pub max_download: u64,
+    /// The most bytes of files one archive may unpack to.
+    pub max_unpacked: u64,
 }
+
+/// What one download may bring unless `--max-download-size` says otherwise:
+/// the largest sources of the real chain (rustc, LLVM) are a few hundred MB.
+pub const DEFAULT_MAX_DOWNLOAD: u64 = 4 << 30;
 
 /// Copies a local file into a temporary file in the store, hashing as it goes.
 fn copy_hashing(store: &Store, from: &Path) -> Result<(tempfile::NamedTempFile, Sha256, u64), AttemptProblem> {
@@ -638,8 +663,14 @@ impl Job<'_> {
             Some(sha) => part_dir.join(format!("{}.part", sha.hex())),
             None => part_dir.join(format!("url-{}.part", blake3::hash(url.as_bytes()).to_hex())),
         };
-        match http::download(&self.agent, url, &part, source.sha256.as_ref(), &source.name, self.progress) {
+        let limits = http::Limits { max_bytes: self.opts.max_download, window: self.opts.timeout };
+        match http::download(&self.agent, url, &part, source.sha256.as_ref(), &source.name, &limits, self.progress) {
             Ok((sha, size)) => self.consider(source, Held::Part(part), sha, size, url.to_string(), work),
+            Err(problem @ (AttemptProblem::TooLarge { .. } | AttemptProblem::TooManyRequests { .. })) => {
+                // Nothing of a download that was given up on is kept for a resume.
+                let _ = std::fs::remove_file(&part);
+                Ok(Err(problem))
+            }
             Err(problem) => Ok(Err(problem)),
         }
     }
@@ -707,7 +738,7 @@ impl Job<'_> {
     /// nothing is committed. The inner error is the archive's.
     fn unpack_to_tmp(&self, archive: &Path, name: &str, strip: u32) -> Result<Result<(tempfile::TempDir, Tree), UnpackError>, SourceError> {
         let dir = self.store.temp_dir()?;
-        if let Err(e) = unpack::unpack(archive, name, strip, dir.path()) {
+        if let Err(e) = unpack::unpack(archive, name, strip, dir.path(), self.opts.max_unpacked) {
             return Ok(Err(e));
         }
         let tree = hash::hash_tree(dir.path()).map_err(StoreError::from)?;

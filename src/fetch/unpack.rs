@@ -54,6 +54,18 @@ pub enum UnpackError {
         /// The decoder's or tar reader's message.
         reason: String,
     },
+    /// The archive unpacks to more than the limits allow.
+    #[error("refusing to unpack {archive}: it holds {what}")]
+    #[diagnostic(
+        code(bootstrap::fetch::archive_too_large),
+        help("an archive that expands without end is hostile; if this one is genuine, raise --max-unpacked-size")
+    )]
+    TooLarge {
+        /// The archive's file name.
+        archive: String,
+        /// Which limit it passed.
+        what: String,
+    },
     /// Writing the unpacked tree failed.
     #[error("cannot unpack {archive} into {}: {source}", path.display())]
     #[diagnostic(code(bootstrap::fetch::unpack_io), help("check free space and permissions of the state directory"))]
@@ -203,7 +215,9 @@ impl Unpacker<'_> {
                     .mode(0o600)
                     .open(&path)
                     .map_err(self.io(&path))?;
-                io::copy(&mut entry, &mut f).map_err(|e| UnpackError::Damaged {
+                // No more than the header announced, whatever the stream holds.
+                let size = entry.size();
+                io::copy(&mut (&mut entry).take(size), &mut f).map_err(|e| UnpackError::Damaged {
                     archive: self.archive.to_string(),
                     reason: format!("reading member `{member}`: {e}"),
                 })?;
@@ -322,18 +336,27 @@ fn shown(p: &Path, dest: &Path) -> String {
 
 /// Unpacks `archive` (named `name` in messages) into the existing empty
 /// directory `dest`, dropping `strip` leading components of every member.
-pub fn unpack(archive: &Path, name: &str, strip: u32, dest: &Path) -> Result<(), UnpackError> {
-    run(archive, name, strip, dest, false).map(drop)
+pub fn unpack(archive: &Path, name: &str, strip: u32, dest: &Path, max_bytes: u64) -> Result<(), UnpackError> {
+    run(archive, name, strip, dest, false, max_bytes).map(drop)
 }
+
+/// What an archive may unpack to unless `--max-unpacked-size` says
+/// otherwise: the largest trees of the real chain (rustc, LLVM) are a few
+/// GB unpacked.
+pub const DEFAULT_MAX_UNPACKED: u64 = 16 << 30;
+
+/// The most members an archive may have (a Linux or gcc tree has under
+/// 100,000): a bomb of empty files fills an inode table, not the disk.
+pub const MAX_MEMBERS: u64 = 4_000_000;
 
 /// Unpacks a seed's root filesystem tarball into the existing empty
 /// directory `dest` (see the module doc for how it differs from [`unpack`]);
 /// returns how many device files and fifos were skipped.
-pub fn unpack_rootfs(archive: &Path, name: &str, dest: &Path) -> Result<u64, UnpackError> {
-    run(archive, name, 0, dest, true)
+pub fn unpack_rootfs(archive: &Path, name: &str, dest: &Path, max_bytes: u64) -> Result<u64, UnpackError> {
+    run(archive, name, 0, dest, true, max_bytes)
 }
 
-fn run(archive: &Path, name: &str, strip: u32, dest: &Path, rootfs: bool) -> Result<u64, UnpackError> {
+fn run(archive: &Path, name: &str, strip: u32, dest: &Path, rootfs: bool, max_bytes: u64) -> Result<u64, UnpackError> {
     let file = File::open(archive).map_err(|source| UnpackError::Io {
         archive: name.to_string(),
         path: archive.to_path_buf(),
@@ -346,8 +369,20 @@ fn run(archive: &Path, name: &str, strip: u32, dest: &Path, rootfs: bool) -> Res
     let mut tar = tar::Archive::new(decoder(file).map_err(|e| damaged(e, true))?);
     let mut u = Unpacker { archive: name, dest, strip: strip as usize, symlinks: Vec::new(), rootfs, skipped: 0 };
     let mut first = true;
+    let (mut members, mut bytes) = (0u64, 0u64);
+    let too_large = |what: String| UnpackError::TooLarge { archive: name.to_string(), what };
     for entry in tar.entries().map_err(|e| damaged(e, true))? {
-        u.entry(entry.map_err(|e| damaged(e, first))?)?;
+        let entry = entry.map_err(|e| damaged(e, first))?;
+        members += 1;
+        // Judged before anything is written: the header says the size.
+        bytes = bytes.saturating_add(entry.size());
+        if members > MAX_MEMBERS {
+            return Err(too_large(format!("more than {MAX_MEMBERS} members")));
+        }
+        if bytes > max_bytes {
+            return Err(too_large(format!("more than {max_bytes} bytes of files (--max-unpacked-size)")));
+        }
+        u.entry(entry)?;
         first = false;
     }
     for (member, rel) in std::mem::take(&mut u.symlinks) {

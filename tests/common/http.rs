@@ -23,6 +23,10 @@ pub enum Behavior {
     Slow { delay: Duration, body: Vec<u8> },
     /// Serve (with Range) in `chunk`-byte pieces, pausing `pause` between them.
     Throttled { body: Vec<u8>, chunk: usize, pause: Duration },
+    /// A chunked body that never ends (until the client hangs up).
+    Endless,
+    /// Announce `len` bytes, send the first one asked for, and hang up.
+    OneByteAndClose { len: usize },
 }
 
 /// One request as the server saw it.
@@ -104,6 +108,25 @@ fn handle(
     let Some(behavior) = behavior else {
         return out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found");
     };
+    if let Behavior::Endless = behavior {
+        out.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")?;
+        let chunk = vec![b'x'; 64 * 1024];
+        let head = format!("{:x}\r\n", chunk.len());
+        loop {
+            out.write_all(head.as_bytes())?;
+            out.write_all(&chunk)?;
+            out.write_all(b"\r\n")?;
+        }
+    }
+    if let Behavior::OneByteAndClose { len } = behavior {
+        let from = range.as_deref().and_then(|r| r.strip_prefix("bytes=")).and_then(|r| r.strip_suffix('-')).and_then(|n| n.parse::<usize>().ok());
+        let head = match from {
+            Some(n) => format!("HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {n}-{}/{len}\r\nConnection: close\r\n\r\n", len - n, len - 1),
+            None => format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"),
+        };
+        out.write_all(head.as_bytes())?;
+        return out.write_all(b"x");
+    }
     let (body, chunk, pause, cut) = match behavior.clone() {
         Behavior::Serve(b) => (b, usize::MAX, Duration::ZERO, None),
         Behavior::Slow { delay, body } => {
@@ -111,6 +134,7 @@ fn handle(
             (body, usize::MAX, Duration::ZERO, None)
         }
         Behavior::Throttled { body, chunk, pause } => (body, chunk, pause, None),
+        Behavior::Endless | Behavior::OneByteAndClose { .. } => return Ok(()),
         Behavior::CutOnce { body, cut_at } | Behavior::CutOnceNoRange { body, cut_at } => {
             let first = range.is_none() && cuts.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok();
             let cut = first.then_some(cut_at);
