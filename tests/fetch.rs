@@ -373,3 +373,22 @@ fn an_archive_bomb_is_refused_at_the_unpacked_limit() {
     assert!(fs::read_dir(dir.join(".bootstrap/layers")).unwrap().next().is_none(), "a layer was kept");
     assert_eq!(fetch(dir, &[]).code, 0, "within the default limit it unpacks");
 }
+
+#[test]
+fn redirects_are_followed_on_http_only() {
+    let server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let body = payload(50_000, 11);
+    server.route("/real.bin", Behavior::Serve(body.clone()));
+    let moved = server.route("/moved.bin", Behavior::Redirect("/real.bin".into()));
+    chain(dir, &[Src { name: "moved", urls: vec![moved], sha: sha(&body), unpack: None }]);
+    let run = fetch(dir, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let evil = server.route("/evil.bin", Behavior::Redirect("file:///etc/passwd".into()));
+    chain(dir, &[Src { name: "evil", urls: vec![evil], sha: sha(b"x"), unpack: None }]);
+    let run = fetch(dir, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(said(&run.stderr).contains("redirected to `file:///etc/passwd`, which is not followed"), "{}", run.stderr);
+    assert!(!said(&run.stderr).contains("root:"), "{}", run.stderr);
+}

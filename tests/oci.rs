@@ -120,3 +120,24 @@ fn ctrl_c_removes_the_running_step_container() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("removing 1 step container"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(engine.containers_of(pid).unwrap(), Vec::<String>::new(), "the step container outlived Ctrl-C");
 }
+
+#[test]
+fn a_step_containers_processes_and_memory_are_bounded() {
+    let Some(_engine) = common::engine() else { return };
+    let busybox = import("busybox");
+    let debian = import("debian");
+    let m = on_oci(&busybox, &debian);
+    m.add(
+        "stage0/many.kdl",
+        "step \"many\" {\n    root \"seed\"\n    script \"i=0; while [ $i -lt 100 ]; do sleep 30 & i=$((i+1)); done; mkdir /out\"\n    output \"/out\"\n}\n",
+    );
+    let r = m.run(&["--max-processes", "40", "verify", "stage0"]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    std::fs::remove_file(m.chain.join("stage0/many.kdl")).unwrap();
+    m.add(
+        "stage0/hungry.kdl",
+        "step \"hungry\" {\n    root \"seed\"\n    script \"dd if=/dev/zero of=/dev/null bs=256M count=1 && mkdir /out\"\n    output \"/out\"\n}\n",
+    );
+    let r = m.run(&["--max-memory", "64M", "verify", "stage0"]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+}

@@ -91,6 +91,10 @@ fn verify_reports_flipped_bytes_and_remove_then_fetch_repairs() {
     let removed = bs(dir, &["store", "verify", "--remove"]);
     assert_eq!(removed.code, 2, "what was found is still reported");
     assert!(!source.exists());
+    // No index entry is left naming what was removed: the store is consistent at once.
+    assert!(removed.stdout.contains("dangling"), "{}", removed.stdout);
+    let now = bs(dir, &["store", "verify"]);
+    assert_eq!(now.code, 0, "{}{}", now.stdout, now.stderr);
     fetch(dir);
     let again = bs(dir, &["store", "verify"]);
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);

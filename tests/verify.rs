@@ -348,6 +348,10 @@ fn a_byte_flipped_in_a_verified_layer_is_caught_everywhere_it_is_relied_on() {
     flipped[0] ^= 1;
     fs::write(&file, &flipped).unwrap();
 
+    // status says so, without the store lock.
+    let st = m.run(&["status"]);
+    assert!(st.stdout.contains("damaged (run verify)"), "{}", st.stdout);
+
     // What relies on the verified stage refuses it.
     let out = m.chain.join("image");
     let e = m.run(&["export", "stage0", "--oci", out.to_str().unwrap()]);

@@ -270,15 +270,16 @@ impl Build<'_> {
             match self.store.check_layer(&layer) {
                 LayerState::Intact => return Ok(Outcome::Cached(Box::new(r))),
                 LayerState::Missing => {}
-                damaged => {
-                    eprintln!(
+                _ => match self.store.quarantine_if_damaged(&layer)? {
+                    LayerState::Intact => return Ok(Outcome::Cached(Box::new(r))),
+                    LayerState::Missing => {}
+                    damaged => eprintln!(
                         "warning: the output of `{}` on `{}` ({layer}) is {}; it is moved aside and the step runs again",
                         step.name,
                         self.seed.name,
                         damaged.describe()
-                    );
-                    self.store.quarantine_layer(&layer)?;
-                }
+                    ),
+                },
             }
         }
         self.events.started(&step.name);

@@ -72,10 +72,10 @@ pub struct Cli {
     /// Let a step write at most this much to its /tmp, which is memory (local backend) [default: 4G].
     #[arg(long, value_name = "SIZE", global = true, value_parser = parse_size)]
     pub max_tmp_size: Option<u64>,
-    /// Let a step have at most this many processes at once (local backend) [default: 4096].
+    /// Let a step have at most this many processes at once [default: 4096].
     #[arg(long, value_name = "N", global = true)]
     pub max_processes: Option<u64>,
-    /// Let a step's processes use at most this much memory together (local backend, where a memory cgroup can be made) [default: 8G].
+    /// Let a step's processes use at most this much memory together (local backend: where a memory cgroup can be made) [default: 8G].
     #[arg(long, value_name = "SIZE", global = true, value_parser = parse_size)]
     pub max_memory: Option<u64>,
     /// Refuse a download that brings more than this (bytes, or with K, M, G) [default: 4G].
@@ -222,7 +222,7 @@ impl Context {
                 let helper = std::env::current_exe().map_err(|e| err(ExecError::Sandbox(format!("cannot find the running executable: {e}"))))?;
                 Backend::Local(crate::exec::local::LocalBackend::new(helper).with_log_limit(self.log_limit).with_tmp_limit(self.tmp_limit).with_proc_limit(self.proc_limit).with_memory_limit(self.memory_limit))
             }
-            BackendKind::Oci => Backend::Oci(Box::new(crate::exec::oci::OciBackend::connect().map_err(err)?.with_log_limit(self.log_limit))),
+            BackendKind::Oci => Backend::Oci(Box::new(crate::exec::oci::OciBackend::connect().map_err(err)?.with_log_limit(self.log_limit).with_limits(self.proc_limit, self.memory_limit))),
         })
     }
 

@@ -134,10 +134,20 @@ fn reproduced(cx: &Context, stage_name: &str, definition: &str, snap: &str) -> R
         return Err(format!("its last verification said {}", receipt.verdict.as_str()));
     }
     match receipt.snapshot.as_deref() {
-        Some(s) if s == snap => Ok(()),
-        Some(_) => Err(format!("it last verified against another version of snapshots/{stage_name}.kdl")),
-        None => Err(format!("it last verified before snapshots/{stage_name}.kdl existed, so nothing was compared with it")),
+        Some(s) if s == snap => {}
+        Some(_) => return Err(format!("it last verified against another version of snapshots/{stage_name}.kdl")),
+        None => return Err(format!("it last verified before snapshots/{stage_name}.kdl existed, so nothing was compared with it")),
     }
+    // What was verified must still be what the store holds.
+    let store = cx.open_store(crate::store::LockMode::Shared).map_err(|e| e.to_string())?;
+    for step in &receipt.steps {
+        let Some(layer) = step.runs.first().and_then(|r| r.output) else { continue };
+        let state = store.check_layer(&layer);
+        if state != crate::store::LayerState::Intact {
+            return Err(format!("the output of step `{}` ({layer}) is {} since it was verified", step.step, state.describe()));
+        }
+    }
+    Ok(())
 }
 
 /// Runs `sign`.

@@ -52,6 +52,14 @@ pub fn run(cx: &Context, _args: &Args, out: &mut dyn Write) -> Result<(), Error>
             let state = match &receipt {
                 None => "never run".to_string(),
                 Some(r) if r.definition != current => format!("stale (was {})", r.verdict.as_str()),
+                // Verified then, but the bytes it verified changed since.
+                Some(r) if r.verdict == stage::Verdict::Verified
+                    && r.steps.iter().filter_map(|s| s.runs.first().and_then(|x| x.output)).any(|o| {
+                        crate::store::check_layer_unlocked(&cx.state, &o) != crate::store::LayerState::Intact
+                    }) =>
+                {
+                    "damaged (run verify)".to_string()
+                }
                 Some(r) => r.verdict.as_str().to_string(),
             };
             let sigs = crate::sign::check::signature_files(&chain.dir, &s.name).len();

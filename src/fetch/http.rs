@@ -40,6 +40,9 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
         .timeout_connect(Some(timeout))
         .timeout_recv_response(Some(timeout))
         .timeout_per_read(Some(timeout))
+        // Redirects are followed by `transfer`, which refuses to leave http(s).
+        .max_redirects(0)
+        .max_redirects_will_error(false)
         .user_agent(concat!("bootstrap/", env!("CARGO_PKG_VERSION")))
         .build()
         .into()
@@ -120,17 +123,23 @@ fn transfer(
     let io_err = |e: io::Error| AttemptProblem::Io { message: e.to_string() };
     let mut stalls = 0;
     let mut requests = 0;
+    let mut url = url.to_string();
     loop {
         requests += 1;
         if requests > REQUESTS_PER_URL {
             return Err(AttemptProblem::TooManyRequests { requests: REQUESTS_PER_URL });
         }
-        let mut req = agent.get(url);
+        let mut req = agent.get(&url);
         if *have > 0 {
             req = req.header("Range", format!("bytes={have}-"));
         }
         let resp = req.call().map_err(network)?;
         let status = resp.status().as_u16();
+        if matches!(status, 301 | 302 | 303 | 307 | 308) {
+            let to = resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            url = redirect_target(&url, &to).ok_or(AttemptProblem::Redirect { to })?;
+            continue;
+        }
         let restart = |file: &mut File, hasher: &mut sha2::Sha256, have: &mut u64| -> io::Result<()> {
             file.set_len(0)?;
             *hasher = sha2::Sha256::new();
@@ -307,4 +316,19 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
     unsafe {
         libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
     }
+}
+
+/// Where a redirect from `from` to `location` leads, if it stays on http or
+/// https: an absolute URL, or a path on the same server. Anything else
+/// (`file:///etc/passwd`, another scheme) is not followed.
+fn redirect_target(from: &str, location: &str) -> Option<String> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Some(location.to_string());
+    }
+    if location.starts_with('/') && !location.starts_with("//") {
+        let scheme_end = from.find("://")? + 3;
+        let host_end = from[scheme_end..].find('/').map_or(from.len(), |i| scheme_end + i);
+        return Some(format!("{}{location}", &from[..host_end]));
+    }
+    None
 }

@@ -121,6 +121,11 @@ pub enum AttemptProblem {
         /// The limit, in bytes.
         limit: u64,
     },
+    /// The server redirected to something other than an http(s) URL.
+    Redirect {
+        /// The `Location` it gave.
+        to: String,
+    },
     /// The server kept answering without finishing: the request budget of
     /// one URL was spent.
     TooManyRequests {
@@ -155,6 +160,7 @@ impl std::fmt::Display for AttemptProblem {
             AttemptProblem::TooLarge { limit } => {
                 write!(f, "the server sent more than {limit} bytes (--max-download-size); nothing was kept")
             }
+            AttemptProblem::Redirect { to } => write!(f, "redirected to `{to}`, which is not followed (only http and https URLs are)"),
             AttemptProblem::TooManyRequests { requests } => {
                 write!(f, "gave up after {requests} requests that each ended early without completing the file")
             }

@@ -80,48 +80,69 @@ fn stat_fingerprint(root: &Path) -> Option<(Blake3, i128)> {
     Some((Blake3(*h.finalize().as_bytes()), newest))
 }
 
-impl Store {
-    fn layer_stat_path(&self, digest: &Blake3) -> std::path::PathBuf {
-        self.root().join("index").join("layer-stat").join(digest.hex())
-    }
+fn layer_stat_path(root: &Path, digest: &Blake3) -> std::path::PathBuf {
+    root.join("index").join("layer-stat").join(digest.hex())
+}
 
+/// [`Store::check_layer`] for readers that do not hold the store lock
+/// (`status`): the same answer, but a fingerprint is never written.
+pub fn check_layer_unlocked(state: &Path, digest: &Blake3) -> LayerState {
+    check(state, digest, None)
+}
+
+fn check(root: &Path, digest: &Blake3, store: Option<&Store>) -> LayerState {
+    let path = root.join("layers").join(digest.hex());
+    if !path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        return LayerState::Missing;
+    }
+    let Some((now, newest)) = stat_fingerprint(&path) else {
+        return LayerState::Unreadable(format!("cannot read every entry of {}", path.display()));
+    };
+    let remembered = layer_stat_path(root, digest);
+    if fs::read(&remembered).is_ok_and(|b| b == now.hex().as_bytes()) {
+        return LayerState::Intact;
+    }
+    match hash::hash_tree(&path) {
+        Err(e) => LayerState::Unreadable(e.to_string()),
+        Ok(tree) if tree.digest() != *digest => LayerState::Damaged { found: tree.digest() },
+        Ok(_) => {
+            if let Some(store) = store.filter(|_| settled(newest)) {
+                // Only a cache: without it the next check hashes again.
+                let _ = fs::create_dir_all(remembered.parent().unwrap_or(Path::new(".")));
+                let _ = store.write_atomic(&remembered, now.hex().as_bytes());
+            }
+            LayerState::Intact
+        }
+    }
+}
+
+impl Store {
     /// Whether layer `digest` still holds what its name says: from its stat
     /// fingerprint when that is unchanged since the layer was last hashed,
     /// else by hashing it again (see the module doc).
     pub fn check_layer(&self, digest: &Blake3) -> LayerState {
-        let path = self.layer_path(digest);
-        if !path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-            return LayerState::Missing;
-        }
-        let Some((now, newest)) = stat_fingerprint(&path) else {
-            return LayerState::Unreadable(format!("cannot read every entry of {}", path.display()));
-        };
-        let remembered = self.layer_stat_path(digest);
-        if fs::read(&remembered).is_ok_and(|b| b == now.hex().as_bytes()) {
-            return LayerState::Intact;
-        }
-        match hash::hash_tree(&path) {
-            Err(e) => LayerState::Unreadable(e.to_string()),
-            Ok(tree) if tree.digest() != *digest => LayerState::Damaged { found: tree.digest() },
-            Ok(_) => {
-                if settled(newest) {
-                    // Only a cache: without it the next check hashes again.
-                    let _ = fs::create_dir_all(remembered.parent().unwrap_or(Path::new(".")));
-                    let _ = self.write_atomic(&remembered, now.hex().as_bytes());
-                }
-                LayerState::Intact
-            }
-        }
+        check(self.root(), digest, Some(self))
     }
 
-    /// Moves a damaged layer out of `layers/` (into `tmp/`, where the next
-    /// cleanup removes it), so the step that made it runs again instead of
-    /// its damage being overlaid on later steps.
-    pub fn quarantine_layer(&self, digest: &Blake3) -> Result<(), super::StoreError> {
-        let from = self.layer_path(digest);
-        let to = self.tmp().join(format!("damaged-{}-{}", digest.hex(), std::process::id()));
-        fs::rename(&from, &to).map_err(super::io_at(&from))?;
-        let _ = fs::remove_file(self.layer_stat_path(digest));
-        Ok(())
+    /// Moves layer `digest` out of `layers/` (into `tmp/`, where the next
+    /// cleanup removes it) if it is still damaged, so the step that made it
+    /// runs again instead of its damage being overlaid on later steps.
+    /// Lineages check the same layers at once: the check and the move are
+    /// one critical section, so a layer another lineage just rebuilt is
+    /// never moved away. Returns what was found.
+    pub fn quarantine_if_damaged(&self, digest: &Blake3) -> Result<LayerState, super::StoreError> {
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _held = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.check_layer(digest);
+        if matches!(state, LayerState::Damaged { .. } | LayerState::Unreadable(_)) {
+            let from = self.layer_path(digest);
+            let to = self.tmp().join(format!("damaged-{}-{}", digest.hex(), std::process::id()));
+            match fs::rename(&from, &to) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(super::io_at(&from)(e)),
+                _ => {}
+            }
+            let _ = fs::remove_file(layer_stat_path(self.root(), digest));
+        }
+        Ok(state)
     }
 }

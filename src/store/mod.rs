@@ -44,7 +44,7 @@ use thiserror::Error;
 use crate::hash::{self, Blake3, EntryKind, HashError, Sha256, Tree};
 
 pub use gc::{GcReport, Removed};
-pub use integrity::LayerState;
+pub use integrity::{LayerState, check_layer_unlocked};
 pub use lock::{LockMode, StoreLock, Wait};
 pub use remember::Remembered;
 pub use verify::{Problem, VerifyReport};

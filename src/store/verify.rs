@@ -210,6 +210,12 @@ impl Store {
     /// Removes an object found bad by [`Store::verify`]: renamed into `tmp/`
     /// first, so its final name disappears at once, then deleted.
     pub fn discard(&self, path: &Path) -> Result<(), StoreError> {
+        // A layer's remembered stat fingerprint goes with it.
+        if path.parent() == Some(&self.root().join("layers"))
+            && let Some(name) = path.file_name()
+        {
+            let _ = fs::remove_file(self.root().join("index").join("layer-stat").join(name));
+        }
         let grave = self.temp_dir()?;
         let dest = grave.path().join("x");
         fs::rename(path, &dest).map_err(io_at(path))?;

@@ -294,7 +294,8 @@ impl Verifier<'_> {
         // verified (a stat per entry; hashed again only when one changed),
         // and each step receipt must still be there. Otherwise the steps run
         // again, which moves a damaged layer aside and rebuilds it.
-        let intact = prev.steps.iter().all(|s| {
+        use rayon::prelude::*;
+        let intact = prev.steps.par_iter().all(|s| {
             s.runs.first().and_then(|r| r.output).is_some_and(|o| self.store.check_layer(&o) == crate::store::LayerState::Intact)
                 && s.runs.iter().all(|r| self.store.has_receipt(&s.step, &r.seed, &r.input))
         });

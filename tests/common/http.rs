@@ -27,6 +27,8 @@ pub enum Behavior {
     Endless,
     /// Announce `len` bytes, send the first one asked for, and hang up.
     OneByteAndClose { len: usize },
+    /// Answer 302 with this `Location`.
+    Redirect(String),
 }
 
 /// One request as the server saw it.
@@ -118,6 +120,10 @@ fn handle(
             out.write_all(b"\r\n")?;
         }
     }
+    if let Behavior::Redirect(to) = &behavior {
+        let head = format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return out.write_all(head.as_bytes());
+    }
     if let Behavior::OneByteAndClose { len } = behavior {
         let from = range.as_deref().and_then(|r| r.strip_prefix("bytes=")).and_then(|r| r.strip_suffix('-')).and_then(|n| n.parse::<usize>().ok());
         let head = match from {
@@ -134,7 +140,7 @@ fn handle(
             (body, usize::MAX, Duration::ZERO, None)
         }
         Behavior::Throttled { body, chunk, pause } => (body, chunk, pause, None),
-        Behavior::Endless | Behavior::OneByteAndClose { .. } => return Ok(()),
+        Behavior::Endless | Behavior::OneByteAndClose { .. } | Behavior::Redirect(_) => return Ok(()),
         Behavior::CutOnce { body, cut_at } | Behavior::CutOnceNoRange { body, cut_at } => {
             let first = range.is_none() && cuts.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok();
             let cut = first.then_some(cut_at);

@@ -18,10 +18,17 @@ pub struct Args {
 pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
     let mode = if args.remove { LockMode::Exclusive } else { LockMode::Shared };
     let store = cx.open_store(mode)?;
-    let report = store.verify()?;
+    let mut report = store.verify()?;
     if args.remove {
         for p in &report.problems {
             store.discard(p.path())?;
+        }
+        // An index entry naming an object just removed now dangles: it goes
+        // too, in the same run, so the store is left consistent.
+        let again = store.verify()?;
+        for p in again.problems.into_iter().filter(|p| matches!(p, crate::store::Problem::Dangling { .. })) {
+            store.discard(p.path())?;
+            report.problems.push(p);
         }
     }
     if cx.json {

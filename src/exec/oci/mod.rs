@@ -85,6 +85,10 @@ pub struct OciBackend {
     instance: String,
     /// The most of a step's log kept (its end).
     log_limit: u64,
+    /// The most processes a step's container may have.
+    proc_limit: u64,
+    /// The most memory a step's container may use.
+    memory_limit: u64,
 }
 
 /// What `seed import` made.
@@ -131,10 +135,20 @@ impl OciBackend {
             scratch: OnceLock::new(),
             instance,
             log_limit: super::log::DEFAULT_LOG_LIMIT,
+            proc_limit: super::local::DEFAULT_PROC_LIMIT,
+            memory_limit: super::local::DEFAULT_MEMORY_LIMIT,
         };
         backend.on_interrupt();
         backend.rt.block_on(backend.remove_orphans());
         Ok(backend)
+    }
+
+    /// The same backend, its step containers held to `procs` processes and
+    /// `memory` bytes (the engine's `pids-limit` and `memory` cgroup settings).
+    pub fn with_limits(mut self, procs: u64, memory: u64) -> Self {
+        self.proc_limit = procs;
+        self.memory_limit = memory;
+        self
     }
 
     /// The same backend, keeping at most `limit` bytes of each step's log (its end).
@@ -310,6 +324,8 @@ impl OciBackend {
                 cap_drop: Some(vec!["ALL".into()]),
                 cap_add: Some(super::STEP_CAPABILITIES.iter().map(|(name, _)| format!("CAP_{name}")).collect()),
                 security_opt: Some(vec!["no-new-privileges".into()]),
+                pids_limit: Some(i64::try_from(self.proc_limit).unwrap_or(i64::MAX)),
+                memory: Some(i64::try_from(self.memory_limit).unwrap_or(i64::MAX)),
                 // Its own cgroup namespace too, whatever the engine's default.
                 cgroupns_mode: Some(bollard::models::HostConfigCgroupnsModeEnum::PRIVATE),
                 ..Default::default()
