@@ -13,7 +13,7 @@ fn local(seed: &str) -> Option<conformance::Fixture> {
 
 /// Every union mounted as an overlay, never copied into a tmpfs.
 fn overlays_only(seed: &str) -> Option<conformance::Fixture> {
-    let backend = LocalBackend::with_copy_limit(env!("CARGO_BIN_EXE_bootstrap").into(), 0);
+    let backend = LocalBackend::new(env!("CARGO_BIN_EXE_bootstrap").into()).with_copy_limit(0);
     Some(conformance::Fixture::new(Box::new(backend), common::seeds().join(seed)))
 }
 

@@ -172,14 +172,8 @@ pub struct Context {
     pub seeds: Vec<crate::build::SeedArg>,
     /// `--backend`.
     pub backend: BackendKind,
-    /// `--max-log-size`.
-    pub log_limit: u64,
-    /// `--max-tmp-size`.
-    pub tmp_limit: u64,
-    /// `--max-processes`.
-    pub proc_limit: u64,
-    /// `--max-memory`.
-    pub memory_limit: u64,
+    /// `--max-log-size`, `--max-tmp-size`, `--max-processes`, `--max-memory`.
+    pub limits: crate::exec::StepLimits,
     /// `--max-download-size`.
     pub max_download: u64,
     /// `--max-unpacked-size`.
@@ -203,10 +197,15 @@ impl Context {
             no_wait: cli.no_wait,
             seeds: cli.seeds.iter().chain(command_seeds(&cli.command)).map(|s| crate::build::SeedArg::parse(s)).collect(),
             backend: cli.backend,
-            log_limit: cli.max_log_size.unwrap_or(crate::exec::log::DEFAULT_LOG_LIMIT),
-            tmp_limit: cli.max_tmp_size.unwrap_or(crate::exec::local::DEFAULT_TMP_LIMIT),
-            proc_limit: cli.max_processes.unwrap_or(crate::exec::local::DEFAULT_PROC_LIMIT),
-            memory_limit: cli.max_memory.unwrap_or(crate::exec::local::DEFAULT_MEMORY_LIMIT),
+            limits: {
+                let d = crate::exec::StepLimits::default();
+                crate::exec::StepLimits {
+                    log: cli.max_log_size.unwrap_or(d.log),
+                    tmp: cli.max_tmp_size.unwrap_or(d.tmp),
+                    processes: cli.max_processes.unwrap_or(d.processes),
+                    memory: cli.max_memory.unwrap_or(d.memory),
+                }
+            },
             max_download: cli.max_download_size.unwrap_or(crate::fetch::DEFAULT_MAX_DOWNLOAD),
             max_unpacked: cli.max_unpacked_size.unwrap_or(crate::fetch::unpack::DEFAULT_MAX_UNPACKED),
         }
@@ -220,9 +219,9 @@ impl Context {
         Ok(match self.backend {
             BackendKind::Local => {
                 let helper = std::env::current_exe().map_err(|e| err(ExecError::Sandbox(format!("cannot find the running executable: {e}"))))?;
-                Backend::Local(crate::exec::local::LocalBackend::new(helper).with_log_limit(self.log_limit).with_tmp_limit(self.tmp_limit).with_proc_limit(self.proc_limit).with_memory_limit(self.memory_limit))
+                Backend::Local(crate::exec::local::LocalBackend::new(helper).with_limits(self.limits))
             }
-            BackendKind::Oci => Backend::Oci(Box::new(crate::exec::oci::OciBackend::connect().map_err(err)?.with_log_limit(self.log_limit).with_limits(self.proc_limit, self.memory_limit))),
+            BackendKind::Oci => Backend::Oci(Box::new(crate::exec::oci::OciBackend::connect().map_err(err)?.with_limits(self.limits))),
         })
     }
 

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::sandbox::{HELPER_ARG, Outcome, Spec, SpecSource};
-use super::{ExecError, Executor, LogSink, Root, SourceInput, Status, StepRequest, StepResult};
+use super::{ExecError, Executor, LogSink, Root, SourceInput, Status, StepLimits, StepRequest, StepResult};
 use crate::store::Store;
 
 /// The local backend. `helper` is the `bootstrap` executable that provides
@@ -21,23 +21,8 @@ use crate::store::Store;
 pub struct LocalBackend {
     helper: PathBuf,
     copy_limit: u64,
-    log_limit: u64,
-    tmp_limit: u64,
-    proc_limit: u64,
-    memory_limit: u64,
+    limits: StepLimits,
 }
-
-/// The most a step may write to its `/tmp` unless `--max-tmp-size` says
-/// otherwise (tmpfs: memory).
-pub const DEFAULT_TMP_LIMIT: u64 = 4 << 30;
-
-/// The most processes a step may have at once unless `--max-processes`
-/// says otherwise.
-pub const DEFAULT_PROC_LIMIT: u64 = 4096;
-
-/// The most memory a step's processes may use together unless
-/// `--max-memory` says otherwise (where a memory cgroup can be made).
-pub const DEFAULT_MEMORY_LIMIT: u64 = 8 << 30;
 
 /// Unions up to this size are copied into a tmpfs rather than mounted as
 /// overlays (see `sandbox::copy`): the whole of stage0 fits, a seed's root
@@ -47,38 +32,19 @@ pub const DEFAULT_COPY_LIMIT: u64 = 64 << 20;
 impl LocalBackend {
     /// A backend that re-executes `helper` for each sandbox.
     pub fn new(helper: PathBuf) -> Self {
-        LocalBackend { helper, copy_limit: DEFAULT_COPY_LIMIT, log_limit: super::log::DEFAULT_LOG_LIMIT, tmp_limit: DEFAULT_TMP_LIMIT, proc_limit: DEFAULT_PROC_LIMIT, memory_limit: DEFAULT_MEMORY_LIMIT }
+        LocalBackend { helper, copy_limit: DEFAULT_COPY_LIMIT, limits: StepLimits::default() }
     }
 
-    /// The same, letting a step write at most `limit` bytes to its `/tmp`
-    /// (and beyond its inputs, to a union copied into a tmpfs).
-    pub fn with_tmp_limit(mut self, limit: u64) -> Self {
-        self.tmp_limit = limit;
-        self
-    }
-
-    /// The same, letting a step's processes use at most `limit` bytes of
-    /// memory together (where a memory cgroup can be made: `exec::cgroup`).
-    pub fn with_memory_limit(mut self, limit: u64) -> Self {
-        self.memory_limit = limit;
-        self
-    }
-
-    /// The same, letting a step have at most `limit` processes at once.
-    pub fn with_proc_limit(mut self, limit: u64) -> Self {
-        self.proc_limit = limit;
-        self
-    }
-
-    /// The same, keeping at most `limit` bytes of each step's log (its end).
-    pub fn with_log_limit(mut self, limit: u64) -> Self {
-        self.log_limit = limit;
+    /// The same, holding each step to `limits`.
+    pub fn with_limits(mut self, limits: StepLimits) -> Self {
+        self.limits = limits;
         self
     }
 
     /// The same, copying unions of at most `limit` bytes (0: never).
-    pub fn with_copy_limit(helper: PathBuf, limit: u64) -> Self {
-        LocalBackend { helper, copy_limit: limit, log_limit: super::log::DEFAULT_LOG_LIMIT, tmp_limit: DEFAULT_TMP_LIMIT, proc_limit: DEFAULT_PROC_LIMIT, memory_limit: DEFAULT_MEMORY_LIMIT }
+    pub fn with_copy_limit(mut self, limit: u64) -> Self {
+        self.copy_limit = limit;
+        self
     }
 }
 
@@ -135,8 +101,8 @@ impl LocalBackend {
             hostname: req.hostname.clone(),
             source_dir: req.source_dir.clone(),
             copy_limit: self.copy_limit,
-            tmp_limit: self.tmp_limit,
-            proc_limit: self.proc_limit,
+            tmp_limit: self.limits.tmp,
+            proc_limit: self.limits.processes,
         })
     }
 }
@@ -154,7 +120,7 @@ impl Executor for LocalBackend {
         let spec_path = run.path().join("spec.json");
         fs::write(&spec_path, serde_json::to_vec(&spec).map_err(|e| sandbox_err("spec", e))?)
             .map_err(|e| sandbox_err("spec", e))?;
-        let mut log = super::log::LogTail::new(store, self.log_limit)?;
+        let mut log = super::log::LogTail::new(store, self.limits.log)?;
         // The step writes its log into a pipe, not a file of the host's: no
         // descriptor inside the sandbox may refer to a host file.
         let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| sandbox_err("pipe", e))?;
@@ -166,7 +132,7 @@ impl Executor for LocalBackend {
         // running on unobserved; the thread that spawns waits for it.
         // Every process of the step is counted from the start: the helper
         // joins the step's groups before it runs anything.
-        let groups = super::cgroup::StepGroups::create(self.proc_limit, self.memory_limit);
+        let groups = super::cgroup::StepGroups::create(self.limits.processes, self.limits.memory);
         let procs = groups.procs.clone();
         unsafe {
             cmd.pre_exec(move || {

@@ -208,6 +208,28 @@ pub trait Executor: Sync {
     fn run(&self, req: &StepRequest, store: &crate::store::Store, echo: &dyn LogSink) -> Result<StepResult, ExecError>;
 }
 
+/// The resources one step may use, the same on every backend that can
+/// enforce them (see each field). Defaults a real chain fits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepLimits {
+    /// The most of its log that is kept, its end (`--max-log-size`).
+    pub log: u64,
+    /// The most it may write to `/tmp`, which is memory (`--max-tmp-size`;
+    /// local backend).
+    pub tmp: u64,
+    /// The most processes it may have at once (`--max-processes`).
+    pub processes: u64,
+    /// The most memory its processes may use together (`--max-memory`;
+    /// local backend: where a memory cgroup can be made).
+    pub memory: u64,
+}
+
+impl Default for StepLimits {
+    fn default() -> Self {
+        StepLimits { log: log::DEFAULT_LOG_LIMIT, tmp: 4 << 30, processes: 4096, memory: 8 << 30 }
+    }
+}
+
 /// The capabilities a step keeps on every backend (Linux names without
 /// `CAP_`, and bit numbers), all others dropped: enough to own, chmod and
 /// chown its files, change its ids and signal its processes. Left out above

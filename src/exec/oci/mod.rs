@@ -83,12 +83,8 @@ pub struct OciBackend {
     scratch: OnceLock<Sha256>,
     /// `<pid>-<n>`: this backend's label value.
     instance: String,
-    /// The most of a step's log kept (its end).
-    log_limit: u64,
-    /// The most processes a step's container may have.
-    proc_limit: u64,
-    /// The most memory a step's container may use.
-    memory_limit: u64,
+    /// What each step may use (log, processes, memory; `/tmp` is the image's).
+    limits: super::StepLimits,
 }
 
 /// What `seed import` made.
@@ -134,26 +130,17 @@ impl OciBackend {
             live: Arc::default(),
             scratch: OnceLock::new(),
             instance,
-            log_limit: super::log::DEFAULT_LOG_LIMIT,
-            proc_limit: super::local::DEFAULT_PROC_LIMIT,
-            memory_limit: super::local::DEFAULT_MEMORY_LIMIT,
+            limits: super::StepLimits::default(),
         };
         backend.on_interrupt();
         backend.rt.block_on(backend.remove_orphans());
         Ok(backend)
     }
 
-    /// The same backend, its step containers held to `procs` processes and
-    /// `memory` bytes (the engine's `pids-limit` and `memory` cgroup settings).
-    pub fn with_limits(mut self, procs: u64, memory: u64) -> Self {
-        self.proc_limit = procs;
-        self.memory_limit = memory;
-        self
-    }
-
-    /// The same backend, keeping at most `limit` bytes of each step's log (its end).
-    pub fn with_log_limit(mut self, limit: u64) -> Self {
-        self.log_limit = limit;
+    /// The same backend, each step container held to `limits` (the log
+    /// kept to its end; the engine's `pids-limit` and `memory` settings).
+    pub fn with_limits(mut self, limits: super::StepLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -324,8 +311,8 @@ impl OciBackend {
                 cap_drop: Some(vec!["ALL".into()]),
                 cap_add: Some(super::STEP_CAPABILITIES.iter().map(|(name, _)| format!("CAP_{name}")).collect()),
                 security_opt: Some(vec!["no-new-privileges".into()]),
-                pids_limit: Some(i64::try_from(self.proc_limit).unwrap_or(i64::MAX)),
-                memory: Some(i64::try_from(self.memory_limit).unwrap_or(i64::MAX)),
+                pids_limit: Some(i64::try_from(self.limits.processes).unwrap_or(i64::MAX)),
+                memory: Some(i64::try_from(self.limits.memory).unwrap_or(i64::MAX)),
                 // Its own cgroup namespace too, whatever the engine's default.
                 cgroupns_mode: Some(bollard::models::HostConfigCgroupnsModeEnum::PRIVATE),
                 ..Default::default()
@@ -413,7 +400,7 @@ impl Executor for OciBackend {
         let real: Vec<String> =
             req.outputs.iter().map(|o| super::real_output_path(&req.source_dir, req.sources.iter().map(|(n, _)| n.as_str()), o)).collect();
         let input = inputs::tar(req, INIT)?;
-        let mut log = super::log::LogTail::new(store, self.log_limit)?;
+        let mut log = super::log::LogTail::new(store, self.limits.log)?;
         let capture = store.temp_dir()?;
         let ran = self.rt.block_on(async {
             let id = self.create(&image, req, init_argv(req, &real)).await?;
