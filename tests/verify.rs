@@ -449,3 +449,16 @@ fn a_steps_memory_is_bounded_where_a_memory_cgroup_can_be_made() {
     let r = m.run(&["--max-memory", "1G", "verify", "stage0"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }
+
+#[test]
+fn a_step_is_killed_before_it_takes_the_last_of_the_disk() {
+    let m = Mini::new();
+    m.add("stage0/slow.kdl", "step \"slow\" {\n    root \"seed\"\n    script \"sleep 5; mkdir /out\"\n    output \"/out\"\n}\n");
+    // More free space than any disk here has: the guard fires at its first look.
+    let started = std::time::Instant::now();
+    let r = m.run(&["--min-free-space", "1000000G", "verify", "stage0"]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let said = r.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(said.contains("disk fell below") && said.contains("--min-free-space"), "{}", r.stdout);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}

@@ -290,6 +290,7 @@ impl Build<'_> {
             Status::Exited { index, code } => RunStatus::Exited { command: index, code },
             Status::Signaled { index, signal } => RunStatus::Signaled { command: index, signal },
             Status::TimedOut => RunStatus::TimedOut { after_secs: req.timeout.as_secs() },
+            Status::LowOnSpace { min_free } => RunStatus::LowOnSpace { min_free },
             Status::BadOutput { path, reason } => RunStatus::BadOutput { path, reason },
         };
         let (output, files) = match &result.layer {
@@ -351,6 +352,10 @@ pub fn describe(status: &RunStatus, commands: Commands) -> String {
             format!("it ran past its timeout of {} and was killed with everything it started", seconds(*after_secs))
         }
         RunStatus::BadOutput { path, reason } => format!("declared output `{path}`: {reason}"),
+        RunStatus::LowOnSpace { min_free } => format!(
+            "it was killed with everything it started when the state directory's disk fell below {} free (--min-free-space)",
+            crate::store::human_size(*min_free)
+        ),
     }
 }
 

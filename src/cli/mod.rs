@@ -78,6 +78,9 @@ pub struct Cli {
     /// Let a step's processes use at most this much memory together (local backend: where a memory cgroup can be made) [default: 8G].
     #[arg(long, value_name = "SIZE", global = true, value_parser = parse_size)]
     pub max_memory: Option<u64>,
+    /// Kill a step that leaves the state directory's disk with less than this free (local backend) [default: 1G].
+    #[arg(long, value_name = "SIZE", global = true, value_parser = parse_size)]
+    pub min_free_space: Option<u64>,
     /// Refuse a download that brings more than this (bytes, or with K, M, G) [default: 4G].
     #[arg(long, value_name = "SIZE", global = true, value_parser = parse_size)]
     pub max_download_size: Option<u64>,
@@ -172,7 +175,7 @@ pub struct Context {
     pub seeds: Vec<crate::build::SeedArg>,
     /// `--backend`.
     pub backend: BackendKind,
-    /// `--max-log-size`, `--max-tmp-size`, `--max-processes`, `--max-memory`.
+    /// `--max-log-size`, `--max-tmp-size`, `--max-processes`, `--max-memory`, `--min-free-space`.
     pub limits: crate::exec::StepLimits,
     /// `--max-download-size`.
     pub max_download: u64,
@@ -204,6 +207,7 @@ impl Context {
                     tmp: cli.max_tmp_size.unwrap_or(d.tmp),
                     processes: cli.max_processes.unwrap_or(d.processes),
                     memory: cli.max_memory.unwrap_or(d.memory),
+                    min_free: cli.min_free_space.unwrap_or(d.min_free),
                 }
             },
             max_download: cli.max_download_size.unwrap_or(crate::fetch::DEFAULT_MAX_DOWNLOAD),

@@ -167,8 +167,21 @@ impl Executor for LocalBackend {
         let pidfd = rustix::process::pidfd_open(rustix::process::Pid::from_child(&child), rustix::process::PidfdFlags::empty())
             .map_err(|e| sandbox_err("pidfd_open", e))?;
         let mut timed_out = false;
+        let mut low_on_space = false;
+        let mut space_checked = Instant::now();
         loop {
             pass_on(&mut pipe, &mut log)?;
+            // What the step writes to an overlay's scratch layer lands on the
+            // state directory's disk: it may not take the last of it.
+            if space_checked.elapsed() >= Duration::from_secs(1) {
+                space_checked = Instant::now();
+                if rustix::fs::statvfs(store.root()).is_ok_and(|v| v.f_bavail.saturating_mul(v.f_frsize) < self.limits.min_free) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    low_on_space = true;
+                    break;
+                }
+            }
             let left = req.timeout.saturating_sub(started.elapsed());
             if left.is_zero() {
                 // Killing the helper kills pid 1 (PDEATHSIG) and with it every
@@ -200,7 +213,7 @@ impl Executor for LocalBackend {
         let log_digest = log.finish(store)?;
         drop(groups);
         let duration = started.elapsed();
-        let outcome = if timed_out {
+        let outcome = if timed_out || low_on_space {
             None
         } else {
             let text = fs::read(run.path().join("result.json")).map_err(|e| {
@@ -209,6 +222,7 @@ impl Executor for LocalBackend {
             Some(serde_json::from_slice::<Outcome>(&text).map_err(|e| sandbox_err("result", e))?)
         };
         let status = match outcome {
+            None if low_on_space => Status::LowOnSpace { min_free: self.limits.min_free },
             None => Status::TimedOut,
             Some(Outcome::Succeeded) => Status::Succeeded,
             Some(Outcome::Exited(index, code)) => Status::Exited { index, code },

@@ -110,6 +110,12 @@ pub enum Status {
     },
     /// The timeout passed; everything was killed.
     TimedOut,
+    /// The filesystem of the state directory fell below the free space a
+    /// step must leave ([`StepLimits::min_free`]); everything was killed.
+    LowOnSpace {
+        /// The bytes that had to stay free.
+        min_free: u64,
+    },
     /// A declared output could not be captured.
     BadOutput {
         /// The output as declared.
@@ -222,11 +228,15 @@ pub struct StepLimits {
     /// The most memory its processes may use together (`--max-memory`;
     /// local backend: where a memory cgroup can be made).
     pub memory: u64,
+    /// The free space the state directory's filesystem must keep while a
+    /// step runs (`--min-free-space`; local backend): what a step writes
+    /// to an overlay's scratch layer goes there, unbounded otherwise.
+    pub min_free: u64,
 }
 
 impl Default for StepLimits {
     fn default() -> Self {
-        StepLimits { log: log::DEFAULT_LOG_LIMIT, tmp: 4 << 30, processes: 4096, memory: 8 << 30 }
+        StepLimits { log: log::DEFAULT_LOG_LIMIT, tmp: 4 << 30, processes: 4096, memory: 8 << 30, min_free: 1 << 30 }
     }
 }
 

@@ -91,6 +91,12 @@ pub enum RunStatus {
         /// Why.
         reason: String,
     },
+    /// Killed because the state directory's filesystem fell below the free
+    /// space every step must leave (`--min-free-space`).
+    LowOnSpace {
+        /// The bytes that had to stay free.
+        min_free: u64,
+    },
 }
 
 /// One entry of the output layer.
