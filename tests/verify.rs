@@ -381,6 +381,16 @@ fn a_byte_flipped_in_a_verified_layer_is_caught_everywhere_it_is_relied_on() {
     assert!(hex0["runs"].as_array().unwrap().iter().any(|r| r["outcome"] == "built"), "{hex0}");
     assert!(gone.exists());
     assert_eq!(m.receipts(), receipts);
+
+    // So is one cut short.
+    let text = fs::read(&gone).unwrap();
+    fs::write(&gone, &text[..text.len() / 2]).unwrap();
+    let r = m.run(&["--json", "verify", "stage0"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    let hex0 = v["stages"][0]["steps"].as_array().unwrap().iter().find(|s| s["step"] == "hex0").unwrap().clone();
+    assert!(hex0["runs"].as_array().unwrap().iter().any(|r| r["outcome"] == "built"), "{hex0}");
+    assert!(serde_json::from_slice::<serde_json::Value>(&fs::read(&gone).unwrap()).is_ok(), "the receipt was written anew");
 }
 
 #[test]

@@ -211,11 +211,11 @@ impl Store {
         self.write_atomic(&path, &bytes)
     }
 
-    /// Whether a receipt file of `step` on `seed` for `input` is there.
-    pub fn has_receipt(&self, step: &str, seed: &str, input: &Blake3) -> bool {
-        // A stat, not a parse: a receipt deleted or emptied is noticed here;
-        // one damaged otherwise is noticed by whatever reads it.
-        std::fs::metadata(self.receipt_path(step, seed, input)).is_ok_and(|m| m.is_file() && m.len() > 0)
+    /// The size of the receipt file of `step` on `seed` for `input` (0 when
+    /// there is none). A stat, not a parse: a receipt deleted or cut short
+    /// shows here; one damaged at the same size, only to what reads it.
+    pub fn receipt_bytes(&self, step: &str, seed: &str, input: &Blake3) -> u64 {
+        std::fs::metadata(self.receipt_path(step, seed, input)).map_or(0, |m| if m.is_file() { m.len() } else { 0 })
     }
 
     /// The receipt for these keys, if there is a readable one. An unreadable

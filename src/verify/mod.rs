@@ -297,7 +297,7 @@ impl Verifier<'_> {
         use rayon::prelude::*;
         let intact = prev.steps.par_iter().all(|s| {
             s.runs.first().and_then(|r| r.output).is_some_and(|o| self.store.check_layer(&o) == crate::store::LayerState::Intact)
-                && s.runs.iter().all(|r| self.store.has_receipt(&s.step, &r.seed, &r.input))
+                && s.runs.iter().all(|r| self.store.receipt_bytes(&s.step, &r.seed, &r.input) == r.receipt_bytes && r.receipt_bytes > 0)
         });
         if !intact {
             return None;
@@ -364,6 +364,7 @@ impl Verifier<'_> {
                     log: r.log,
                     outcome: o.as_str().to_string(),
                     duration_ms: r.duration_ms,
+                    receipt_bytes: self.store.receipt_bytes(&step.name, &b.seed.name, &r.input),
                 })
             })
             .collect();

@@ -124,6 +124,10 @@ pub struct SeedRun {
     pub outcome: String,
     /// Wall time of the run that made the receipt.
     pub duration_ms: u64,
+    /// The size of the step receipt file, so a cached `verify` notices one
+    /// cut short without parsing it (0 where it is unknown).
+    #[serde(default)]
+    pub receipt_bytes: u64,
 }
 
 /// One step of a stage receipt.
