@@ -100,7 +100,6 @@ pub enum Outcome {
     SetupFailed(String),
 }
 
-
 fn read_spec(path: &str) -> io::Result<Spec> {
     serde_json::from_slice(&fs::read(path)?).map_err(io::Error::other)
 }
