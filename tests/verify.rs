@@ -344,6 +344,11 @@ fn a_byte_flipped_in_a_verified_layer_is_caught_everywhere_it_is_relied_on() {
     let layer = step["runs"][0]["output"].as_str().unwrap().strip_prefix("blake3:").unwrap().to_string();
     let file = first_file(&m.state.join("layers").join(&layer));
     let original = fs::read(&file).unwrap();
+    // Once the layers are two seconds old a cached verify remembers their
+    // stat fingerprints: the flip below must show through them.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(m.run(&["verify", "stage0"]).code, 0);
+    assert!(m.state.join("index/layer-stat").join(&layer).is_file(), "no fingerprint was remembered");
     let mut flipped = original.clone();
     flipped[0] ^= 1;
     fs::write(&file, &flipped).unwrap();

@@ -4,11 +4,14 @@
 //!
 //! Re-hashing every layer on every run would cost as much as the first
 //! hash. Instead a layer's *stat fingerprint* (the BLAKE3 of every entry's
-//! path, kind, mode, size, inode, and modification and change times, in
-//! walk order) is remembered in `index/layer-stat/<digest hex>` once the
-//! layer's content has been hashed and found equal to its name. While the
-//! fingerprint is the same, nothing in the layer changed: writing a file
-//! changes its change time, which cannot be set back. When it differs, the
+//! path, kind, mode, size, inode, and modification and change times, the
+//! layer's own directory included) is remembered in
+//! `index/layer-stat/<digest hex>`, with the list of its entries, once the
+//! layer's content has been hashed and found equal to its name. A check
+//! then `lstat`s the listed entries and reads no directory: writing a file
+//! changes its change time, which cannot be set back, and adding or removing
+//! an entry changes its directory's. While the fingerprint is the same,
+//! nothing in the layer changed; when it differs, or an entry is gone, the
 //! layer is hashed again. As for git's index, a fingerprint is remembered
 //! only when nothing in the layer changed in the last two seconds.
 
@@ -48,36 +51,75 @@ impl LayerState {
     }
 }
 
-/// The stat fingerprint of the tree at `root` and the newest change time
-/// in it (ns since the epoch), or `None` if any entry cannot be read.
-fn stat_fingerprint(root: &Path) -> Option<(Blake3, i128)> {
-    fn walk(dir: &Path, rel: &mut Vec<u8>, h: &mut blake3::Hasher, newest: &mut i128) -> Option<()> {
+/// One entry's part of a stat fingerprint.
+fn stat_bytes(h: &mut blake3::Hasher, rel: &[u8], m: &fs::Metadata) {
+    h.update(&(rel.len() as u64).to_le_bytes());
+    h.update(rel);
+    for v in [m.mode() as u64, m.size(), m.ino(), m.mtime() as u64, m.mtime_nsec() as u64, m.ctime() as u64, m.ctime_nsec() as u64] {
+        h.update(&v.to_le_bytes());
+    }
+}
+
+fn changed_ns(m: &fs::Metadata) -> i128 {
+    i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())
+}
+
+/// Walks the tree at `root`: every entry's path relative to it (the root
+/// itself first, as the empty path), the stat fingerprint over them in that
+/// order, and the newest change time (ns since the epoch); `None` if any
+/// entry cannot be read.
+fn walk_fingerprint(root: &Path) -> Option<(Vec<Vec<u8>>, Blake3, i128)> {
+    fn walk(dir: &Path, rel: &mut Vec<u8>, out: &mut Vec<(Vec<u8>, fs::Metadata)>) -> Option<()> {
         let mut entries: Vec<_> = fs::read_dir(dir).ok()?.collect::<Result<_, _>>().ok()?;
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let m = e.path().symlink_metadata().ok()?;
             let len = rel.len();
-            rel.push(b'/');
-            rel.extend_from_slice(e.file_name().as_bytes());
-            h.update(&(rel.len() as u64).to_le_bytes());
-            h.update(rel);
-            for v in [m.mode() as u64, m.size(), m.ino(), m.mtime() as u64, m.mtime_nsec() as u64, m.ctime() as u64, m.ctime_nsec() as u64] {
-                h.update(&v.to_le_bytes());
+            if len > 0 {
+                rel.push(b'/');
             }
-            *newest = (*newest).max(i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()));
-            if m.is_dir() {
-                walk(&e.path(), rel, h, newest)?;
+            rel.extend_from_slice(e.file_name().as_bytes());
+            let is_dir = m.is_dir();
+            out.push((rel.clone(), m));
+            if is_dir {
+                walk(&e.path(), rel, out)?;
             }
             rel.truncate(len);
         }
         Some(())
     }
-    let m = root.symlink_metadata().ok()?;
+    let mut found = vec![(Vec::new(), root.symlink_metadata().ok()?)];
+    walk(root, &mut Vec::new(), &mut found)?;
     let mut h = blake3::Hasher::new();
-    let mut newest = i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec());
-    h.update(&[m.mode() as u8]);
-    walk(root, &mut Vec::new(), &mut h, &mut newest)?;
-    Some((Blake3(*h.finalize().as_bytes()), newest))
+    let mut newest = 0;
+    for (rel, m) in &found {
+        stat_bytes(&mut h, rel, m);
+        newest = newest.max(changed_ns(m));
+    }
+    Some((found.into_iter().map(|(rel, _)| rel).collect(), Blake3(*h.finalize().as_bytes()), newest))
+}
+
+/// The stat fingerprint over the entries a record names, from one `lstat`
+/// each (no directory is read: an entry added or removed changes its
+/// directory's times, which are in it); `None` if one is gone.
+fn listed_fingerprint(root: &Path, listed: &[&[u8]]) -> Option<Blake3> {
+    let mut h = blake3::Hasher::new();
+    for rel in listed {
+        let path = if rel.is_empty() { root.to_path_buf() } else { root.join(std::ffi::OsStr::from_bytes(rel)) };
+        stat_bytes(&mut h, rel, &path.symlink_metadata().ok()?);
+    }
+    Some(Blake3(*h.finalize().as_bytes()))
+}
+
+/// A remembered record: the fingerprint's hex, a newline, then every
+/// entry's relative path, each ended by a NUL.
+fn parse_record(bytes: &[u8]) -> Option<(&[u8], Vec<&[u8]>)> {
+    let nl = bytes.iter().position(|&b| b == b'\n')?;
+    let (hex, rest) = (&bytes[..nl], &bytes[nl + 1..]);
+    let paths = rest.split(|&b| b == 0).collect::<Vec<_>>();
+    // The last NUL ends the last path: what follows it is empty.
+    let (last, listed) = paths.split_last()?;
+    last.is_empty().then_some((hex, listed.to_vec()))
 }
 
 fn layer_stat_path(root: &Path, digest: &Blake3) -> std::path::PathBuf {
@@ -95,21 +137,29 @@ fn check(root: &Path, digest: &Blake3, store: Option<&Store>) -> LayerState {
     if !path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
         return LayerState::Missing;
     }
-    let Some((now, newest)) = stat_fingerprint(&path) else {
-        return LayerState::Unreadable(format!("cannot read every entry of {}", path.display()));
-    };
     let remembered = layer_stat_path(root, digest);
-    if fs::read(&remembered).is_ok_and(|b| b == now.hex().as_bytes()) {
+    if let Ok(record) = fs::read(&remembered)
+        && let Some((hex, listed)) = parse_record(&record)
+        && listed_fingerprint(&path, &listed).is_some_and(|now| now.hex().as_bytes() == hex)
+    {
         return LayerState::Intact;
     }
+    let Some((entries, now, newest)) = walk_fingerprint(&path) else {
+        return LayerState::Unreadable(format!("cannot read every entry of {}", path.display()));
+    };
     match hash::hash_tree(&path) {
         Err(e) => LayerState::Unreadable(e.to_string()),
         Ok(tree) if tree.digest() != *digest => LayerState::Damaged { found: tree.digest() },
         Ok(_) => {
             if let Some(store) = store.filter(|_| settled(newest)) {
                 // Only a cache: without it the next check hashes again.
+                let mut record = format!("{}\n", now.hex()).into_bytes();
+                for rel in &entries {
+                    record.extend_from_slice(rel);
+                    record.push(0);
+                }
                 let _ = fs::create_dir_all(remembered.parent().unwrap_or(Path::new(".")));
-                let _ = store.write_atomic(&remembered, now.hex().as_bytes());
+                let _ = store.write_atomic(&remembered, &record);
             }
             LayerState::Intact
         }
