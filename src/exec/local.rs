@@ -127,13 +127,14 @@ impl Executor for LocalBackend {
         let writer2 = writer.try_clone().map_err(|e| sandbox_err("pipe", e))?;
         let mut cmd = Command::new(&self.helper);
         cmd.arg(HELPER_ARG).arg(&spec_path).env_clear().stdin(Stdio::null()).stdout(writer).stderr(writer2);
-        // SAFETY: the closure makes one async-signal-safe syscall. If the
-        // engine dies (even by SIGKILL) the step dies with it, instead of
-        // running on unobserved; the thread that spawns waits for it.
         // Every process of the step is counted from the start: the helper
         // joins the step's groups before it runs anything.
         let groups = super::cgroup::StepGroups::create(self.limits.processes, self.limits.memory);
         let procs = groups.procs.clone();
+        // SAFETY: the closure makes only async-signal-safe system calls
+        // (prctl, open, write) on paths prepared before the fork. If the
+        // engine dies (even by SIGKILL) the step dies with it, instead of
+        // running on unobserved; the thread that spawns waits for it.
         unsafe {
             cmd.pre_exec(move || {
                 rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
