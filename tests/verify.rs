@@ -477,3 +477,19 @@ fn a_step_is_killed_before_it_takes_the_last_of_the_disk() {
     assert!(said.contains("disk fell below") && said.contains("--min-free-space"), "{}", r.stdout);
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+#[test]
+fn what_a_step_writes_over_its_inputs_is_bounded() {
+    let m = Mini::new();
+    m.add(
+        "stage0/writer.kdl",
+        "step \"writer\" {\n    root \"seed\"\n    script \"mkdir /out; head -c 30000000 /dev/zero > /out/big; sleep 7\"\n    output \"/out\"\n}\n",
+    );
+    let r = m.run(&["--max-scratch-size", "8M", "verify", "stage0"]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let said = r.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    // The Debian seed's root is an overlay, measured and killed; the busybox
+    // seed's is copied into a tmpfs of that much room, which fills.
+    assert!(said.contains("--max-scratch-size"), "{}", r.stdout);
+    assert!(said.contains("failed on `busybox`: command 1 exited with code"), "{}", r.stdout);
+}

@@ -291,6 +291,7 @@ impl Build<'_> {
             Status::Signaled { index, signal } => RunStatus::Signaled { command: index, signal },
             Status::TimedOut => RunStatus::TimedOut { after_secs: req.timeout.as_secs() },
             Status::LowOnSpace { min_free } => RunStatus::LowOnSpace { min_free },
+            Status::ScratchFull { limit } => RunStatus::ScratchFull { limit },
             Status::BadOutput { path, reason } => RunStatus::BadOutput { path, reason },
         };
         let (output, files) = match &result.layer {
@@ -352,6 +353,10 @@ pub fn describe(status: &RunStatus, commands: Commands) -> String {
             format!("it ran past its timeout of {} and was killed with everything it started", seconds(*after_secs))
         }
         RunStatus::BadOutput { path, reason } => format!("declared output `{path}`: {reason}"),
+        RunStatus::ScratchFull { limit } => format!(
+            "it was killed with everything it started after writing more than {} over its inputs (--max-scratch-size)",
+            crate::store::human_size(*limit)
+        ),
         RunStatus::LowOnSpace { min_free } => format!(
             "it was killed with everything it started when the state directory's disk fell below {} free (--min-free-space)",
             crate::store::human_size(*min_free)

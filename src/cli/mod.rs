@@ -81,6 +81,9 @@ pub struct Cli {
     /// Kill a step that leaves the state directory's disk with less than this free (local backend) [default: 1G].
     #[arg(long, value_name = "SIZE", global = true, value_parser = parse_size)]
     pub min_free_space: Option<u64>,
+    /// Kill a step that writes more than this over its inputs, outside /tmp (local backend) [default: 128G].
+    #[arg(long, value_name = "SIZE", global = true, value_parser = parse_size)]
+    pub max_scratch_size: Option<u64>,
     /// Refuse a download that brings more than this (bytes, or with K, M, G) [default: 4G].
     #[arg(long, value_name = "SIZE", global = true, value_parser = parse_size)]
     pub max_download_size: Option<u64>,
@@ -175,7 +178,8 @@ pub struct Context {
     pub seeds: Vec<crate::build::SeedArg>,
     /// `--backend`.
     pub backend: BackendKind,
-    /// `--max-log-size`, `--max-tmp-size`, `--max-processes`, `--max-memory`, `--min-free-space`.
+    /// `--max-log-size`, `--max-tmp-size`, `--max-processes`, `--max-memory`,
+    /// `--min-free-space`, `--max-scratch-size`.
     pub limits: crate::exec::StepLimits,
     /// `--max-download-size`.
     pub max_download: u64,
@@ -208,6 +212,7 @@ impl Context {
                     processes: cli.max_processes.unwrap_or(d.processes),
                     memory: cli.max_memory.unwrap_or(d.memory),
                     min_free: cli.min_free_space.unwrap_or(d.min_free),
+                    scratch: cli.max_scratch_size.unwrap_or(d.scratch),
                 }
             },
             max_download: cli.max_download_size.unwrap_or(crate::fetch::DEFAULT_MAX_DOWNLOAD),

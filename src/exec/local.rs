@@ -102,6 +102,7 @@ impl LocalBackend {
             source_dir: req.source_dir.clone(),
             copy_limit: self.copy_limit,
             tmp_limit: self.limits.tmp,
+            scratch_limit: self.limits.scratch,
             proc_limit: self.limits.processes,
         })
     }
@@ -168,20 +169,31 @@ impl Executor for LocalBackend {
         let pidfd = rustix::process::pidfd_open(rustix::process::Pid::from_child(&child), rustix::process::PidfdFlags::empty())
             .map_err(|e| sandbox_err("pidfd_open", e))?;
         let mut timed_out = false;
-        let mut low_on_space = false;
-        let mut space_checked = Instant::now();
+        let mut stopped: Option<Status> = None;
+        let (mut space_checked, mut scratch_checked) = (Instant::now(), Instant::now());
         loop {
             pass_on(&mut pipe, &mut log)?;
             // What the step writes to an overlay's scratch layer lands on the
-            // state directory's disk: it may not take the last of it.
+            // state directory's disk: it may not take the last of it (checked
+            // every second), nor more than its share (measured every five:
+            // a walk of the scratch directories).
             if space_checked.elapsed() >= Duration::from_secs(1) {
                 space_checked = Instant::now();
                 if rustix::fs::statvfs(store.root()).is_ok_and(|v| v.f_bavail.saturating_mul(v.f_frsize) < self.limits.min_free) {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    low_on_space = true;
-                    break;
+                    stopped = Some(Status::LowOnSpace { min_free: self.limits.min_free });
                 }
+            }
+            if scratch_checked.elapsed() >= Duration::from_secs(5) {
+                scratch_checked = Instant::now();
+                let written: u64 = ["upper", "src-up"].iter().map(|d| disk_usage(&run.path().join(d))).sum();
+                if written > self.limits.scratch {
+                    stopped = Some(Status::ScratchFull { limit: self.limits.scratch });
+                }
+            }
+            if stopped.is_some() {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
             }
             let left = req.timeout.saturating_sub(started.elapsed());
             if left.is_zero() {
@@ -214,7 +226,7 @@ impl Executor for LocalBackend {
         let log_digest = log.finish(store)?;
         drop(groups);
         let duration = started.elapsed();
-        let outcome = if timed_out || low_on_space {
+        let outcome = if timed_out || stopped.is_some() {
             None
         } else {
             let text = fs::read(run.path().join("result.json")).map_err(|e| {
@@ -223,8 +235,7 @@ impl Executor for LocalBackend {
             Some(serde_json::from_slice::<Outcome>(&text).map_err(|e| sandbox_err("result", e))?)
         };
         let status = match outcome {
-            None if low_on_space => Status::LowOnSpace { min_free: self.limits.min_free },
-            None => Status::TimedOut,
+            None => stopped.unwrap_or(Status::TimedOut),
             Some(Outcome::Succeeded) => Status::Succeeded,
             Some(Outcome::Exited(index, code)) => Status::Exited { index, code },
             Some(Outcome::Signaled(index, signal)) => Status::Signaled { index, signal },
@@ -236,3 +247,18 @@ impl Executor for LocalBackend {
     }
 }
 
+
+/// The bytes the files under `dir` take on disk (their allocated blocks;
+/// directories that cannot be read count as empty).
+fn disk_usage(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.path().symlink_metadata() {
+            Ok(m) if m.is_dir() => m.blocks() * 512 + disk_usage(&e.path()),
+            Ok(m) => m.blocks() * 512,
+            Err(_) => 0,
+        })
+        .sum()
+}

@@ -116,6 +116,12 @@ pub enum Status {
         /// The bytes that had to stay free.
         min_free: u64,
     },
+    /// The step wrote more than [`StepLimits::scratch`] over its inputs;
+    /// everything was killed.
+    ScratchFull {
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// A declared output could not be captured.
     BadOutput {
         /// The output as declared.
@@ -232,11 +238,14 @@ pub struct StepLimits {
     /// step runs (`--min-free-space`; local backend): what a step writes
     /// to an overlay's scratch layer goes there, unbounded otherwise.
     pub min_free: u64,
+    /// The most a step may write over its inputs, outside `/tmp`
+    /// (`--max-scratch-size`; local backend: measured every few seconds).
+    pub scratch: u64,
 }
 
 impl Default for StepLimits {
     fn default() -> Self {
-        StepLimits { log: log::DEFAULT_LOG_LIMIT, tmp: 4 << 30, processes: 4096, memory: 8 << 30, min_free: 1 << 30 }
+        StepLimits { log: log::DEFAULT_LOG_LIMIT, tmp: 4 << 30, processes: 4096, memory: 8 << 30, min_free: 1 << 30, scratch: 128 << 30 }
     }
 }
 

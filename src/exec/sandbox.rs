@@ -78,9 +78,11 @@ pub struct Spec {
     /// A union of at most this many bytes is copied into a tmpfs rather
     /// than mounted as an overlay (0: always an overlay).
     pub copy_limit: u64,
-    /// The most a step may write to `/tmp`, and to a union copied into a
-    /// tmpfs beyond what was copied (both are memory).
+    /// The most a step may write to `/tmp` (a tmpfs: memory).
     pub tmp_limit: u64,
+    /// The most a step may write to a union copied into a tmpfs, beyond
+    /// what was copied (over an overlay the engine measures it instead).
+    pub scratch_limit: u64,
     /// The most processes the step may have at once.
     pub proc_limit: u64,
 }
@@ -211,7 +213,7 @@ fn run_pid1(spec: &Spec, merged: &Path) -> Result<Outcome, String> {
 /// overlay with `upper` and `work`.
 fn union(spec: &Spec, lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<(), String> {
     if let Some(size) = copy::small(lowers, spec.copy_limit)
-        && copy::materialize(lowers, target, size.saturating_add(spec.tmp_limit)).is_ok()
+        && copy::materialize(lowers, target, size.saturating_add(spec.scratch_limit)).is_ok()
     {
         return Ok(());
     }

@@ -97,6 +97,11 @@ pub enum RunStatus {
         /// The bytes that had to stay free.
         min_free: u64,
     },
+    /// Killed because it wrote more than `--max-scratch-size` over its inputs.
+    ScratchFull {
+        /// The limit, in bytes.
+        limit: u64,
+    },
 }
 
 /// One entry of the output layer.
