@@ -163,7 +163,7 @@ impl OciBackend {
     }
 
     fn on_interrupt(&self) {
-        let (docker, live) = (self.docker.clone(), self.live.clone());
+        let (docker, live, instance) = (self.docker.clone(), self.live.clone(), self.instance.clone());
         self.rt.spawn(async move {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             let terminated = async {
@@ -176,7 +176,13 @@ impl OciBackend {
             };
             let _ = futures_util::future::select(std::pin::pin!(tokio::signal::ctrl_c()), std::pin::pin!(terminated)).await;
             INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-            let ids: Vec<String> = live.lock().map(|mut l| l.drain().collect()).unwrap_or_default();
+            let mut ids: HashSet<String> = live.lock().map(|mut l| l.drain().collect()).unwrap_or_default();
+            // Also those the engine made but `create` had not noted yet: by label.
+            let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_BACKEND}={instance}")])]);
+            let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+            if let Ok(list) = docker.list_containers(Some(options)).await {
+                ids.extend(list.into_iter().filter_map(|c| c.id));
+            }
             if !ids.is_empty() {
                 eprintln!("interrupted: removing {} step container(s)", ids.len());
             }
