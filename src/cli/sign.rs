@@ -140,14 +140,10 @@ fn reproduced(cx: &Context, stage_name: &str, definition: &str, snap: &str) -> R
     }
     // What was verified must still be what the store holds.
     let store = cx.open_store(crate::store::LockMode::Shared).map_err(|e| e.to_string())?;
-    for step in &receipt.steps {
-        let Some(layer) = step.runs.first().and_then(|r| r.output) else { continue };
-        let state = store.check_layer(&layer);
-        if state != crate::store::LayerState::Intact {
-            return Err(format!("the output of step `{}` ({layer}) is {} since it was verified", step.step, state.describe()));
-        }
+    match receipt.first_damaged(|o| store.check_layer(o)) {
+        Some((step, layer, state)) => Err(format!("the output of step `{step}` ({layer}) is {} since it was verified", state.describe())),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Runs `sign`.

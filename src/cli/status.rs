@@ -53,10 +53,9 @@ pub fn run(cx: &Context, _args: &Args, out: &mut dyn Write) -> Result<(), Error>
                 None => "never run".to_string(),
                 Some(r) if r.definition != current => format!("stale (was {})", r.verdict.as_str()),
                 // Verified then, but the bytes it verified changed since.
-                Some(r) if r.verdict == stage::Verdict::Verified
-                    && r.steps.iter().filter_map(|s| s.runs.first().and_then(|x| x.output)).any(|o| {
-                        crate::store::check_layer_unlocked(&cx.state, &o) != crate::store::LayerState::Intact
-                    }) =>
+                Some(r)
+                    if r.verdict == stage::Verdict::Verified
+                        && r.first_damaged(|o| crate::store::check_layer_unlocked(&cx.state, o)).is_some() =>
                 {
                     "damaged (run verify)".to_string()
                 }

@@ -285,7 +285,7 @@ impl Verifier<'_> {
         if loaded.layers_seen != Some(now) {
             let present = layers.get_or_init(|| self.store.layer_names().ok()).as_ref()?;
             // Verified means the seeds agreed: one layer per step.
-            if !prev.steps.iter().filter_map(|s| s.runs.first().and_then(|r| r.output)).all(|o| present.contains(&o)) {
+            if !prev.outputs().all(|(_, o)| present.contains(&o)) {
                 return None;
             }
             stage::note_layers_seen(self.store, &loaded, now);

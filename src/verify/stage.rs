@@ -23,7 +23,7 @@ use crate::chain::Chain;
 use crate::hash::Blake3;
 use crate::plan::Plan;
 use crate::plan::digest::Canon;
-use crate::store::{Store, StoreError};
+use crate::store::{LayerState, Store, StoreError};
 
 /// The `format` of stage receipts.
 pub const STAGE_RECEIPT_FORMAT: &str = "bootstrap-stage-receipt-v1";
@@ -181,6 +181,18 @@ impl StageReceipt {
     /// The entry of `step`.
     pub fn step(&self, step: &str) -> Option<&StepEntry> {
         self.steps.iter().find(|s| s.step == step)
+    }
+
+    /// Each step's output layer, as its first seed made it (verified means
+    /// every seed made the same), for the steps that have one.
+    pub fn outputs(&self) -> impl Iterator<Item = (&str, Blake3)> {
+        self.steps.iter().filter_map(|s| s.runs.first().and_then(|r| r.output).map(|o| (s.step.as_str(), o)))
+    }
+
+    /// The first step whose output layer no longer holds what was verified,
+    /// as `check` finds it (`Store::check_layer`, or the unlocked reader's).
+    pub fn first_damaged(&self, check: impl Fn(&Blake3) -> LayerState) -> Option<(&str, Blake3, LayerState)> {
+        self.outputs().find_map(|(step, o)| Some((step, o, check(&o))).filter(|(_, _, s)| *s != LayerState::Intact))
     }
 }
 
