@@ -23,6 +23,22 @@ const REQUESTS_PER_URL: u32 = 16;
 /// every read within the timeout and would otherwise never be given up on.
 pub const MIN_RATE: u64 = 1024;
 
+/// A transfer given up on for its rate (kept apart from a read that timed
+/// out, which is resumed).
+#[derive(Debug)]
+struct TooSlow {
+    bytes: u64,
+    window: Duration,
+}
+
+impl std::fmt::Display for TooSlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes in {:?}, slower than {MIN_RATE} bytes per second", self.bytes, self.window)
+    }
+}
+
+impl std::error::Error for TooSlow {}
+
 /// Bounds on one download.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -180,7 +196,7 @@ fn transfer(
             Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
                 return Err(AttemptProblem::TooLarge { limit: limits.max_bytes });
             }
-            Err(e) if e.kind() == io::ErrorKind::TimedOut && e.to_string().contains("bytes per second") => {
+            Err(e) if e.get_ref().is_some_and(|inner| inner.is::<TooSlow>()) => {
                 return Err(AttemptProblem::Timeout { message: e.to_string() });
             }
             _ => {}
@@ -269,10 +285,7 @@ fn pipeline(
         let outcome = loop {
             if window_start.elapsed() >= limits.window {
                 if window_bytes < need {
-                    break Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("{window_bytes} bytes in {:?}, slower than {MIN_RATE} bytes per second", limits.window),
-                    ));
+                    break Err(io::Error::new(io::ErrorKind::TimedOut, TooSlow { bytes: window_bytes, window: limits.window }));
                 }
                 (window_start, window_bytes) = (std::time::Instant::now(), 0);
             }
