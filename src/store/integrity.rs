@@ -3,9 +3,9 @@
 //! receipt, `export`, `attest`, `sign --require-reproduced`).
 //!
 //! Re-hashing every layer on every run would cost as much as the first
-//! hash. Instead a layer's *stat fingerprint* (the BLAKE3 of every entry's
-//! path, kind, mode, size, inode, and modification and change times, the
-//! layer's own directory included) is remembered in
+//! hash. Instead a layer's *stat fingerprint* (the one `store::remember`
+//! takes of seeds: every entry's path and `lstat` fields, the layer's own
+//! directory included) is remembered in
 //! `index/layer-stat/<digest hex>`, with the list of its entries, once the
 //! layer's content has been hashed and found equal to its name. A check
 //! then `lstat`s the listed entries and reads no directory: writing a file
@@ -16,8 +16,6 @@
 //! only when nothing in the layer changed in the last two seconds.
 
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::{Store, settled};
@@ -51,66 +49,6 @@ impl LayerState {
     }
 }
 
-/// One entry's part of a stat fingerprint.
-fn stat_bytes(h: &mut blake3::Hasher, rel: &[u8], m: &fs::Metadata) {
-    h.update(&(rel.len() as u64).to_le_bytes());
-    h.update(rel);
-    for v in [m.mode() as u64, m.size(), m.ino(), m.mtime() as u64, m.mtime_nsec() as u64, m.ctime() as u64, m.ctime_nsec() as u64] {
-        h.update(&v.to_le_bytes());
-    }
-}
-
-fn changed_ns(m: &fs::Metadata) -> i128 {
-    i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())
-}
-
-/// Walks the tree at `root`: every entry's path relative to it (the root
-/// itself first, as the empty path), the stat fingerprint over them in that
-/// order, and the newest change time (ns since the epoch); `None` if any
-/// entry cannot be read.
-fn walk_fingerprint(root: &Path) -> Option<(Vec<Vec<u8>>, Blake3, i128)> {
-    fn walk(dir: &Path, rel: &mut Vec<u8>, out: &mut Vec<(Vec<u8>, fs::Metadata)>) -> Option<()> {
-        let mut entries: Vec<_> = fs::read_dir(dir).ok()?.collect::<Result<_, _>>().ok()?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let m = e.path().symlink_metadata().ok()?;
-            let len = rel.len();
-            if len > 0 {
-                rel.push(b'/');
-            }
-            rel.extend_from_slice(e.file_name().as_bytes());
-            let is_dir = m.is_dir();
-            out.push((rel.clone(), m));
-            if is_dir {
-                walk(&e.path(), rel, out)?;
-            }
-            rel.truncate(len);
-        }
-        Some(())
-    }
-    let mut found = vec![(Vec::new(), root.symlink_metadata().ok()?)];
-    walk(root, &mut Vec::new(), &mut found)?;
-    let mut h = blake3::Hasher::new();
-    let mut newest = 0;
-    for (rel, m) in &found {
-        stat_bytes(&mut h, rel, m);
-        newest = newest.max(changed_ns(m));
-    }
-    Some((found.into_iter().map(|(rel, _)| rel).collect(), Blake3(*h.finalize().as_bytes()), newest))
-}
-
-/// The stat fingerprint over the entries a record names, from one `lstat`
-/// each (no directory is read: an entry added or removed changes its
-/// directory's times, which are in it); `None` if one is gone.
-fn listed_fingerprint(root: &Path, listed: &[&[u8]]) -> Option<Blake3> {
-    let mut h = blake3::Hasher::new();
-    for rel in listed {
-        let path = if rel.is_empty() { root.to_path_buf() } else { root.join(std::ffi::OsStr::from_bytes(rel)) };
-        stat_bytes(&mut h, rel, &path.symlink_metadata().ok()?);
-    }
-    Some(Blake3(*h.finalize().as_bytes()))
-}
-
 /// A remembered record: the fingerprint's hex, a newline, then every
 /// entry's relative path, each ended by a NUL.
 fn parse_record(bytes: &[u8]) -> Option<(&[u8], Vec<&[u8]>)> {
@@ -140,11 +78,11 @@ fn check(root: &Path, digest: &Blake3, store: Option<&Store>) -> LayerState {
     let remembered = layer_stat_path(root, digest);
     if let Ok(record) = fs::read(&remembered)
         && let Some((hex, listed)) = parse_record(&record)
-        && listed_fingerprint(&path, &listed).is_some_and(|now| now.hex().as_bytes() == hex)
+        && super::remember::stat_listed(&path, &listed).is_some_and(|now| now.hex().as_bytes() == hex)
     {
         return LayerState::Intact;
     }
-    let Some((entries, now, newest)) = walk_fingerprint(&path) else {
+    let Ok(super::remember::StatWalk { entries, fingerprint: now, newest }) = super::remember::stat_walk(&path) else {
         return LayerState::Unreadable(format!("cannot read every entry of {}", path.display()));
     };
     match hash::hash_tree(&path) {

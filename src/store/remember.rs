@@ -55,20 +55,40 @@ impl Store {
     }
 }
 
-/// BLAKE3 of the `lstat` fields of `root` and every entry below it, in path
-/// order, and the newest mtime or ctime seen (nanoseconds since the epoch).
-fn fingerprint(root: &Path) -> Result<(String, i128), HashError> {
-    use std::os::unix::ffi::OsStrExt;
+/// What one walk of a tree's `lstat`s gives: every entry's path relative
+/// to the root (the root itself first, as the empty path; then in byte
+/// order), the BLAKE3 of their `lstat` fields in that order, and the newest
+/// mtime or ctime seen (nanoseconds since the epoch).
+pub(crate) struct StatWalk {
+    pub entries: Vec<Vec<u8>>,
+    pub fingerprint: crate::hash::Blake3,
+    pub newest: i128,
+}
+
+type Row = [i64; 8];
+
+fn stat(m: &std::fs::Metadata) -> Row {
     use std::os::unix::fs::MetadataExt;
+    [m.ino() as i64, m.mode() as i64, m.size() as i64, m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), m.dev() as i64]
+}
+
+fn hash_row(h: &mut blake3::Hasher, rel: &[u8], row: &Row) {
+    h.update(&(rel.len() as u64).to_le_bytes());
+    h.update(rel);
+    for x in row {
+        h.update(&x.to_le_bytes());
+    }
+}
+
+/// Walks the tree at `root` (see [`StatWalk`]).
+pub(crate) fn stat_walk(root: &Path) -> Result<StatWalk, HashError> {
+    use std::os::unix::ffi::OsStrExt;
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |source| HashError::Io { path: p, source }
     };
-    let stat = |m: &std::fs::Metadata| {
-        [m.ino() as i64, m.mode() as i64, m.size() as i64, m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), m.dev() as i64]
-    };
     let top = std::fs::symlink_metadata(root).map_err(io(root))?;
-    let mut rows: Vec<(Vec<u8>, [i64; 8])> = vec![(Vec::new(), stat(&top))];
+    let mut rows: Vec<(Vec<u8>, Row)> = vec![(Vec::new(), stat(&top))];
     let mut stack = if top.is_dir() { vec![root.to_path_buf()] } else { Vec::new() };
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).map_err(io(&d))? {
@@ -87,13 +107,28 @@ fn fingerprint(root: &Path) -> Result<(String, i128), HashError> {
     let mut h = blake3::Hasher::new();
     let mut newest = 0;
     for (rel, f) in &rows {
-        h.update(&(rel.len() as u64).to_le_bytes());
-        h.update(rel);
-        for x in f {
-            h.update(&x.to_le_bytes());
-        }
+        hash_row(&mut h, rel, f);
         let ns = |sec: i64, nsec: i64| i128::from(sec) * 1_000_000_000 + i128::from(nsec);
         newest = newest.max(ns(f[3], f[4])).max(ns(f[5], f[6]));
     }
-    Ok((h.finalize().to_hex().to_string(), newest))
+    let fingerprint = crate::hash::Blake3(*h.finalize().as_bytes());
+    Ok(StatWalk { entries: rows.into_iter().map(|(rel, _)| rel).collect(), fingerprint, newest })
+}
+
+/// The fingerprint [`stat_walk`] would give for exactly the entries
+/// `listed` (as it listed them), from one `lstat` each and no directory
+/// read; `None` when one is gone. An entry added or removed since changes
+/// its directory's times, which are among them.
+pub(crate) fn stat_listed(root: &Path, listed: &[&[u8]]) -> Option<crate::hash::Blake3> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut h = blake3::Hasher::new();
+    for rel in listed {
+        let path = if rel.is_empty() { root.to_path_buf() } else { root.join(std::ffi::OsStr::from_bytes(rel)) };
+        hash_row(&mut h, rel, &stat(&path.symlink_metadata().ok()?));
+    }
+    Some(crate::hash::Blake3(*h.finalize().as_bytes()))
+}
+
+fn fingerprint(root: &Path) -> Result<(String, i128), HashError> {
+    stat_walk(root).map(|w| (w.fingerprint.hex(), w.newest))
 }
