@@ -116,6 +116,39 @@ fn one_argv_change_moves_that_step_and_its_dependents() {
     assert_eq!(changed, BTreeSet::from(["hex1", "hex2", "bundle"]));
 }
 
+/// A script's interpreter, its arguments and the script's text each enter
+/// the definition digest; a script run by an interpreter is not the same
+/// definition as the same text run by a shell. Only that step moves.
+#[test]
+fn interpreter_and_script_enter_the_definition_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    copy_tree(&fixture("digests"), dir.path());
+    let file = dir.path().join("stage2/all.kdl");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let plan = |step_text: &str| {
+        std::fs::write(&file, step_text).unwrap();
+        let run = run_in(dir.path(), state.path(), &["plan", "--json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        digests(&run.stdout)
+    };
+    let shell = plan(&text);
+    let kaem = plan(&text.replace("shell \"/bin/sh\"", "interpreter \"/bin/sh\""));
+    let with_arg = plan(&text.replace("shell \"/bin/sh\"", "interpreter \"/bin/sh\" \"-x\""));
+    let other_program = plan(&text.replace("shell \"/bin/sh\"", "interpreter \"/bin/dash\""));
+    let other_script = plan(&text.replace("shell \"/bin/sh\"", "interpreter \"/bin/sh\"").replace("> /bundle", ">/bundle"));
+    let all = [&shell, &kaem, &with_arg, &other_program, &other_script];
+    for (i, a) in all.iter().enumerate() {
+        for b in &all[i + 1..] {
+            assert_ne!(a["bundle"], b["bundle"], "two different commands, one digest");
+            let others = |d: &std::collections::BTreeMap<String, String>| d.iter().filter(|(k, _)| *k != "bundle").map(|(_, v)| v.clone()).collect::<Vec<_>>();
+            assert_eq!(others(a), others(b), "only the changed step moves");
+        }
+    }
+    // The same definition, the same digest.
+    assert_eq!(kaem, plan(&text.replace("shell \"/bin/sh\"", "interpreter \"/bin/sh\"")));
+}
+
 /// The parse cache never serves a stale model: an edited file is parsed
 /// again, and damaged cache entries are ignored.
 #[test]

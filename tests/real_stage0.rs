@@ -84,7 +84,7 @@ fn every_stage0_argv_is_what_the_release_scripts_run() {
                 let step = &chain.steps[chain.step_id(n).unwrap_or_else(|| panic!("no step {n}"))];
                 match &step.command {
                     StepCommand::Run(a) => a.clone(),
-                    StepCommand::Script { .. } => panic!("{n} runs a script, not upstream's argv"),
+                    StepCommand::Script { .. } | StepCommand::Interpreted { .. } => panic!("{n} runs a script, not upstream's argv"),
                 }
             })
             .collect()

@@ -102,8 +102,10 @@ pub struct StepAudit {
     pub needs: Vec<NeedAudit>,
     /// `run` argvs, in order (empty for a script).
     pub run: Vec<Vec<String>>,
-    /// The script and its shell, for a script step.
+    /// The script and its shell, for a script step run by a shell.
     pub script: Option<(String, String)>,
+    /// The interpreter and the script, for a script step run by an interpreter.
+    pub interpreted: Option<InterpretedAudit>,
     /// Environment added to the sandbox's own.
     pub env: BTreeMap<String, String>,
     /// Its working directory, if set.
@@ -122,6 +124,18 @@ pub struct StepAudit {
     pub current: bool,
     /// Commands not yet confirmed against upstream.
     pub unverified: bool,
+}
+
+/// A script run by an interpreter: the command is the interpreter's argv
+/// followed by `file`, a file holding `script`.
+#[derive(Debug, Clone, Serialize)]
+pub struct InterpretedAudit {
+    /// The interpreter's argv: its program (absolute) and fixed arguments.
+    pub interpreter: Vec<String>,
+    /// The script text, as written to `file`.
+    pub script: String,
+    /// Where the script's file is in the sandbox (`/src/.script`).
+    pub file: String,
 }
 
 /// One stage and its steps.
@@ -216,9 +230,18 @@ pub fn audit(history: &History<'_>, store: &Store, trust: Option<&Trust>, select
         let seeds = history.seeds_of(step.stage);
         let entry = history.entry(&step.name).map(|(_, e)| e);
         let file = &chain.files[step.file];
-        let (run, script) = match &step.command {
-            Command::Run(argvs) => (argvs.clone(), None),
-            Command::Script { script, shell } => (Vec::new(), Some((shell.clone(), script.clone()))),
+        let (run, script, interpreted) = match &step.command {
+            Command::Run(argvs) => (argvs.clone(), None, None),
+            Command::Script { script, shell } => (Vec::new(), Some((shell.clone(), script.clone())), None),
+            Command::Interpreted { script, interpreter } => (
+                Vec::new(),
+                None,
+                Some(InterpretedAudit {
+                    interpreter: interpreter.clone(),
+                    script: script.clone(),
+                    file: crate::build::request::SCRIPT_PATH.to_string(),
+                }),
+            ),
         };
         let needs = step
             .needs
@@ -275,6 +298,7 @@ pub fn audit(history: &History<'_>, store: &Store, trust: Option<&Trust>, select
             needs,
             run,
             script,
+            interpreted,
             env: step.env.clone(),
             workdir: step.workdir.clone(),
             timeout_secs: step.timeout_secs,

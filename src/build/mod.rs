@@ -249,6 +249,13 @@ impl Build<'_> {
                 from: ready.from.clone(),
             });
         }
+        // An interpreted script's file, by the sha256 of its text, like a
+        // file source; stored only if the step runs.
+        let script = request::script_file(chain, id).map(|text| (text, crate::hash::hash_bytes(text.as_bytes()).sha256));
+        if let Some((_, sha)) = &script {
+            sources.push((request::SCRIPT_SOURCE.to_string(), SourceInput::File(self.store.source_path(sha))));
+            keyed.push((request::SCRIPT_SOURCE, sha.to_string(), "file"));
+        }
         let layers = needs.iter().map(|(_, d)| self.store.layer_path(d)).collect();
         let req: StepRequest = request::request(chain, id, &self.seed.root, sources, layers, &self.vary);
         let named: Vec<(&str, Blake3)> = needs.iter().map(|(j, d)| (chain.steps[*j].name.as_str(), *d)).collect();
@@ -281,6 +288,10 @@ impl Build<'_> {
                     ),
                 },
             }
+        }
+        if let Some((text, sha)) = &script {
+            let stored = self.store.put_source_bytes(text.as_bytes())?;
+            debug_assert_eq!(&stored, sha);
         }
         self.events.started(&step.name);
         let echo = Echo { step: &step.name, events: self.events };

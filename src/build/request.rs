@@ -9,6 +9,16 @@
 //! The working directory is the step's `workdir`, else `/`; outputs are
 //! resolved against it. A step without `timeout` gets [`DEFAULT_TIMEOUT`].
 //!
+//! # The commands
+//!
+//! `run` lines are the argvs as written; a `script` is
+//! `[shell, "-e", "-c", script]`; a script with an `interpreter` is the
+//! interpreter's argv followed by [`SCRIPT_PATH`], with the script's text
+//! stored as a content-addressed file (as a file source is) and given to
+//! the backend as one more source, named [`SCRIPT_SOURCE`]. Declared
+//! source names never start with `.`, so it cannot collide with one; every
+//! backend mounts it like any file source, read-only where it can.
+//!
 //! # Input digest encoding
 //!
 //! `blake3:` and the BLAKE3 of fields encoded as for the definition digest
@@ -37,7 +47,9 @@
 //! digest (`blake3:<hex>`) and `source-placement` is `tree`; for a file it
 //! is the file's `sha256:<hex>` and `file`. So the same files from another
 //! archive, compressed otherwise or checked out from git, are the same
-//! input and hit the same cache entry.
+//! input and hit the same cache entry. The script file of an interpreted
+//! script enters the same way, as source [`SCRIPT_SOURCE`] with the sha256
+//! of its text and placement `file` (its argv holds only its path).
 //!
 //! The needs enter by their output tree digests only, not by their
 //! definitions: a need that changed but gave the same bytes does not make
@@ -110,9 +122,27 @@ pub const VARIED_HOSTNAME: &str = "bootstrap-vary";
 /// Where sources are mounted on a lineage varying the build path.
 pub const VARIED_SOURCE_DIR: &str = "/src-vary";
 
+/// The source name an interpreted script's file is given to the backend
+/// under: it starts with `.`, which no declared source name may.
+pub const SCRIPT_SOURCE: &str = ".script";
+
+/// Where an interpreted script's file is in the sandbox, the last argument
+/// of its command (a symlink to the varied place on a lineage varying the
+/// build path, like every `/src/<name>`).
+pub const SCRIPT_PATH: &str = "/src/.script";
+
+/// The text of step `id`'s script file, when its script has an interpreter.
+pub fn script_file(chain: &Chain, id: usize) -> Option<&str> {
+    match &chain.steps[id].command {
+        Command::Interpreted { script, .. } => Some(script),
+        _ => None,
+    }
+}
+
 /// Builds the request for step `id` of `chain`. `seed_root` is the seed's
 /// root (used only for `root "seed"`; a directory or an image), `sources` the step's sources in the
-/// order written, `needs` the layer directories of its needs in the order
+/// order written (and, for a script with an interpreter, its file as
+/// [`SCRIPT_SOURCE`]), `needs` the layer directories of its needs in the order
 /// written, `vary` the variations of this lineage (none outside `verify`).
 pub fn request(
     chain: &Chain,
@@ -132,6 +162,10 @@ pub fn request(
     let commands = match &step.command {
         Command::Run(argvs) => argvs.clone(),
         Command::Script { script, shell } => vec![vec![shell.clone(), "-e".into(), "-c".into(), script.clone()]],
+        Command::Interpreted { interpreter, .. } => {
+            debug_assert!(sources.iter().any(|(n, _)| n == SCRIPT_SOURCE), "the script file is not among the sources");
+            vec![interpreter.iter().cloned().chain([SCRIPT_PATH.to_string()]).collect()]
+        }
     };
     StepRequest {
         root: if step.root == crate::chain::Root::Seed { seed_root.clone() } else { crate::exec::Root::Scratch },

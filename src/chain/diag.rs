@@ -922,6 +922,60 @@ pub enum ChainDiagnostic {
         step: String,
     },
 
+    /// `interpreter` without `script`.
+    #[error("step `{step}` sets `interpreter` but has no `script`")]
+    #[diagnostic(
+        code(bootstrap::chain::interpreter_without_script),
+        help("`interpreter` names the program that runs the step's `script` (given the script's file, /src/.script); add the `script`, or drop `interpreter`: `run` lines are argvs and run as written")
+    )]
+    InterpreterWithoutScript {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The interpreter node.
+        #[label("unused `interpreter`")]
+        span: SourceSpan,
+        /// The step.
+        step: String,
+    },
+
+    /// Both `interpreter` and `shell` in one step.
+    #[error("step `{step}` has both `interpreter` and `shell`")]
+    #[diagnostic(
+        code(bootstrap::chain::interpreter_and_shell),
+        help("a `script` is run either by a shell (`<shell> -e -c SCRIPT`) or by an `interpreter` given the script's file, not both: keep one of them")
+    )]
+    InterpreterAndShell {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The interpreter node.
+        #[label("`interpreter` here")]
+        span: SourceSpan,
+        /// The shell node.
+        #[label("`shell` here")]
+        shell: SourceSpan,
+        /// The step.
+        step: String,
+    },
+
+    /// An interpreter program that is not an absolute path.
+    #[error("the interpreter `{value}` is not an absolute path")]
+    #[diagnostic(
+        code(bootstrap::chain::relative_interpreter),
+        help("the working directory differs between steps, so a relative program would be looked for elsewhere in each: give its absolute path in the sandbox, e.g. /src/stage0-posix/AMD64/bin/kaem")
+    )]
+    RelativeInterpreter {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The program.
+        #[label("not absolute")]
+        span: SourceSpan,
+        /// The program as written.
+        value: String,
+    },
+
     /// A `root` other than scratch or seed.
     #[error("unknown root `{value}`")]
     #[diagnostic(
@@ -1352,6 +1406,9 @@ impl ChainDiagnostic {
             | D::RunAndScript { src, span, .. }
             | D::NoCommand { src, span, .. }
             | D::ShellWithoutScript { src, span, .. }
+            | D::InterpreterWithoutScript { src, span, .. }
+            | D::InterpreterAndShell { src, span, .. }
+            | D::RelativeInterpreter { src, span, .. }
             | D::InvalidRoot { src, span, .. }
             | D::RelativePath { src, span, .. }
             | D::InvalidOutput { src, span, .. }

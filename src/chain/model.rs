@@ -319,6 +319,17 @@ pub enum Command {
         /// The shell; `/bin/sh` unless the step says otherwise.
         shell: String,
     },
+    /// A script run by a named interpreter (`interpreter` in the step): the
+    /// text is placed, byte for byte, as a read-only file at `/src/.script`
+    /// and the step runs `<interpreter…> /src/.script`, with no shell in
+    /// between (the chain's own kaem, before it has a POSIX shell).
+    Interpreted {
+        /// The script text, exactly as written (never empty).
+        script: String,
+        /// The interpreter's argv: the program, an absolute path inside the
+        /// sandbox, then its fixed arguments. Never empty.
+        interpreter: Vec<String>,
+    },
 }
 
 /// A declared output of a step.

@@ -63,7 +63,7 @@ pub const DEFAULT_SHELL: &str = "/bin/sh";
 
 const STEP_CHILDREN: &[&str] = &[
     "description", "root", "source", "needs", "workdir", "env", "timeout", "run", "script",
-    "shell", "output", "unverified",
+    "shell", "interpreter", "output", "unverified",
 ];
 const SOURCE_CHILDREN: &[&str] = &["url", "git", "sha256", "tree", "unpack"];
 const SEED_CHILDREN: &[&str] = &["description", "image", "rootfs"];
@@ -1139,6 +1139,7 @@ impl Cx<'_> {
         let mut first_run: Option<SourceSpan> = None;
         let mut script: Option<(String, SourceSpan)> = None;
         let mut shell: Option<(String, SourceSpan)> = None;
+        let mut interpreter: Option<Vec<String>> = None;
         let mut seen = HashMap::new();
         let mut env_spans = HashMap::new();
         let mut output_spans: HashMap<String, SourceSpan> = HashMap::new();
@@ -1217,6 +1218,7 @@ impl Cx<'_> {
                     }
                 }
                 "shell" => shell = self.absolute(child, "shell \"/bin/sh\"").map(|(s, _)| (s, child.span())),
+                "interpreter" => interpreter = self.interpreter(child),
                 "output" => {
                     const U: &str = "output \"PATH\" sha256=\"…\"";
                     let Some((arg, e)) = self.leaf(child, &["sha256"], "a path", U) else { continue };
@@ -1265,10 +1267,13 @@ impl Cx<'_> {
             (Some(run), Some((_, script_span))) => {
                 self.diags.push(D::RunAndScript { src: self.src(), span: script_span, run, step: step_name.clone() });
             }
-            (None, Some((script, _))) => {
-                let shell = shell.take().map_or_else(|| DEFAULT_SHELL.to_owned(), |s| s.0);
-                step.command = Command::Script { script, shell };
-            }
+            (None, Some((script, _))) => match interpreter {
+                Some(interpreter) => step.command = Command::Interpreted { script, interpreter },
+                None => {
+                    let shell = shell.take().map_or_else(|| DEFAULT_SHELL.to_owned(), |s| s.0);
+                    step.command = Command::Script { script, shell };
+                }
+            },
             (Some(_), None) => step.command = Command::Run(runs),
             (None, None) if !seen.contains_key("script") => {
                 self.diags.push(D::NoCommand { src: self.src(), span: node.span(), step: step_name.clone() });
@@ -1278,6 +1283,41 @@ impl Cx<'_> {
         if let (Some((_, span)), false) = (shell, has_script) {
             self.diags.push(D::ShellWithoutScript { src: self.src(), span, step: step_name.clone() });
         }
+        // By the nodes written, valid or not: one mistake, one diagnostic.
+        if let Some(&span) = seen.get("interpreter") {
+            if !seen.contains_key("script") {
+                self.diags.push(D::InterpreterWithoutScript { src: self.src(), span, step: step_name.clone() });
+            }
+            if let Some(&shell) = seen.get("shell") {
+                self.diags.push(D::InterpreterAndShell { src: self.src(), span, shell, step: step_name.clone() });
+            }
+        }
         Some(step)
+    }
+
+    /// `interpreter "/ABSOLUTE/PROGRAM" "ARG" …`: the argv a script's file
+    /// is appended to.
+    fn interpreter(&mut self, node: &KdlNode) -> Option<Vec<String>> {
+        const U: &str = "interpreter \"/src/stage0-posix/AMD64/bin/kaem\" \"--file\"";
+        self.no_children(node);
+        let e = self.entries(node, usize::MAX, Props::Only(&[]), U);
+        if e.args.is_empty() {
+            self.missing_arg(node, "the interpreter's absolute path", U);
+            return None;
+        }
+        let mut argv = Vec::with_capacity(e.args.len());
+        for (i, a) in e.args.iter().enumerate() {
+            if i > 0 {
+                argv.extend(self.string(a, "an argument of `interpreter`", U));
+                continue;
+            }
+            let Some(program) = self.nonempty_string(a, "the program of `interpreter`", U) else { continue };
+            if !program.starts_with('/') {
+                self.diags.push(D::RelativeInterpreter { src: self.src(), span: a.span(), value: program });
+                continue;
+            }
+            argv.push(program);
+        }
+        (argv.len() == e.args.len()).then_some(argv)
     }
 }

@@ -149,6 +149,12 @@ fn text_page(stage: &StageAudit, st: &StepAudit, report: &Audit, with_stage: boo
             line("", format!("| {l}"));
         }
     }
+    if let Some(i) = &st.interpreted {
+        line("script", format!("(in {}, run as: {})", i.file, interpreted_argv(i)));
+        for l in i.script.lines() {
+            line("", format!("| {l}"));
+        }
+    }
     line("env", if st.env.is_empty() { "(only the sandbox's own)".into() } else { st.env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect::<Vec<_>>().join(" ") });
     line("workdir", st.workdir.clone().unwrap_or_else(|| "(the default)".into()));
     if let Some(t) = st.timeout_secs {
@@ -166,6 +172,11 @@ fn text_page(stage: &StageAudit, st: &StepAudit, report: &Audit, with_stage: boo
     }
     page.push_str(&o);
     page
+}
+
+/// The command an interpreted script runs, quoted as a shell would need it.
+fn interpreted_argv(i: &crate::audit::report::InterpretedAudit) -> String {
+    i.interpreter.iter().chain([&i.file]).map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
 }
 
 /// An argument as a POSIX shell would need it written.
@@ -226,11 +237,14 @@ fn markdown(report: &Audit) -> String {
             for r in &st.reasons {
                 o.push_str(&format!("  - {r}\n"));
             }
+            if let Some(i) = &st.interpreted {
+                o.push_str(&format!("- script run as: `{}`, the script in that file\n", interpreted_argv(i)));
+            }
             o.push_str("\n```sh\n");
             for argv in &st.run {
                 o.push_str(&format!("{}\n", argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")));
             }
-            if let Some((_, script)) = &st.script {
+            if let Some(script) = st.script.as_ref().map(|s| &s.1).or(st.interpreted.as_ref().map(|i| &i.script)) {
                 o.push_str(script.trim_end());
                 o.push('\n');
             }

@@ -135,7 +135,7 @@ fn failure(chain: &Chain, store: &Store, id: usize, receipt: &crate::store::rece
     let step = &chain.steps[id];
     let commands = match &step.command {
         crate::chain::Command::Run(argvs) => build::Commands::Run(argvs.len()),
-        crate::chain::Command::Script { .. } => build::Commands::Script,
+        crate::chain::Command::Script { .. } | crate::chain::Command::Interpreted { .. } => build::Commands::Script,
     };
     let log_path = store.log_path(&receipt.log);
     let tail = store.log_tail(&receipt.log, LOG_TAIL);

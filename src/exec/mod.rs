@@ -55,7 +55,10 @@ pub enum Root {
 /// - `layers` are the needs' output layers in the order written (a later one
 ///   wins where paths collide); each holds paths relative to the sandbox root.
 /// - `commands` is not empty; each argv is not empty. A `script` step is
-///   already turned into `[shell, "-e", "-c", script]`.
+///   already turned into `[shell, "-e", "-c", script]`; a script with an
+///   interpreter into `[interpreter…, "/src/.script"]`, its text then being
+///   the file source `.script` (the only source name starting with `.`),
+///   which a backend mounts like any other.
 /// - `env` is the complete environment of DESIGN §3 (`PATH`, `HOME`,
 ///   `TZ`, `LC_ALL`, `SOURCE_DATE_EPOCH` plus the step's own), sorted by the map.
 /// - `workdir` and every entry of `outputs` are absolute, normalised paths

@@ -19,9 +19,10 @@
 //! | `root` | `scratch` or `seed` |
 //! | `workdir` | the workdir, or empty when not given |
 //! | `env-count`, then `env-key` and `env-value` per variable | sorted by key |
-//! | `command` | `run` or `script` |
+//! | `command` | `run`, `script` or `interpreted` |
 //! | for `run`: `argv-count`, then per argv `arg-count` and one `arg` per argument | in order |
 //! | for `script`: `shell`, `script` | |
+//! | for `interpreted`: `arg-count` and one `arg` per argument of the interpreter's argv, then `script` | in order |
 //! | `source-count`, then per source `source-name`, `source-content`, `source-placement` | in the order written; see below |
 //! | `needs-count`, then one `needs` per need holding that step's definition digest string | in the order written (the order of the overlay) |
 //! | `output-count`, then one `output` per declared path, as written | in order |
@@ -111,6 +112,14 @@ pub fn definition_digest(chain: &Chain, id: usize, digests: &[String], buf: &mut
         Command::Script { script, shell } => {
             c.field("command", b"script");
             c.field("shell", shell.as_bytes());
+            c.field("script", script.as_bytes());
+        }
+        Command::Interpreted { script, interpreter } => {
+            c.field("command", b"interpreted");
+            c.number("arg-count", interpreter.len() as u64);
+            for arg in interpreter {
+                c.field("arg", arg.as_bytes());
+            }
             c.field("script", script.as_bytes());
         }
     }

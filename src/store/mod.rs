@@ -197,6 +197,22 @@ impl Store {
         Ok(dest)
     }
 
+    /// Stores `bytes` as the source file `sources/<sha256 hex>`, written and
+    /// committed as a fetched file is ([`Store::commit_source`]), unless the
+    /// store holds it already. Returns their sha256.
+    pub fn put_source_bytes(&self, bytes: &[u8]) -> Result<Sha256, StoreError> {
+        let sha = hash::hash_bytes(bytes).sha256;
+        if self.has_source(&sha) {
+            return Ok(sha);
+        }
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(bytes).map_err(io_at(tmp.path()))?;
+        self.commit_source(tmp.path(), &sha)?;
+        // Renamed away: nothing left for the temporary file to remove.
+        let _ = tmp.into_temp_path().keep();
+        Ok(sha)
+    }
+
     /// Normalises the tree at `dir` (modes 0644/0755, nothing else), hashes
     /// it, fsyncs it and renames it to `layers/<digest>`. When that layer
     /// already exists the new copy is dropped: same digest, same bytes.
