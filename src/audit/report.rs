@@ -28,6 +28,8 @@ pub struct SourceAudit {
     pub urls: Vec<String>,
     /// Its git repository and commit (tried after the URLs).
     pub git: Option<GitLocation>,
+    /// The file of the chain directory it is read from (`path`), if so.
+    pub path: Option<String>,
     /// Its `sha256` pin (hex), if pinned so.
     pub sha256: Option<String>,
     /// Its `tree` pin, if pinned so.
@@ -272,6 +274,7 @@ pub fn audit(history: &History<'_>, store: &Store, trust: Option<&Trust>, select
                     name: s.name.clone(),
                     urls: s.urls.clone(),
                     git: s.git.clone(),
+                    path: s.path.clone(),
                     sha256: s.sha256.map(|sha| sha.hex()),
                     tree: s.tree,
                     in_store: in_store(store, s),

@@ -173,6 +173,7 @@ pub fn resolve(
         sha256: Some(rootfs.sha256),
         tree: None,
         git: None,
+        path: None,
         placement: Placement::File,
         file: seed.file,
         span: seed.span,

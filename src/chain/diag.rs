@@ -781,6 +781,47 @@ pub enum ChainDiagnostic {
         name: String,
     },
 
+    /// A source with `path` and also `url` or `git`.
+    #[error("source `{name}` has both `path` and `{other}`")]
+    #[diagnostic(
+        code(bootstrap::chain::path_and_url),
+        help("a source is a file of the chain directory (`path`) or comes from elsewhere (`url`, `git`), not both: keep one")
+    )]
+    PathAndUrl {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The `path` node.
+        #[label("`path` here")]
+        span: SourceSpan,
+        /// The first `url` or `git` node.
+        #[label("`{other}` here")]
+        other_span: SourceSpan,
+        /// `url` or `git`.
+        other: String,
+        /// The source.
+        name: String,
+    },
+
+    /// A `path` that does not stay a plain relative path inside the chain directory.
+    #[error("malformed path `{value}`: {reason}")]
+    #[diagnostic(
+        code(bootstrap::chain::malformed_path),
+        help("a `path` names a file inside the chain directory (the directory holding chain/chain.kdl), relative to it: plain components separated by single `/`, no leading `/`, no `.` or `..`, no empty component, e.g. stage1/files/config.h")
+    )]
+    MalformedPath {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("{reason}")]
+        span: SourceSpan,
+        /// The value as written.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A URL that cannot be fetched.
     #[error("unsupported URL scheme `{scheme}`")]
     #[diagnostic(
@@ -1409,6 +1450,8 @@ impl ChainDiagnostic {
             | D::InterpreterWithoutScript { src, span, .. }
             | D::InterpreterAndShell { src, span, .. }
             | D::RelativeInterpreter { src, span, .. }
+            | D::PathAndUrl { src, span, .. }
+            | D::MalformedPath { src, span, .. }
             | D::InvalidRoot { src, span, .. }
             | D::RelativePath { src, span, .. }
             | D::InvalidOutput { src, span, .. }

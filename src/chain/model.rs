@@ -6,8 +6,10 @@
 //! `needs` and step `source` resolves, needs point to the same or an earlier
 //! stage, the needs graph is acyclic, every source is pinned (by `sha256`,
 //! `tree` or both) and has a place to come from (a URL or a git
-//! repository), a `tree` pin is only on a source placed as a tree, a `git`
-//! source always has a `tree` pin, and the chain has at least two seeds.
+//! repository, or else a file in the chain directory, never both), a
+//! `tree` pin is only on a source placed as a tree, a `git` source always
+//! has a `tree` pin, a `path` is relative to the chain directory without
+//! `.`, `..` or empty components, and the chain has at least two seeds.
 //!
 //! Items keep the byte span of their declaration and the index of their file
 //! so later stages (planning, verification) can point back at the KDL.
@@ -246,9 +248,9 @@ impl GitLocation {
     }
 }
 
-/// An upstream source: where to get it (URLs tried in order, then a git
-/// repository) and what it must be (its pins). See the module doc for what
-/// the loader guarantees.
+/// A source: where to get it (URLs tried in order, then a git repository;
+/// or a file of the chain directory itself) and what it must be (its
+/// pins). See the module doc for what the loader guarantees.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
     /// The source's name; it is mounted at `/src/<name>`.
@@ -264,6 +266,10 @@ pub struct Source {
     pub tree: Option<Blake3>,
     /// The git repository it may also be fetched from (after the URLs).
     pub git: Option<GitLocation>,
+    /// A file of the chain directory it is read from instead (`path`):
+    /// relative to the chain directory, `/`-separated, with no empty, `.`
+    /// or `..` component. A source with a path has no URL and no git.
+    pub path: Option<String>,
     /// Whether and how it is unpacked.
     pub placement: Placement,
     /// File index of the declaration (set by the loader).

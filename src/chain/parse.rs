@@ -65,7 +65,7 @@ const STEP_CHILDREN: &[&str] = &[
     "description", "root", "source", "needs", "workdir", "env", "timeout", "run", "script",
     "shell", "interpreter", "output", "unverified",
 ];
-const SOURCE_CHILDREN: &[&str] = &["url", "git", "sha256", "tree", "unpack"];
+const SOURCE_CHILDREN: &[&str] = &["url", "git", "path", "sha256", "tree", "unpack"];
 const SEED_CHILDREN: &[&str] = &["description", "image", "rootfs"];
 const CHAIN_CHILDREN: &[&str] = &["arch", "source-date-epoch", "stage", "vary"];
 const TOP_LEVEL: &[&str] = &["chain", "seed", "source", "step"];
@@ -345,6 +345,23 @@ pub fn check_output_path(p: &str) -> Result<(), String> {
             "" => return Err("empty component (`//` or a trailing `/`)".to_owned()),
             "." => return Err("`.` component".to_owned()),
             ".." => return Err("`..` component".to_owned()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks a source's `path`: relative to the chain directory, plain
+/// components only; returns why it is not acceptable.
+pub fn check_chain_path(p: &str) -> Result<(), String> {
+    if p.starts_with('/') {
+        return Err("an absolute path".to_owned());
+    }
+    for comp in p.split('/') {
+        match comp {
+            "" => return Err("empty component (`//` or a trailing `/`)".to_owned()),
+            "." => return Err("`.` component".to_owned()),
+            ".." => return Err("`..` component: it would leave the chain directory".to_owned()),
             _ => {}
         }
     }
@@ -911,7 +928,8 @@ impl Cx<'_> {
         let mut sha256 = None;
         let mut tree = None;
         let mut git = None;
-        let mut url_seen = false;
+        let mut path = None;
+        let mut url_seen: Option<SourceSpan> = None;
         let mut unpack: Option<u32> = None;
         // Nodes that may appear once, with where they were first seen.
         let mut seen = HashMap::new();
@@ -919,13 +937,13 @@ impl Cx<'_> {
             let cname = child.name().value();
             match cname {
                 "url" => {
-                    url_seen = true;
+                    url_seen.get_or_insert(child.span());
                     const U: &str = "url \"https://…/NAME-{version}.tar.gz\"";
                     if let Some((arg, _)) = self.leaf(child, &[], "a URL", U) {
                         urls.extend(self.url(arg, version.as_deref(), U));
                     }
                 }
-                "sha256" | "tree" | "git" | "unpack" if !self.once(&mut seen, child, &parent) => {}
+                "sha256" | "tree" | "git" | "unpack" | "path" if !self.once(&mut seen, child, &parent) => {}
                 "sha256" => {
                     const U: &str = "sha256 \"<64 hex digits>\"";
                     if let Some((arg, _)) = self.leaf(child, &[], "a sha256", U) {
@@ -944,6 +962,17 @@ impl Cx<'_> {
                     }
                 }
                 "git" => git = self.git(child, version.as_deref()),
+                "path" => {
+                    const U: &str = "path \"stage1/files/NAME\"";
+                    if let Some((arg, _)) = self.leaf(child, &[], "a path relative to the chain directory", U)
+                        && let Some(value) = self.nonempty_string(arg, "a path", U)
+                    {
+                        match check_chain_path(&value) {
+                            Ok(()) => path = Some(value),
+                            Err(reason) => self.diags.push(D::MalformedPath { src: self.src(), span: arg.span(), value, reason }),
+                        }
+                    }
+                }
                 "unpack" => {
                     const U: &str = "unpack strip-components=1";
                     self.no_children(child);
@@ -971,6 +1000,7 @@ impl Cx<'_> {
             sha256,
             tree,
             git,
+            path,
             placement,
             file: 0,
             span: name.span,
@@ -1018,13 +1048,20 @@ impl Cx<'_> {
     /// nodes were each checked on their own already): somewhere to come
     /// from, a pin, a `tree` for `git`, `tree` only on a tree, and `unpack`
     /// for the URLs of a source that is also a checkout.
-    fn source_rules(&mut self, node: &KdlNode, name: &str, url_seen: bool, unpack: bool, seen: &HashMap<String, SourceSpan>) {
+    fn source_rules(&mut self, node: &KdlNode, name: &str, url: Option<SourceSpan>, unpack: bool, seen: &HashMap<String, SourceSpan>) {
         let git = seen.get("git").copied();
         let tree = seen.get("tree").copied();
+        let path = seen.get("path").copied();
         let sha = seen.contains_key("sha256");
         let span = node.span();
-        if !url_seen && git.is_none() {
-            self.diags.push(D::NoLocation { src: self.src(), span, name: name.to_owned() });
+        let url_seen = url.is_some();
+        match (path, [url, git].into_iter().flatten().min_by_key(|s| s.offset())) {
+            (None, None) => self.diags.push(D::NoLocation { src: self.src(), span, name: name.to_owned() }),
+            (Some(path), Some(other_span)) => {
+                let other = if Some(other_span) == url { "url" } else { "git" };
+                self.diags.push(D::PathAndUrl { src: self.src(), span: path, other_span, other: other.to_owned(), name: name.to_owned() });
+            }
+            _ => {}
         }
         match (git, tree) {
             (Some(git), None) => self.diags.push(D::GitWithoutTree { src: self.src(), span: git, name: name.to_owned() }),

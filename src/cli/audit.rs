@@ -133,6 +133,9 @@ fn text_page(stage: &StageAudit, st: &StepAudit, report: &Audit, with_stage: boo
         if let Some(g) = &s.git {
             line("", format!("  {}{}", g.describe(), if g.submodules { " with submodules" } else { "" }));
         }
+        if let Some(p) = &s.path {
+            line("", format!("  {p} (in the chain directory)"));
+        }
     }
     if st.needs.is_empty() {
         line("needs", "(none)".into());
@@ -214,6 +217,9 @@ fn markdown(report: &Audit) -> String {
                 let mut places: Vec<String> = src.urls.clone();
                 if let Some(g) = &src.git {
                     places.push(format!("{}{}", g.describe(), if g.submodules { " with submodules" } else { "" }));
+                }
+                if let Some(p) = &src.path {
+                    places.push(format!("`{p}` in the chain directory"));
                 }
                 o.push_str(&format!("- source `{}`: {} ({stored}), from {}\n", src.name, pins.join(", "), places.join(", ")));
                 if let Some(m) = &src.matched {

@@ -45,6 +45,7 @@ struct SourceSummary<'a> {
     version: Option<&'a str>,
     urls: &'a [String],
     git: Option<&'a crate::chain::GitLocation>,
+    path: Option<&'a str>,
     sha256: Option<String>,
     tree: Option<String>,
     unpack: Option<u32>,
@@ -145,6 +146,7 @@ fn report<'a>(chain: &'a Chain, trust: Option<&Trust>) -> Report<'a> {
                 version: s.version.as_deref(),
                 urls: &s.urls,
                 git: s.git.as_ref(),
+                path: s.path.as_deref(),
                 sha256: s.sha256.map(|sha| sha.hex()),
                 tree: s.tree.map(|t| t.to_string()),
                 unpack: match s.placement {

@@ -17,6 +17,13 @@
 //! 2. the source's URLs as written (`http://`, `https://`, `file://`);
 //! 3. its git repository ([`git`]), checked out at the pinned commit.
 //!
+//! A source with a `path` is a file of the chain directory itself: it is
+//! read there on every run (through real directories only, never a
+//! symlink, and only if it is a regular file), judged against its pins like
+//! any download (and unpacked when it says `unpack`), and needs neither the
+//! network nor `--distfiles`, so `--offline` changes nothing for it. Its
+//! origin is the path, relative to the chain directory.
+//!
 //! `--offline` stops after the distfiles. An interrupted http download is
 //! kept in `tmp/fetch/` and resumed with a `Range` request, by this run or
 //! the next. Where a source file or layer first came from is recorded
@@ -254,10 +261,7 @@ impl Expected {
 pub enum SourceError {
     /// No place gave content matching a pin.
     #[error("source `{name}`: no place gave the pinned {}\npinned:\n{expected}\n{}", expected.what(), list(attempts))]
-    #[diagnostic(
-        code(bootstrap::fetch::failed),
-        help("`sha256:` pins a file's bytes, `blake3:` the tree of its unpacked content; other bytes or content than pinned come from a tampered server or mirror or another release: do not trust them; otherwise check the URLs and the repository, or put the file in a --distfiles directory")
-    )]
+    #[diagnostic(code(bootstrap::fetch::failed))]
     Failed {
         /// The source.
         name: String,
@@ -265,6 +269,10 @@ pub enum SourceError {
         expected: Expected,
         /// Every place tried.
         attempts: Vec<Attempt>,
+        /// What to do: [`FAILED_HELP`], or for a file of the chain
+        /// directory one of [`CHAIN_FILE_CHANGED_HELP`] and [`CHAIN_FILE_HELP`].
+        #[help]
+        help: &'static str,
         /// The chain file.
         #[source_code]
         src: Src,
@@ -313,6 +321,15 @@ pub enum SourceError {
     #[diagnostic(transparent)]
     Store(#[from] StoreError),
 }
+
+/// The help of a source no place gave.
+pub const FAILED_HELP: &str = "`sha256:` pins a file's bytes, `blake3:` the tree of its unpacked content; other bytes or content than pinned come from a tampered server or mirror or another release: do not trust them; otherwise check the URLs and the repository, or put the file in a --distfiles directory";
+
+/// The help of a file of the chain directory (`path`) whose content is not the pinned one.
+pub const CHAIN_FILE_CHANGED_HELP: &str = "a `path` source is a file of the chain directory pinned by its content, and this one changed: if that was on purpose, pin the new content (`sha256sum FILE` for `sha256`, `bootstrap hash DIR` of the unpacked archive for `tree`); otherwise restore the file (e.g. `git checkout -- FILE`)";
+
+/// The help of a file of the chain directory (`path`) that could not be read.
+pub const CHAIN_FILE_HELP: &str = "a `path` source is a regular file inside the chain directory (the directory holding chain/chain.kdl), reached through real directories only, never a symlink: put the file itself there, or correct the `path`";
 
 fn list(attempts: &[Attempt]) -> String {
     // Digests on lines of their own: they are never broken, so they can be copied.
@@ -397,12 +414,72 @@ pub const DEFAULT_MAX_DOWNLOAD: u64 = 4 << 30;
 
 /// Copies a local file into a temporary file in the store, hashing as it goes.
 fn copy_hashing(store: &Store, from: &Path) -> Result<(tempfile::NamedTempFile, Sha256, u64), AttemptProblem> {
-    let mut input = File::open(from).map_err(|e| AttemptProblem::Io { message: format!("{}: {e}", from.display()) })?;
+    let input = File::open(from).map_err(|e| AttemptProblem::Io { message: format!("{}: {e}", from.display()) })?;
+    copy_hashing_from(store, input, from)
+}
+
+/// Copies an open file into a temporary file in the store, hashing as it
+/// goes; `from` names it in messages.
+fn copy_hashing_from(store: &Store, mut input: File, from: &Path) -> Result<(tempfile::NamedTempFile, Sha256, u64), AttemptProblem> {
     let mut tmp = store.temp_file().map_err(|e| AttemptProblem::Io { message: e.to_string() })?;
     let mut hashing = HashingWriter { inner: tmp.as_file_mut(), hasher: <sha2::Sha256 as sha2::Digest>::new(), size: 0 };
     io::copy(&mut input, &mut hashing).map_err(|e| AttemptProblem::Io { message: format!("{}: {e}", from.display()) })?;
     let (size, actual) = (hashing.size, Sha256(sha2::Digest::finalize(hashing.hasher).into()));
     Ok((tmp, actual, size))
+}
+
+/// Opens `rel` (a checked `path`: relative, plain components) under the
+/// chain directory `dir` for reading: one component at a time, each a real
+/// directory and the last a regular file, never following a symlink (so
+/// never leaving the directory), never waiting on a fifo.
+fn open_in_chain_dir(dir: &Path, rel: &str) -> Result<File, AttemptProblem> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    let fail = |message: String| AttemptProblem::Io { message };
+    let kind = |mode: u32| match FileType::from_raw_mode(mode) {
+        FileType::RegularFile => "regular file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symlink",
+        FileType::Fifo => "fifo",
+        FileType::Socket => "socket",
+        FileType::CharacterDevice => "character device",
+        FileType::BlockDevice => "block device",
+        FileType::Unknown => "special file",
+    };
+    let mut at = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| fail(format!("cannot open the chain directory {}: {e}", dir.display())))?;
+    let parts: Vec<&str> = rel.split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let here = parts[..=i].join("/");
+        // Looked at before it is opened: opening a device may do something.
+        // Messages follow the path itself (the attempt's location).
+        let it = if last { "it".to_string() } else { here.clone() };
+        let st = match rustix::fs::statat(&at, *part, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(rustix::io::Errno::NOENT) if last => return Err(fail("no such file in the chain directory".to_string())),
+            Err(rustix::io::Errno::NOENT) => return Err(fail(format!("no such file in the chain directory ({here} does not exist)"))),
+            Err(e) => return Err(fail(format!("cannot read {it}: {e}"))),
+        };
+        let found = FileType::from_raw_mode(st.st_mode);
+        let wanted = if last { FileType::RegularFile } else { FileType::Directory };
+        if found != wanted {
+            let what = if last { "a regular file" } else { "a directory" };
+            let hint = match found {
+                FileType::Symlink => ": a `path` source is reached through real directories only, never a symlink",
+                FileType::Directory => ": a `path` source is one file (pack a directory as an archive and add `unpack`)",
+                _ => "",
+            };
+            return Err(fail(format!("{it} is a {}, not {what}{hint}", kind(st.st_mode))));
+        }
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | if last { OFlags::NONBLOCK } else { OFlags::DIRECTORY };
+        at = rustix::fs::openat(&at, *part, flags, Mode::empty()).map_err(|e| fail(format!("cannot open {it}: {e}")))?;
+    }
+    // What was opened, not what was looked at, decides.
+    let st = rustix::fs::fstat(&at).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(fail(format!("it is a {}, not a regular file", kind(st.st_mode))));
+    }
+    Ok(File::from(at))
 }
 
 struct HashingWriter<'a> {
@@ -495,13 +572,19 @@ fn archive_name(source: &Source) -> String {
 impl Job<'_> {
     fn one(&self, source: &Source) -> Result<Fetched, SourceError> {
         let mut work = Work::default();
-        let (ready, origin, failed_attempts) = match self.in_store(source, &mut work)? {
-            Some(r) => (r, Origin::Store, Vec::new()),
-            None => {
-                let (r, attempts) = self.obtain(source, &mut work)?;
-                let here = r.from.clone();
-                (r, Origin::Fetched(here), attempts)
+        let (ready, origin, failed_attempts) = match &source.path {
+            Some(rel) => {
+                let (r, origin) = self.chain_file(source, rel, &mut work)?;
+                (r, origin, Vec::new())
             }
+            None => match self.in_store(source, &mut work)? {
+                Some(r) => (r, Origin::Store, Vec::new()),
+                None => {
+                    let (r, attempts) = self.obtain(source, &mut work)?;
+                    let here = r.from.clone();
+                    (r, Origin::Fetched(here), attempts)
+                }
+            },
         };
         let mut warnings = Vec::new();
         if let (Pin::Sha256, Some(pinned), Some(layer)) = (ready.pin, source.tree, ready.layer)
@@ -525,6 +608,47 @@ impl Job<'_> {
             unpacked: work.unpacked,
             warnings,
         })
+    }
+
+    /// A file of the chain directory (`path`): read and judged on every
+    /// run, even when the store holds its pinned content already (then
+    /// nothing is written), so the chain directory's file always is what
+    /// its pins say. Its origin is the path as written.
+    fn chain_file(&self, source: &Source, rel: &str, work: &mut Work) -> Result<(Ready, Origin), SourceError> {
+        let refuse = |problem: AttemptProblem| {
+            let (src, span) = span_of(self.chain, source);
+            let expected = Expected { sha256: source.sha256, tree: source.tree };
+            let help = if matches!(problem, AttemptProblem::WrongContent { .. }) { CHAIN_FILE_CHANGED_HELP } else { CHAIN_FILE_HELP };
+            let attempts = vec![Attempt { location: rel.to_string(), problem }];
+            SourceError::Failed { name: source.name.clone(), expected, attempts, help, src, span }
+        };
+        let from = rel.to_string();
+        let file = open_in_chain_dir(&self.chain.dir, rel).map_err(refuse)?;
+        let (tmp, sha, size) = copy_hashing_from(self.store, file, Path::new(rel)).map_err(refuse)?;
+        let record = |object| self.store.record_origin(object, &ObjectOrigin { from: from.clone(), archive: None, size: Some(size) });
+        if source.sha256 == Some(sha) && self.store.has_source(&sha) {
+            drop(tmp);
+            record(Object::Source(sha))?;
+            let layer = match source.strip() {
+                Some(strip) => Some(self.unpack_stored(source, &sha, strip, work)?),
+                None => None,
+            };
+            return Ok((Ready { pin: Pin::Sha256, sha256: Some(sha), size: Some(size), layer, from }, Origin::Store));
+        }
+        if source.sha256 != Some(sha)
+            && let Some(strip) = source.strip()
+            && let Some(layer) = self.store.unpacked(&sha, strip)
+            && source.tree == Some(layer)
+        {
+            // Unpacked before: its tree is known, and is the pinned one.
+            drop(tmp);
+            self.store.record_origin(Object::Layer(layer), &ObjectOrigin { from: from.clone(), archive: Some(sha), size: Some(size) })?;
+            return Ok((Ready { pin: Pin::Tree, sha256: Some(sha), size: Some(size), layer: Some(layer), from }, Origin::Store));
+        }
+        match self.consider(source, Held::Temp(tmp), sha, size, from.clone(), work)? {
+            Ok(r) => Ok((r, Origin::Fetched(from))),
+            Err(problem) => Err(refuse(problem)),
+        }
     }
 
     /// The source as the store already holds it, if it does.
@@ -611,7 +735,7 @@ impl Job<'_> {
         }
         let (src, span) = span_of(self.chain, source);
         let expected = Expected { sha256: source.sha256, tree: source.tree };
-        Err(SourceError::Failed { name: source.name.clone(), expected, attempts, src, span })
+        Err(SourceError::Failed { name: source.name.clone(), expected, attempts, help: FAILED_HELP, src, span })
     }
 
     /// One file of a distfiles directory; `named` when it is named for the
