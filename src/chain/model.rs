@@ -326,11 +326,13 @@ pub enum Command {
         shell: String,
     },
     /// A script run by a named interpreter (`interpreter` in the step): the
-    /// text is placed, byte for byte, as a read-only file at `/src/.script`
+    /// text, ending in a line break, is placed byte for byte as a read-only
+    /// file at `/src/.script`
     /// and the step runs `<interpreter…> /src/.script`, with no shell in
     /// between (the chain's own kaem, before it has a POSIX shell).
     Interpreted {
-        /// The script text, exactly as written (never empty).
+        /// The script text as written plus a line break if it lacks one
+        /// (never empty).
         script: String,
         /// The interpreter's argv: the program, an absolute path inside the
         /// sandbox, then its fixed arguments. Never empty.

@@ -1305,7 +1305,13 @@ impl Cx<'_> {
                 self.diags.push(D::RunAndScript { src: self.src(), span: script_span, run, step: step_name.clone() });
             }
             (None, Some((script, _))) => match interpreter {
-                Some(interpreter) => step.command = Command::Interpreted { script, interpreter },
+                // A file of lines ends in a line break: a KDL multi-line
+                // string has none after its last line, and kaem ignores a
+                // last line without one.
+                Some(interpreter) => {
+                    let script = if script.ends_with('\n') { script } else { script + "\n" };
+                    step.command = Command::Interpreted { script, interpreter };
+                }
                 None => {
                     let shell = shell.take().map_or_else(|| DEFAULT_SHELL.to_owned(), |s| s.0);
                     step.command = Command::Script { script, shell };
