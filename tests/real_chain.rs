@@ -99,16 +99,19 @@ fn later_stages_reach_what_the_facts_pin() {
     let names = |stage: &str| -> Vec<String> { stage_steps(&chain, stage).iter().map(|s| s.name.clone()).collect() };
     let (s1, s2, s3) = (names("stage1"), names("stage2"), names("stage3"));
     let has = |v: &[String], prefix: &str| v.iter().any(|n| n.starts_with(prefix));
+    // stage1 is mes and tcc to a self-rebuilt tcc 0.9.27; the rest of the
+    // GNU toolchain starts stage2.
     assert!(has(&s1, "mes-") && has(&s1, "tcc-0.9.26") && has(&s1, "tcc-0.9.27"), "stage1: {s1:?}");
-    assert!(has(&s1, "gcc-4.0.4") && has(&s1, "gcc-4.7.4"), "stage1: {s1:?}");
-    assert!(has(&s1, "musl-1.2") || has(&s2, "musl-1.2"), "musl 1.2 in stages 1-2");
+    assert!(!has(&s1, "gcc-") && !has(&s1, "musl-"), "stage1: {s1:?}");
+    assert!(has(&s2, "gcc-4.0.4") && has(&s2, "gcc-4.7.4") && has(&s2, "musl-1.2"), "stage2: {s2:?}");
     assert!(has(&s2, "guile-3.0.11") && has(&s2, "gcc-15.2.0"), "stage2: {s2:?}");
     // Go: the newest Go the facts pin; Rust: the newest rustc reachable from
     // the pinned mrustc (0.11.2 builds 1.74.0; 0.12.0 is not pinned yet).
     assert!(has(&s3, "go1.4") && has(&s3, "go1.24.2"), "stage3: {s3:?}");
     assert!(has(&s3, "mrustc-") && has(&s3, "rustc-1.75.0"), "stage3: {s3:?}");
-    // Nothing past stage0 has run yet: it must say so.
-    for stage in ["stage1", "stage2", "stage3"] {
+    // Nothing past stage1 has run yet: it must say so (stage1 itself is
+    // checked in tests/real_stage1.rs).
+    for stage in ["stage2", "stage3"] {
         for step in stage_steps(&chain, stage) {
             assert!(step.unverified, "{} in {stage} is not marked unverified", step.name);
         }

@@ -47,6 +47,10 @@ fn a_clean_chain_verifies_every_stage_and_a_rerun_runs_nothing() {
     let r = m.run(&["verify", "stage2"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     insta::assert_snapshot!("verified_report", redact(&r.stdout, &m.state));
+    // stderr is not a terminal here: progress comes as lines, one when a
+    // step starts on a seed and one when it settles, with its duration.
+    assert!(r.stderr.lines().any(|l| l == "  running  shout on busybox"), "{}", r.stderr);
+    assert!(r.stderr.lines().any(|l| l.starts_with("  built    shout on debian (") && l.ends_with("s)")), "{}", r.stderr);
     let receipts = m.receipts();
     assert_eq!(receipts, 16, "one receipt per step and seed");
 

@@ -15,6 +15,7 @@ pub mod export;
 pub mod fetch;
 pub mod graph;
 pub mod hash;
+mod lines;
 pub mod plan;
 pub mod reroot;
 pub mod seed;

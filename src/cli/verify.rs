@@ -2,7 +2,8 @@
 //! to STAGE on each seed (from cache where nothing changed), compares, and
 //! stops at the first stage that is not verified; the later ones stay
 //! locked. Prints a table per stage and a summary line (or `--json`, see
-//! docs/json.md); progress bars per seed on stderr when it is a terminal.
+//! docs/json.md); progress bars per seed on stderr when it is a terminal,
+//! plain progress lines ([`super::lines`]) when it is not.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -33,10 +34,11 @@ pub struct Args {
     pub no_signatures: bool,
 }
 
-/// Per-seed progress bars and `-v` log streaming.
+/// Per-seed progress bars (or lines) and `-v` log streaming.
 struct Bars {
     multi: MultiProgress,
     bars: Vec<ProgressBar>,
+    lines: super::lines::Lines,
     stream: bool,
     echo: super::echo::LineEcho,
 }
@@ -55,17 +57,25 @@ impl crate::verify::Progress for Bars {
     }
 }
 
-/// The events of one lineage: only `-v` log lines, prefixed `[step@seed]`.
+/// The events of one lineage: `-v` log lines, prefixed `[step@seed]`, and
+/// progress lines when stderr is not a terminal.
 struct Lineage<'b> {
     seed: String,
     bars: &'b Bars,
 }
 
 impl Events for Lineage<'_> {
-    fn started(&self, _: &str) {}
-    fn settled(&self, step: &str, _: &Outcome) {
+    fn started(&self, step: &str) {
+        self.bars.lines.started(&format!("{step} on {}", self.seed));
+    }
+    fn settled(&self, step: &str, outcome: &Outcome) {
         if self.bars.stream {
             self.bars.echo.finish(&format!("{step}@{}", self.seed), |l| drop(self.bars.multi.println(l)));
+        }
+        // Cached steps never started: only what ran gets a line.
+        if !matches!(outcome, Outcome::Cached(_)) {
+            let word = if matches!(outcome, Outcome::Failed(_)) { "FAILED" } else { outcome.as_str() };
+            self.bars.lines.settled(&format!("{step} on {}", self.seed), word);
         }
     }
     fn log(&self, step: &str, bytes: &[u8]) {
@@ -131,7 +141,8 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     }
     let selection: Vec<usize> = plan.order.iter().copied().filter(|&i| chain.steps[i].stage <= target).collect();
     let sources = super::build::sources(cx, &chain, &selection, &store, &fetch_bars)?;
-    let show = std::io::stderr().is_terminal() && cx.verbosity >= 0;
+    let terminal = std::io::stderr().is_terminal();
+    let show = terminal && cx.verbosity >= 0;
     let multi = MultiProgress::with_draw_target(if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
     let style = ProgressStyle::with_template("{prefix:>12} {bar:30} {pos}/{len} steps  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar());
     let bars = Bars {
@@ -144,6 +155,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
             })
             .collect(),
         multi,
+        lines: super::lines::Lines::new(!terminal && cx.verbosity >= 0 && !cx.json),
         stream: cx.verbosity > 0,
         echo: Default::default(),
     };
@@ -167,7 +179,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         .collect();
     let gate = if args.no_signatures { None } else { trust.as_ref() };
     let verifier = Verifier { chain: &chain, plan: &plan, store: &store, lineages, jobs: cx.jobs, trust: gate };
-    let report = verifier.verify(target, &bars).map_err(Error::from)?;
+    let report = bars.lines.beating(|| verifier.verify(target, &bars)).map_err(Error::from)?;
     for b in &bars.bars {
         b.finish_and_clear();
     }
