@@ -38,6 +38,8 @@ pub struct Args {
 struct Bars {
     multi: MultiProgress,
     bars: Vec<ProgressBar>,
+    /// The seeds' names, by index.
+    seeds: Vec<String>,
     lines: super::lines::Lines,
     stream: bool,
     echo: super::echo::LineEcho,
@@ -50,9 +52,16 @@ impl crate::verify::Progress for Bars {
             b.inc_length(steps as u64);
         }
     }
-    fn settled(&self, seed: usize, _step: &str) {
+    fn settled(&self, seed: usize, step: &str, outcome: Option<&Outcome>) {
         if let Some(b) = self.bars.get(seed) {
             b.inc(1);
+        }
+        // Cached steps never started: only what ran gets a line.
+        if let (Some(o), Some(name)) = (outcome, self.seeds.get(seed))
+            && !matches!(o, Outcome::Cached(_))
+        {
+            let word = if matches!(o, Outcome::Failed(_)) { "FAILED" } else { o.as_str() };
+            self.lines.settled(&format!("{step} on {name}"), word);
         }
     }
 }
@@ -68,14 +77,9 @@ impl Events for Lineage<'_> {
     fn started(&self, step: &str) {
         self.bars.lines.started(&format!("{step} on {}", self.seed));
     }
-    fn settled(&self, step: &str, outcome: &Outcome) {
+    fn settled(&self, step: &str, _: &Outcome) {
         if self.bars.stream {
             self.bars.echo.finish(&format!("{step}@{}", self.seed), |l| drop(self.bars.multi.println(l)));
-        }
-        // Cached steps never started: only what ran gets a line.
-        if !matches!(outcome, Outcome::Cached(_)) {
-            let word = if matches!(outcome, Outcome::Failed(_)) { "FAILED" } else { outcome.as_str() };
-            self.bars.lines.settled(&format!("{step} on {}", self.seed), word);
         }
     }
     fn log(&self, step: &str, bytes: &[u8]) {
@@ -155,6 +159,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
             })
             .collect(),
         multi,
+        seeds: seeds.iter().map(|s| s.name.clone()).collect(),
         lines: super::lines::Lines::new(!terminal && cx.verbosity >= 0 && !cx.json),
         stream: cx.verbosity > 0,
         echo: Default::default(),

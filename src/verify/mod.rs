@@ -88,8 +88,10 @@ impl VerifyError {
 pub trait Progress: Sync {
     /// A stage starts, with this many steps.
     fn stage(&self, name: &str, steps: usize);
-    /// Step `step` settled on seed number `seed`.
-    fn settled(&self, seed: usize, step: &str);
+    /// Step `step` settled on seed number `seed`: with its outcome when
+    /// it was run or looked up, `None` when its stage's verdict stood
+    /// without reading it (nor running it).
+    fn settled(&self, seed: usize, step: &str, outcome: Option<&Outcome>);
 }
 
 /// Everything `verify` needs: one [`Build`] per seed (its lineage).
@@ -175,7 +177,7 @@ impl Verifier<'_> {
                 progress.stage(name, prev.steps.len());
                 for step in &prev.steps {
                     for s in 0..self.lineages.len() {
-                        progress.settled(s, &step.step);
+                        progress.settled(s, &step.step, None);
                     }
                 }
                 report.stages.push(prev);
@@ -337,7 +339,7 @@ impl Verifier<'_> {
                 .map(|(s, (b, needs))| {
                     scope.spawn(move || {
                         let r = b.one(id, needs, host);
-                        progress.settled(s, &step.name);
+                        progress.settled(s, &step.name, r.as_ref().ok());
                         r
                     })
                 })
