@@ -17,20 +17,8 @@ use bootstrap::chain::{self, Command as StepCommand, LoadOptions};
 
 const TARBALL: &str = "stage0-posix-1.9.1.from-git.tar.gz";
 
-/// The distfiles directory holding the stage0-posix tree, or `None` (after
-/// saying why) when it is absent and not required.
 fn distfiles() -> Option<PathBuf> {
-    let dir = std::env::var_os("BOOTSTRAP_DISTFILES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| common::root().join("../shared/distfiles"));
-    if dir.join(TARBALL).is_file() {
-        return Some(dir);
-    }
-    if std::env::var("BOOTSTRAP_REQUIRE_DISTFILES").is_ok_and(|v| v == "1") {
-        panic!("BOOTSTRAP_REQUIRE_DISTFILES=1 but {} is not there", dir.join(TARBALL).display());
-    }
-    eprintln!("skipped: no {} (set BOOTSTRAP_DISTFILES, or BOOTSTRAP_REQUIRE_DISTFILES=1 to fail)", dir.join(TARBALL).display());
-    None
+    common::real::distfiles(&[TARBALL])
 }
 
 /// The commands of a kaem script as kaem reads them: `#` starts a comment,
@@ -106,25 +94,5 @@ fn every_stage0_argv_is_what_the_release_scripts_run() {
 #[test]
 fn the_real_stage0_verifies_on_two_seeds_and_reproduces_the_committed_snapshot() {
     let Some(dist) = distfiles() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let chain_dir = tmp.path().join("chain-dir");
-    for d in ["chain", "stage0", "stage1", "stage2", "stage3", "snapshots"] {
-        common::copy_tree(&common::root().join(d), &chain_dir.join(d));
-    }
-    let state = tmp.path().join("state");
-    let seeds = common::seeds();
-    let alpine = format!("alpine={}", seeds.join("busybox").display());
-    let debian = format!("debian={}", seeds.join("debian").display());
-    let base = ["-C", chain_dir.to_str().unwrap(), "--distfiles", dist.to_str().unwrap(), "--offline", "--seed", &alpine, "--seed", &debian];
-    let run = |args: &[&str]| common::run_in(&chain_dir, &state, &[&base[..], args].concat());
-    let r = run(&["verify", "stage0"]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("stage0 verified (18 steps)"), "{}", r.stdout);
-    assert!(!r.stdout.contains("unexpected") && !r.stdout.contains("mismatch"), "{}", r.stdout);
-    // What verify just produced, written again: byte for byte the committed file.
-    let committed = fs::read(common::root().join("snapshots/stage0.kdl")).unwrap();
-    fs::remove_file(chain_dir.join("snapshots/stage0.kdl")).unwrap();
-    let s = run(&["snapshot", "stage0"]);
-    assert_eq!(s.code, 0, "{}", s.stderr);
-    assert_eq!(fs::read(chain_dir.join("snapshots/stage0.kdl")).unwrap(), committed, "snapshots/stage0.kdl differs from this run's");
+    common::real::verify_and_snapshot(&dist, "stage0", &["stage0 verified (18 steps)"]);
 }

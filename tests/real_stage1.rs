@@ -11,9 +11,6 @@
 
 mod common;
 
-use std::fs;
-use std::path::PathBuf;
-
 use bootstrap::chain::{self, Command as StepCommand, LoadOptions, Root};
 
 const DISTFILES: &[&str] = &[
@@ -24,23 +21,6 @@ const DISTFILES: &[&str] = &[
     "tcc-0.9.27.tar.bz2",
     "live-bootstrap-984b8322.from-git.tar.gz",
 ];
-
-/// The distfiles directory holding stage1's sources, or `None` (after
-/// saying why) when one is absent and not required.
-fn distfiles() -> Option<PathBuf> {
-    let dir = std::env::var_os("BOOTSTRAP_DISTFILES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| common::root().join("../shared/distfiles"));
-    let missing: Vec<_> = DISTFILES.iter().filter(|f| !dir.join(f).is_file()).collect();
-    if missing.is_empty() {
-        return Some(dir);
-    }
-    if std::env::var("BOOTSTRAP_REQUIRE_DISTFILES").is_ok_and(|v| v == "1") {
-        panic!("BOOTSTRAP_REQUIRE_DISTFILES=1 but {} lacks {missing:?}", dir.display());
-    }
-    eprintln!("skipped: {} lacks {missing:?} (set BOOTSTRAP_DISTFILES, or BOOTSTRAP_REQUIRE_DISTFILES=1 to fail)", dir.display());
-    None
-}
 
 #[test]
 fn every_stage1_step_runs_in_an_empty_root_under_the_chains_own_kaem() {
@@ -74,27 +54,6 @@ fn every_stage1_step_runs_in_an_empty_root_under_the_chains_own_kaem() {
 
 #[test]
 fn the_real_stage1_verifies_on_two_seeds_and_reproduces_the_committed_snapshot() {
-    let Some(dist) = distfiles() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let chain_dir = tmp.path().join("chain-dir");
-    for d in ["chain", "stage0", "stage1", "stage2", "stage3", "snapshots"] {
-        common::copy_tree(&common::root().join(d), &chain_dir.join(d));
-    }
-    let state = tmp.path().join("state");
-    let seeds = common::seeds();
-    let alpine = format!("alpine={}", seeds.join("busybox").display());
-    let debian = format!("debian={}", seeds.join("debian").display());
-    let base = ["-C", chain_dir.to_str().unwrap(), "--distfiles", dist.to_str().unwrap(), "--offline", "--seed", &alpine, "--seed", &debian];
-    let run = |args: &[&str]| common::run_in(&chain_dir, &state, &[&base[..], args].concat());
-    let r = run(&["verify", "stage1"]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("stage0 verified (18 steps)"), "{}", r.stdout);
-    assert!(r.stdout.contains("stage1 verified (11 steps)"), "{}", r.stdout);
-    assert!(!r.stdout.contains("unexpected") && !r.stdout.contains("mismatch"), "{}", r.stdout);
-    // What verify just produced, written again: byte for byte the committed file.
-    let committed = fs::read(common::root().join("snapshots/stage1.kdl")).unwrap();
-    fs::remove_file(chain_dir.join("snapshots/stage1.kdl")).unwrap();
-    let s = run(&["snapshot", "stage1"]);
-    assert_eq!(s.code, 0, "{}", s.stderr);
-    assert_eq!(fs::read(chain_dir.join("snapshots/stage1.kdl")).unwrap(), committed, "snapshots/stage1.kdl differs from this run's");
+    let Some(dist) = common::real::distfiles(DISTFILES) else { return };
+    common::real::verify_and_snapshot(&dist, "stage1", &["stage0 verified (18 steps)", "stage1 verified (11 steps)"]);
 }

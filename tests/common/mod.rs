@@ -13,6 +13,7 @@ use bootstrap::chain::Input;
 pub mod http;
 pub mod mini;
 pub mod pgp;
+pub mod real;
 
 /// What one run of the binary produced.
 pub struct Run {
