@@ -110,6 +110,11 @@ pub enum Error {
     #[diagnostic(transparent)]
     NotConverged(crate::cli::reroot::NotConverged),
 
+    /// `seed add|remove` or `distfiles add|remove` could not change the settings.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Settings(#[from] crate::chain::settings::SettingsError),
+
     /// `diff` found differences or had nothing to compare.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -153,6 +158,7 @@ impl Error {
             Error::Sign(e) => e.exit_code(),
             Error::Unsigned(_) => exit::VERIFICATION_FAILED,
             Error::NoTrust(_) => exit::BAD_INPUT,
+            Error::Settings(_) => exit::BAD_INPUT,
             Error::Export(_) | Error::BadTag(_) | Error::Trace(_) | Error::Reroot(_) => exit::BAD_INPUT,
             Error::NotConverged(e) => e.worst.exit_code(),
         }

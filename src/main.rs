@@ -98,6 +98,11 @@ fn parts(err: &Error) -> (Vec<&dyn Diagnostic>, Option<String>) {
         Error::Fetch(f) | Error::Build(bootstrap::build::BuildError::Fetch(f)) => {
             (f.errors.iter().map(|d| d as &dyn Diagnostic).collect(), Some(format!("error: {f}")))
         }
+        Error::Build(bootstrap::build::BuildError::Missing(m)) => {
+            let seeds = m.seeds.iter().map(|d| d as &dyn Diagnostic);
+            let line = format!("error: {m}. {}.", capitalized(bootstrap::build::inputs::REMEMBER_HELP));
+            (seeds.chain(m.sources.iter().map(|d| d as &dyn Diagnostic)).collect(), Some(line))
+        }
         Error::Build(bootstrap::build::BuildError::Failed(f)) => {
             let blocked = if f.blocked.is_empty() {
                 String::new()
@@ -109,6 +114,11 @@ fn parts(err: &Error) -> (Vec<&dyn Diagnostic>, Option<String>) {
         }
         other => (vec![other as &dyn Diagnostic], None),
     }
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
 }
 
 fn report_error(err: &Error, json: bool) {

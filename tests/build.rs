@@ -216,11 +216,18 @@ fn seed_errors_name_the_seed_and_exit_as_documented() {
     assert!(r.stderr.contains("no seed `busybx`") && r.stderr.contains("busybox"), "{}", r.stderr);
     let r = run_in(&chain, &state, &["-C", c, "build", "stage0"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(r.stderr.contains("no seed is available"), "{}", r.stderr);
+    // No seed located: every declared one is listed with what to give.
+    for seed in ["busybox", "debian"] {
+        assert!(common::says(&r.stderr, &format!("seed `{seed}` has no `rootfs` in the chain")), "{}", r.stderr);
+    }
+    assert!(common::says(&r.stderr, "2 of 2 seeds cannot be run on (this run needs 1)"), "{}", r.stderr);
     let r = run_in(&chain, &state, &["-C", c, "build", "stage0", "--seed", "debian"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("chain/chain.kdl:13:6") && r.stderr.contains("--seed debian=DIR"), "{}", r.stderr);
-    let r = run_in(&chain, &state, &["-C", c, "build", "stage0", "--seed", "debian=/nonexistent/rootfs"]);
+    // With the sources at hand, the bad location alone: bad input.
+    let distfiles = chain.join("distfiles");
+    let d = distfiles.to_str().unwrap();
+    let r = run_in(&chain, &state, &["-C", c, "--distfiles", d, "build", "stage0", "--seed", "debian=/nonexistent/rootfs"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("/nonexistent/rootfs"), "{}", r.stderr);
 }

@@ -90,7 +90,9 @@ fn a_seed_image_the_engine_does_not_have_is_unavailable() {
     let m = Mini::with_args(vec!["--backend".into(), "oci".into()]);
     let r = m.run(&["verify", "stage0"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(r.stderr.contains("no `image` in the chain and no `--seed busybox=IMAGE`"), "{}", r.stderr);
+    assert!(common::says(&r.stderr, "seed `busybox` has no `image` in the chain"), "{}", r.stderr);
+    assert!(common::says(&r.stderr, "`--seed busybox=IMAGE`"), "{}", r.stderr);
+    assert!(common::says(&r.stderr, "`bootstrap seed add busybox --image IMAGE` remembers it"), "{}", r.stderr);
 }
 
 #[test]

@@ -196,9 +196,12 @@ fn fewer_than_two_seeds_is_blocked() {
     let m = Mini::new();
     let chain = m.chain.to_str().unwrap();
     let busybox = format!("busybox={}", seeds().join("busybox").display());
-    let r = run_in(&m.chain, &m.state, &["-C", chain, "verify", "stage0", "--seed", &busybox]);
+    let distfiles = m.chain.join("distfiles");
+    let r = run_in(&m.chain, &m.state, &["-C", chain, "--offline", "--distfiles", distfiles.to_str().unwrap(), "verify", "stage0", "--seed", &busybox]);
     assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(r.stderr.contains("`debian`: no `rootfs`"), "{}", r.stderr);
+    assert!(common::says(&r.stderr, "seed `debian` has no `rootfs` in the chain"), "{}", r.stderr);
+    assert!(common::says(&r.stderr, "`--seed debian=DIR`"), "{}", r.stderr);
+    assert!(common::says(&r.stderr, "error: 1 of 2 seeds cannot be run on (this run needs 2); nothing was run."), "{}", r.stderr);
 }
 
 #[test]

@@ -115,6 +115,10 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Failed(#[from] StepsFailed),
+    /// Seeds and sources the run could not have, all of them.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Missing(Box<super::inputs::MissingInputs>),
 }
 
 impl BuildError {
@@ -123,6 +127,7 @@ impl BuildError {
         match self {
             BuildError::SeedUnavailable { .. } | BuildError::SeedImage { .. } | BuildError::NoSeed { .. } => exit::BLOCKED,
             BuildError::Fetch(f) => f.exit_code(),
+            BuildError::Missing(m) => m.exit_code(),
             BuildError::Store(StoreError::Busy { .. }) => exit::BLOCKED,
             BuildError::Failed(_) => exit::STEP_FAILED,
             BuildError::Exec(crate::exec::ExecError::Interrupted) => exit::INTERRUPTED,

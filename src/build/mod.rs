@@ -4,13 +4,15 @@
 //! Sits between [`crate::plan`] (which steps, in which order) and
 //! [`crate::exec`] (run one request): [`request`] turns each step into a
 //! [`crate::exec::StepRequest`] and its input digest, [`seed`] makes the
-//! seed's root ready, and [`Build::run`] schedules. After every run a
+//! seed's root ready ([`inputs`] seeds and sources together, listing all
+//! that is missing), and [`Build::run`] schedules. After every run a
 //! receipt is written ([`crate::store::receipt`]); a step whose input
 //! digest has a succeeded receipt and whose output layer is in the store is
 //! taken from the cache. A failed step blocks what needs it, but
 //! independent steps still run, so one build shows everything that fails.
 
 pub mod error;
+pub mod inputs;
 pub mod request;
 pub mod schedule;
 pub mod seed;
@@ -28,6 +30,7 @@ use crate::store::Store;
 use crate::store::receipt::{FileRecord, NeedRef, RECEIPT_FORMAT, Receipt, RunStatus, SeedRef, SourceRef};
 
 pub use error::{BuildError, StepFailed, StepsFailed};
+pub use inputs::{Inputs, MissingInputs, Wanted};
 pub use seed::{SeedArg, SeedRoot};
 
 /// What a source is, as mounted: its content identity.

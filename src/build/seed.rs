@@ -145,7 +145,7 @@ pub fn resolve(
         let Some(reference) = given.or_else(|| seed.image.clone()) else {
             return Err(unavailable(
                 "image",
-                format!("give its image: `--seed {0}=IMAGE` (`bootstrap seed import {0} ROOTFS.tar` loads a root filesystem tarball as one)", seed.name),
+                format!("give its image: `--seed {0}=IMAGE` (`bootstrap seed import {0} ROOTFS.tar` loads a root filesystem tarball as one; `bootstrap seed add {0} --image IMAGE` remembers it)", seed.name),
             ));
         };
         let Some(id) = engine.resolve_image(&reference)? else {
@@ -163,11 +163,11 @@ pub fn resolve(
         return resolve_path(seed, path, store);
     }
     let Some(rootfs) = &seed.rootfs else {
-        return Err(unavailable("rootfs", format!("give its root filesystem: `--seed {0}=DIR` or `--seed {0}=TARBALL`", seed.name)));
+        return Err(unavailable("rootfs", format!("give its root filesystem: `--seed {0}=DIR` or `--seed {0}=TARBALL` (`bootstrap seed add {0} PATH` remembers it)", seed.name)));
     };
     // The rootfs is fetched exactly like a source (same places, same checks).
     let source = Source {
-        name: format!("seed:{}", seed.name),
+        name: format!("{}{}", super::inputs::SEED_SOURCE, seed.name),
         version: None,
         urls: vec![rootfs.url.clone()],
         sha256: Some(rootfs.sha256),

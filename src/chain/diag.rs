@@ -1053,6 +1053,23 @@ pub enum ChainDiagnostic {
         value: String,
     },
 
+    /// A path in the settings file that is not absolute.
+    #[error("`{value}` is not an absolute path")]
+    #[diagnostic(
+        code(bootstrap::settings::relative_path),
+        help("remembered locations are absolute, so they hold wherever bootstrap runs from: `bootstrap seed add NAME PATH` and `bootstrap distfiles add DIR` write them so")
+    )]
+    RelativeSetting {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("not absolute")]
+        span: SourceSpan,
+        /// The value.
+        value: String,
+    },
+
     /// An output path that cannot be captured safely.
     #[error("invalid output path `{value}`: {reason}")]
     #[diagnostic(
@@ -1454,6 +1471,7 @@ impl ChainDiagnostic {
             | D::MalformedPath { src, span, .. }
             | D::InvalidRoot { src, span, .. }
             | D::RelativePath { src, span, .. }
+            | D::RelativeSetting { src, span, .. }
             | D::InvalidOutput { src, span, .. }
             | D::DuplicateOutput { src, span, .. }
             | D::InvalidEnvName { src, span, .. }

@@ -18,6 +18,7 @@ pub mod fastkdl;
 pub mod model;
 pub mod parse;
 pub mod read;
+pub mod settings;
 pub mod trust;
 mod validate;
 

@@ -6,7 +6,6 @@
 //! every step's log, each line prefixed with the step's name); stdout gets
 //! the table of outcomes, or the JSON document of docs/json.md.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
@@ -14,9 +13,8 @@ use serde::Serialize;
 
 use super::{Context, write_json};
 use crate::Error;
-use crate::build::{self, Build, BuildError, Events, Outcome, ReadySource, StepFailed, StepsFailed, seed};
+use crate::build::{self, Build, BuildError, Events, Outcome, StepFailed, StepsFailed, seed};
 use crate::chain::Chain;
-use crate::fetch;
 use crate::hash::Blake3;
 use crate::plan::Plan;
 use crate::store::{LockMode, Store};
@@ -109,27 +107,6 @@ struct SeedReport<'a> {
 /// rootfs tarballs (`fetch --timeout` sets it for `fetch` itself).
 pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Makes every source of the selected steps ready in the store.
-pub(crate) fn sources(
-    cx: &Context,
-    chain: &Chain,
-    selection: &[usize],
-    store: &Store,
-    bars: &super::fetch::Bars,
-) -> Result<BTreeMap<String, ReadySource>, BuildError> {
-    let wanted = crate::plan::sources_of(chain, selection);
-    let fetched = fetch::fetch(chain, &wanted, store, &cx.fetch_options(FETCH_TIMEOUT), bars)?;
-    super::fetch::warn(&fetched, false);
-    let mut ready = BTreeMap::new();
-    for f in &fetched {
-        let r = ReadySource::of(store, f).ok_or_else(|| {
-            BuildError::Exec(crate::exec::ExecError::Sandbox(format!("source `{}` is not in the store after fetching", f.name)))
-        })?;
-        ready.insert(f.name.clone(), r);
-    }
-    Ok(ready)
-}
-
 /// The failure diagnostic of a step: what happened and its log's last lines.
 fn failure(chain: &Chain, store: &Store, id: usize, receipt: &crate::store::receipt::Receipt) -> StepFailed {
     let step = &chain.steps[id];
@@ -161,16 +138,24 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let chain = cx.load()?;
     let plan = Plan::new(&chain);
     let selection = plan.select(Some(&args.target))?;
-    seed::check_args(&chain, &cx.seeds)?;
+    let seed_args = cx.seed_args(&chain, &[]);
+    seed::check_args(&chain, &seed_args)?;
     let backend = cx.backend()?;
-    let seed_id = seed::choose(&chain, &cx.seeds, &backend)?;
+    // No seed to pick: every declared one is listed with what to give.
+    let ids: Vec<usize> = match seed::choose(&chain, &seed_args, &backend) {
+        Ok(id) => vec![id],
+        Err(BuildError::NoSeed { .. }) => (0..chain.seeds.len()).collect(),
+        Err(e) => return Err(e.into()),
+    };
     let store = cx.open_store(LockMode::Exclusive)?;
     let bars = super::fetch::Bars::new(cx);
-    let seed = seed::resolve(&chain, seed_id, &cx.seeds, &store, &cx.fetch_options(FETCH_TIMEOUT), &bars, &backend)?;
+    let wanted = build::Wanted { chain: &chain, seeds: &ids, seed_args: &seed_args, at_least: 1, selection: &selection };
+    let inputs = build::inputs::gather(&wanted, &store, &cx.fetch_options(FETCH_TIMEOUT), &bars, &backend)?;
+    super::fetch::warn(&inputs.fetched, false);
+    let (seed, sources) = (inputs.seeds.into_iter().next().ok_or_else(|| BuildError::NoSeed { names: String::new() })?, inputs.sources);
     if seed.skipped > 0 && cx.verbosity > 0 {
         eprintln!("seed `{}`: {} device file(s), fifo(s) or socket(s) left out (the sandbox has its own /dev)", seed.name, seed.skipped);
     }
-    let sources = sources(cx, &chain, &selection, &store, &bars)?;
     let progress = Progress::new(cx);
     let b = Build { chain: &chain, plan: &plan, store: &store, executor: backend.executor(), seed: &seed, sources, jobs: cx.jobs, events: &progress, vary: Vec::new() };
     let outcomes = b.run(&selection)?;

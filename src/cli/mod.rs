@@ -10,6 +10,7 @@ pub mod audit;
 pub mod build;
 pub mod check;
 pub mod diff;
+pub mod distfiles;
 mod echo;
 pub mod export;
 pub mod fetch;
@@ -151,9 +152,12 @@ pub enum Cmd {
     /// Check or clean the state directory.
     #[command(subcommand)]
     Store(store::Cmd),
-    /// Seeds as container images for the OCI backend.
+    /// Where the seeds are: remember their locations (`seed add`), list them, import images for the OCI backend.
     #[command(subcommand)]
     Seed(seed::Cmd),
+    /// Remember distfiles directories, so commands need no --distfiles.
+    #[command(subcommand)]
+    Distfiles(distfiles::Cmd),
 }
 
 /// What every subcommand gets.
@@ -167,7 +171,8 @@ pub struct Context {
     pub json: bool,
     /// Verbosity: -1 quiet, 0 normal, 1+ verbose.
     pub verbosity: i8,
-    /// `--distfiles` directories.
+    /// `--distfiles` directories, then the remembered ones
+    /// ([`crate::chain::settings`]) not given again.
     pub distfiles: Vec<PathBuf>,
     /// `--offline`.
     pub offline: bool,
@@ -175,8 +180,11 @@ pub struct Context {
     pub jobs: usize,
     /// `--no-wait`.
     pub no_wait: bool,
-    /// `--seed` arguments, in the order given.
+    /// `--seed` arguments, in the order given (remembered locations are
+    /// added by [`Context::seed_args`], which knows the chain).
     pub seeds: Vec<crate::build::SeedArg>,
+    /// The state directory's remembered settings.
+    pub settings: crate::chain::settings::Settings,
     /// `--backend`.
     pub backend: BackendKind,
     /// `--max-log-size`, `--max-tmp-size`, `--max-processes`, `--max-memory`,
@@ -189,17 +197,27 @@ pub struct Context {
 }
 
 impl Context {
-    /// Builds the context from the parsed command line.
-    pub fn from_cli(cli: &Cli) -> Self {
+    /// Builds the context from the parsed command line and the state
+    /// directory's settings file (a malformed one is an error: it is
+    /// never silently ignored).
+    pub fn from_cli(cli: &Cli) -> Result<Self, Error> {
         let state = cli.state.clone().unwrap_or_else(|| cli.dir.join(".bootstrap"));
+        let settings = crate::chain::settings::load(&state)?;
+        let mut distfiles = cli.distfiles.clone();
+        for d in &settings.distfiles {
+            let given = distfiles.iter().any(|g| std::path::absolute(g).is_ok_and(|a| &a == d));
+            if !given {
+                distfiles.push(d.clone());
+            }
+        }
         let verbosity = if cli.quiet { -1 } else { cli.verbose.min(100) as i8 };
         let jobs = cli.jobs.filter(|&j| j > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        Context {
+        Ok(Context {
             dir: cli.dir.clone(),
             state,
             json: cli.json,
             verbosity,
-            distfiles: cli.distfiles.clone(),
+            distfiles,
             offline: cli.offline,
             jobs,
             no_wait: cli.no_wait,
@@ -218,7 +236,41 @@ impl Context {
             },
             max_download: cli.max_download_size.unwrap_or(crate::fetch::DEFAULT_MAX_DOWNLOAD),
             max_unpacked: cli.max_unpacked_size.unwrap_or(crate::fetch::unpack::DEFAULT_MAX_UNPACKED),
+            settings,
+        })
+    }
+
+    /// The `--seed` arguments (the global ones, then `extra`), followed by
+    /// the remembered location, for this backend, of every declared seed
+    /// the command line does not locate. A remembered seed the chain does
+    /// not declare is left out, with a warning.
+    pub fn seed_args(&self, chain: &Chain, extra: &[String]) -> Vec<crate::build::SeedArg> {
+        use crate::build::SeedArg;
+        let mut args: Vec<SeedArg> = self.seeds.iter().cloned().chain(extra.iter().map(|s| SeedArg::parse(s))).collect();
+        for s in &self.settings.seeds {
+            if !chain.seeds.iter().any(|d| d.name == s.name) {
+                if self.verbosity >= 0 {
+                    eprintln!(
+                        "warning: {} remembers seed `{}`, which the chain does not declare (`bootstrap seed remove {}` forgets it)",
+                        crate::chain::settings::path(&self.state).display(),
+                        s.name,
+                        s.name
+                    );
+                }
+                continue;
+            }
+            if crate::build::seed::location(&args, &s.name).is_some() {
+                continue;
+            }
+            let remembered = match self.backend {
+                BackendKind::Local => s.path.clone(),
+                BackendKind::Oci => s.image.as_ref().map(PathBuf::from),
+            };
+            if let Some(at) = remembered {
+                args.push(SeedArg::Locate(s.name.clone(), at));
+            }
         }
+        args
     }
 
     /// The backend steps run with: the local one re-executes this program
@@ -278,7 +330,7 @@ fn command_seeds(cmd: &Cmd) -> &[String] {
 
 /// Runs the command, writing its output to `out`.
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
-    let cx = Context::from_cli(cli);
+    let cx = Context::from_cli(cli)?;
     let result = match &cli.command {
         Cmd::Check(args) => check::run(&cx, args, out),
         Cmd::Plan(args) => plan::run(&cx, args, out),
@@ -299,6 +351,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
         Cmd::Reroot(args) => reroot::run(&cx, args, out),
         Cmd::Store(cmd) => store::run(&cx, cmd, out),
         Cmd::Seed(cmd) => seed::run(&cx, cmd, out),
+        Cmd::Distfiles(cmd) => distfiles::run(&cx, cmd, out),
     };
     result?;
     out.flush().map_err(Error::Output)

@@ -137,9 +137,14 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let backend = cx.backend()?;
     let store = cx.open_store(LockMode::Exclusive)?;
     let bars = super::fetch::Bars::new(cx);
-    let root = seed::resolve(&rerooted, seed_id, std::slice::from_ref(&arg), &store, &cx.fetch_options(super::build::FETCH_TIMEOUT), &bars, &backend)?;
     let selection: Vec<usize> = plan.order.iter().copied().filter(|&i| rerooted.steps[i].stage <= target).collect();
-    let sources = super::build::sources(cx, &rerooted, &selection, &store, &bars)?;
+    let wanted = crate::build::Wanted { chain: &rerooted, seeds: &[seed_id], seed_args: std::slice::from_ref(&arg), at_least: 1, selection: &selection };
+    let inputs = crate::build::inputs::gather(&wanted, &store, &cx.fetch_options(super::build::FETCH_TIMEOUT), &bars, &backend)?;
+    super::fetch::warn(&inputs.fetched, false);
+    let sources = inputs.sources;
+    let Some(root) = inputs.seeds.into_iter().next() else {
+        return Err(Error::Reroot(RerootError::NoLocation { given: args.seed.clone() }));
+    };
     let progress = super::build::Progress::new(cx);
     let build = Build { chain: &rerooted, plan: &plan, store: &store, executor: backend.executor(), seed: &root, sources, jobs: cx.jobs, events: &progress, vary: Vec::new() };
     let outcomes = build.run(&selection)?;

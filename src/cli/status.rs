@@ -4,7 +4,8 @@
 //! (verified, but behind an earlier stage that is not); when,
 //! on which seeds, whether a snapshot exists and, when `chain/trust.kdl` has
 //! rules, whether its signatures meet them (a stage that does not locks
-//! the later ones, as in `verify`).
+//! the later ones, as in `verify`); then the remembered seed locations
+//! and distfiles directories (`crate::chain::settings`).
 
 use std::io::Write;
 
@@ -35,6 +36,24 @@ struct Row {
     signed: Option<bool>,
     /// What is missing when they do not.
     shortfall: Option<String>,
+}
+
+/// The remembered settings, when there are any: what later commands use
+/// without being told.
+fn write_settings(cx: &Context, out: &mut dyn Write) -> std::io::Result<()> {
+    let s = &cx.settings;
+    if s.seeds.is_empty() && s.distfiles.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "remembered in {}:", crate::chain::settings::path(&cx.state).display())?;
+    for seed in &s.seeds {
+        let at: Vec<String> = seed.path.iter().map(|p| p.display().to_string()).chain(seed.image.iter().map(|i| format!("image {i}"))).collect();
+        writeln!(out, "  seed {}  {}", seed.name, at.join("  "))?;
+    }
+    for d in &s.distfiles {
+        writeln!(out, "  distfiles  {}", d.display())?;
+    }
+    Ok(())
 }
 
 /// Runs `status`.
@@ -88,7 +107,8 @@ pub fn run(cx: &Context, _args: &Args, out: &mut dyn Write) -> Result<(), Error>
         }
     }
     if cx.json {
-        return write_json(out, &serde_json::json!({ "chain": chain.decl.name, "stages": rows }));
+        let settings = super::seed::JsonSettings::of(&cx.state, &cx.settings);
+        return write_json(out, &serde_json::json!({ "chain": chain.decl.name, "stages": rows, "settings": settings }));
     }
     let w = rows.iter().map(|r| r.stage.len()).max().unwrap_or(5).max(5);
     let write = |out: &mut dyn Write| -> std::io::Result<()> {
@@ -105,7 +125,7 @@ pub fn run(cx: &Context, _args: &Args, out: &mut dyn Write) -> Result<(), Error>
             };
             writeln!(out, "  {:<w$}  {:<36}  {:<20}  {:<16}  {snap}", r.stage, r.state, when, seeds)?;
         }
-        Ok(())
+        write_settings(cx, out)
     };
     write(out).map_err(Error::Output)
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{Context, write_json};
 use crate::Error;
-use crate::build::{Build, BuildError, Events, Outcome, SeedArg, SeedRoot, seed};
+use crate::build::{Build, BuildError, Events, Outcome, SeedArg, SeedRoot, Wanted, seed};
 use crate::plan::Plan;
 use crate::store::LockMode;
 use crate::verify::{Report, StageReceipt, Verdict, Verifier, VerifyError};
@@ -118,33 +118,26 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     if skipped && cx.verbosity >= 0 {
         eprintln!("warning: signatures are NOT checked (--no-signatures): chain/trust.kdl's rules are ignored for this run");
     }
-    let seed_args: Vec<SeedArg> = cx.seeds.iter().cloned().chain(args.seed_paths.iter().map(|s| SeedArg::parse(s))).collect();
+    let seed_args: Vec<SeedArg> = cx.seed_args(&chain, &args.seed_paths);
     seed::check_args(&chain, &seed_args)?;
     let ids = chosen(&chain, args).map_err(Error::from)?;
     let backend = cx.backend()?;
     let store = cx.open_store(LockMode::Exclusive)?;
-    let fetch_opts = cx.fetch_options(super::build::FETCH_TIMEOUT);
     let fetch_bars = super::fetch::Bars::new(cx);
-    let mut seeds: Vec<SeedRoot> = Vec::new();
-    let mut missing: Vec<String> = Vec::new();
-    for &id in &ids {
-        match seed::resolve(&chain, id, &seed_args, &store, &fetch_opts, &fetch_bars, &backend) {
-            Ok(s) => seeds.push(s),
-            Err(BuildError::SeedUnavailable { name, field, .. }) => {
-                let given = if field == "image" { "IMAGE" } else { "PATH" };
-                missing.push(format!("  `{name}`: no `{field}` in the chain and no `--seed {name}={given}`"))
+    let selection: Vec<usize> = plan.order.iter().copied().filter(|&i| chain.steps[i].stage <= target).collect();
+    // Verify compares: it needs two seeds, and every source, or says at
+    // once all that is missing.
+    let wanted = Wanted { chain: &chain, seeds: &ids, seed_args: &seed_args, at_least: 2, selection: &selection };
+    let inputs = crate::build::inputs::gather(&wanted, &store, &cx.fetch_options(super::build::FETCH_TIMEOUT), &fetch_bars, &backend)?;
+    super::fetch::warn(&inputs.fetched, false);
+    if cx.verbosity >= 0 {
+        for e in &inputs.without {
+            if let BuildError::SeedUnavailable { name, field, .. } = e {
+                eprintln!("warning: comparing without seed `{name}`: no `{field}` in the chain and no `--seed {name}=…` (nor `bootstrap seed add`)");
             }
-            Err(e) => return Err(e.into()),
         }
     }
-    if seeds.len() < 2 {
-        return Err(VerifyError::TooFewSeeds { available: seeds.len(), reasons: missing.join("\n") }.into());
-    }
-    for m in &missing {
-        eprintln!("warning: comparing without{}", m.trim_start());
-    }
-    let selection: Vec<usize> = plan.order.iter().copied().filter(|&i| chain.steps[i].stage <= target).collect();
-    let sources = super::build::sources(cx, &chain, &selection, &store, &fetch_bars)?;
+    let (seeds, sources) = (inputs.seeds, inputs.sources);
     let terminal = std::io::stderr().is_terminal();
     let show = terminal && cx.verbosity >= 0;
     let multi = MultiProgress::with_draw_target(if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });

@@ -38,6 +38,19 @@ pub(super) fn url_file_name(url: &str) -> Option<&str> {
     (!name.is_empty()).then_some(name)
 }
 
+/// The file to put in a distfiles directory for `source`, described: the
+/// name its first URL ends in (else its sha256 as the name), and for a
+/// source pinned by `tree` any archive that unpacks to the pinned tree.
+pub fn file_hint(source: &Source) -> String {
+    let named = source.urls.iter().find_map(|u| url_file_name(u)).map(str::to_string).or_else(|| source.sha256.map(|s| s.hex()));
+    let by_tree = source.is_tree() && source.tree.is_some();
+    match (named, by_tree) {
+        (Some(n), true) => format!("`{n}` (or any archive whose unpacked content is the pinned tree)"),
+        (Some(n), false) => format!("`{n}`"),
+        (None, _) => format!("an archive of `{}` (any name, any compression) whose unpacked content is the pinned tree", source.name),
+    }
+}
+
 /// The candidates in `dir` for `source` (see the module doc). A directory
 /// that cannot be listed gives only the named files that exist.
 pub(super) fn candidates(dir: &Path, source: &Source) -> Candidates {

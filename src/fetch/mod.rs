@@ -141,6 +141,21 @@ pub enum AttemptProblem {
     },
 }
 
+impl AttemptProblem {
+    /// The place did not have the source or could not be reached: nothing
+    /// was refused.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            AttemptProblem::Http { .. }
+                | AttemptProblem::Network { .. }
+                | AttemptProblem::Timeout { .. }
+                | AttemptProblem::Git { .. }
+                | AttemptProblem::NoMatch { .. }
+        )
+    }
+}
+
 impl std::fmt::Display for AttemptProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -256,6 +271,45 @@ impl Expected {
     }
 }
 
+/// What to supply for a source that is missing: the file to put in a
+/// distfiles directory, where it is published, and its pins.
+#[derive(Debug, Clone, Serialize)]
+pub struct Wanted {
+    /// The distfiles file, described ([`distfiles::file_hint`]).
+    pub file: String,
+    /// Its URLs, in the order tried.
+    pub urls: Vec<String>,
+    /// Its git repository and commit, when it has one.
+    pub git: Option<String>,
+    /// Its pins.
+    pub expected: Expected,
+}
+
+impl Wanted {
+    fn of(source: &Source) -> Wanted {
+        Wanted {
+            file: distfiles::file_hint(source),
+            urls: source.urls.clone(),
+            git: source.git.as_ref().map(|g| g.describe()),
+            expected: Expected { sha256: source.sha256, tree: source.tree },
+        }
+    }
+}
+
+impl std::fmt::Display for Wanted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // URLs and digests on lines of their own: they are never broken.
+        writeln!(f, "wanted: {}", self.file)?;
+        for url in &self.urls {
+            writeln!(f, "  from {url}")?;
+        }
+        if let Some(g) = &self.git {
+            writeln!(f, "  from {g}")?;
+        }
+        write!(f, "pinned:\n{}", self.expected)
+    }
+}
+
 /// One source that could not be made available.
 #[derive(Debug, Error, Diagnostic)]
 pub enum SourceError {
@@ -269,10 +323,11 @@ pub enum SourceError {
         expected: Expected,
         /// Every place tried.
         attempts: Vec<Attempt>,
-        /// What to do: [`FAILED_HELP`], or for a file of the chain
-        /// directory one of [`CHAIN_FILE_CHANGED_HELP`] and [`CHAIN_FILE_HELP`].
+        /// What to do, for what went wrong: [`failed_help`], or for a file
+        /// of the chain directory one of [`CHAIN_FILE_CHANGED_HELP`] and
+        /// [`CHAIN_FILE_HELP`].
         #[help]
-        help: &'static str,
+        help: String,
         /// The chain file.
         #[source_code]
         src: Src,
@@ -281,16 +336,18 @@ pub enum SourceError {
         span: SourceSpan,
     },
     /// `--offline` and the source is nowhere local.
-    #[error("source `{name}` is not in the store or any --distfiles directory, and --offline forbids downloading or cloning it{}", if attempts.is_empty() { String::new() } else { format!("\n{}", list(attempts)) })]
-    #[diagnostic(
-        code(bootstrap::fetch::offline_missing),
-        help("run `bootstrap fetch` with network access, or put the file in a --distfiles directory")
-    )]
+    #[error("source `{name}` is not in the store or any --distfiles directory, and --offline forbids downloading or cloning it\n{wanted}{}", if attempts.is_empty() { String::new() } else { format!("\n{}", list(attempts)) })]
+    #[diagnostic(code(bootstrap::fetch::offline_missing))]
     Missing {
         /// The source.
         name: String,
+        /// What to supply: the file name, where it comes from, its pins.
+        wanted: Wanted,
         /// Distfiles that were tried.
         attempts: Vec<Attempt>,
+        /// What to do: put the file in a distfiles directory, or go online.
+        #[help]
+        help: String,
         /// The chain file.
         #[source_code]
         src: Src,
@@ -322,8 +379,27 @@ pub enum SourceError {
     Store(#[from] StoreError),
 }
 
-/// The help of a source no place gave.
-pub const FAILED_HELP: &str = "`sha256:` pins a file's bytes, `blake3:` the tree of its unpacked content; other bytes or content than pinned come from a tampered server or mirror or another release: do not trust them; otherwise check the URLs and the repository, or put the file in a --distfiles directory";
+/// The help of a source no place gave, fitting what went wrong there:
+/// bytes that match no pin (tampering, or another release), no answer at
+/// all (no network), nothing at the URLs, or something else.
+pub fn failed_help(source: &Source, attempts: &[Attempt]) -> String {
+    let file = distfiles::file_hint(source);
+    let problems = || attempts.iter().map(|a| &a.problem);
+    if problems().any(|p| matches!(p, AttemptProblem::WrongContent { .. })) {
+        return format!(
+            "`sha256:` pins a file's bytes, `blake3:` the tree of its unpacked content; other bytes or content than pinned come from a tampered server or mirror or another release: do not trust them; get {file} where it is published as pinned and put it in a --distfiles directory"
+        );
+    }
+    if !attempts.is_empty() && problems().all(|p| matches!(p, AttemptProblem::Network { .. } | AttemptProblem::Timeout { .. })) {
+        return format!(
+            "no place answered (no network, or a DNS, proxy or firewall failure): put {file} in a --distfiles directory, or run again where its URLs can be reached"
+        );
+    }
+    if problems().any(|p| matches!(p, AttemptProblem::Http { status: 404 | 410 } | AttemptProblem::NoMatch { .. })) {
+        return format!("not found where the chain says: put {file} in a --distfiles directory, or correct the source's URLs (upstream may have moved the file)");
+    }
+    format!("put {file} in a --distfiles directory, or check the source's URLs and repository")
+}
 
 /// The help of a file of the chain directory (`path`) whose content is not the pinned one.
 pub const CHAIN_FILE_CHANGED_HELP: &str = "a `path` source is a file of the chain directory pinned by its content, and this one changed: if that was on purpose, pin the new content (`sha256sum FILE` for `sha256`, `bootstrap hash DIR` of the unpacked archive for `tree`); otherwise restore the file (e.g. `git checkout -- FILE`)";
@@ -364,7 +440,19 @@ impl SourceError {
                 exit::VERIFICATION_FAILED
             }
             SourceError::Missing { .. } => exit::BLOCKED,
+            // No place had it: the source is not available (blocked), as
+            // with --offline; a refusal (size, redirect, scheme) is not.
+            SourceError::Failed { attempts, .. } if attempts.iter().all(|a| a.problem.is_unavailable()) => exit::BLOCKED,
             _ => exit::BAD_INPUT,
+        }
+    }
+
+    /// The source's name (`seed:NAME` for a seed's rootfs); none for a
+    /// store failure.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            SourceError::Failed { name, .. } | SourceError::Missing { name, .. } | SourceError::Unpack { name, .. } => Some(name),
+            SourceError::Store(_) => None,
         }
     }
 }
@@ -618,7 +706,7 @@ impl Job<'_> {
         let refuse = |problem: AttemptProblem| {
             let (src, span) = span_of(self.chain, source);
             let expected = Expected { sha256: source.sha256, tree: source.tree };
-            let help = if matches!(problem, AttemptProblem::WrongContent { .. }) { CHAIN_FILE_CHANGED_HELP } else { CHAIN_FILE_HELP };
+            let help = if matches!(problem, AttemptProblem::WrongContent { .. }) { CHAIN_FILE_CHANGED_HELP } else { CHAIN_FILE_HELP }.to_string();
             let attempts = vec![Attempt { location: rel.to_string(), problem }];
             SourceError::Failed { name: source.name.clone(), expected, attempts, help, src, span }
         };
@@ -713,7 +801,12 @@ impl Job<'_> {
         }
         if self.opts.offline {
             let (src, span) = span_of(self.chain, source);
-            return Err(SourceError::Missing { name: source.name.clone(), attempts, src, span });
+            let wanted = Wanted::of(source);
+            let help = format!(
+                "put {} in a --distfiles directory (or name the directory that holds it), or run again without --offline to download it",
+                wanted.file
+            );
+            return Err(SourceError::Missing { name: source.name.clone(), wanted, attempts, help, src, span });
         }
         for url in &source.urls {
             match self.url(source, url, work)? {
@@ -735,7 +828,8 @@ impl Job<'_> {
         }
         let (src, span) = span_of(self.chain, source);
         let expected = Expected { sha256: source.sha256, tree: source.tree };
-        Err(SourceError::Failed { name: source.name.clone(), expected, attempts, help: FAILED_HELP, src, span })
+        let help = failed_help(source, &attempts);
+        Err(SourceError::Failed { name: source.name.clone(), expected, attempts, help, src, span })
     }
 
     /// One file of a distfiles directory; `named` when it is named for the

@@ -17,6 +17,7 @@
 //! tmp/                          work in progress; nothing here is ever final
 //! cache/parse/                  the chain parse cache (see `chain::cache`)
 //! cache/stages/<stage>.bin       binary twins of the stage receipts (see `verify::stage`)
+//! settings.kdl                  remembered seed locations and distfiles directories (`chain::settings`), with a .gitignore
 //! ```
 //!
 //! Every object is written under `tmp/`, fsynced, and renamed to its final

@@ -40,18 +40,6 @@ pub use stage::{SeedEntry, SeedRun, StageReceipt, StepEntry, Verdict};
 /// Why `verify` could not give verdicts.
 #[derive(Debug, Error, Diagnostic)]
 pub enum VerifyError {
-    /// Fewer than two seeds can be run on.
-    #[error("verify compares seeds, but only {available} of the chain's seeds can be run on:\n{reasons}")]
-    #[diagnostic(
-        code(bootstrap::verify::too_few_seeds),
-        help("give the missing seeds' root filesystems with `--seed NAME=DIR|TARBALL`, or pin a `rootfs` in chain/chain.kdl")
-    )]
-    TooFewSeeds {
-        /// How many are available.
-        available: usize,
-        /// Why each missing one is missing.
-        reasons: String,
-    },
     /// `--seeds` named a seed twice or an unknown one.
     #[error("`--seeds {given}`: {problem}")]
     #[diagnostic(code(bootstrap::verify::seeds), help("the chain's seeds are {names}"))]
@@ -77,7 +65,6 @@ impl VerifyError {
     /// The exit code this error calls for.
     pub fn exit_code(&self) -> u8 {
         match self {
-            VerifyError::TooFewSeeds { .. } => crate::error::exit::BLOCKED,
             VerifyError::Build(b) => b.exit_code(),
             _ => crate::error::exit::BAD_INPUT,
         }

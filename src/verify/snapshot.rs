@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use miette::{Diagnostic, NamedSource, SourceSpan};
 use thiserror::Error;
 
+use crate::chain::edit::quote;
 use crate::hash::Blake3;
 use crate::store::receipt::FileRecord;
 
@@ -67,25 +68,6 @@ pub fn path(dir: &Path, stage: &str) -> PathBuf {
 /// BLAKE3 of the snapshot file of `stage` as it is now, if there is one.
 pub fn file_digest(dir: &Path, stage: &str) -> Option<String> {
     std::fs::read(path(dir, stage)).ok().map(|b| format!("blake3:{}", blake3::hash(&b).to_hex()))
-}
-
-/// A KDL string literal for any text.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 impl SnapshotEntry {
