@@ -135,6 +135,48 @@ fn a_seed_leak_is_a_mismatch_and_diff_lists_the_file() {
     assert!(d.stdout.contains("no differences"));
 }
 
+/// diffoscope, when installed (`.ci/run` installs it and sets
+/// BOOTSTRAP_REQUIRE_DIFFOSCOPE=1, which makes its absence a failure).
+fn have_diffoscope() -> bool {
+    let found = std::process::Command::new("diffoscope").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var("BOOTSTRAP_REQUIRE_DIFFOSCOPE").as_deref() != Ok("1"), "BOOTSTRAP_REQUIRE_DIFFOSCOPE=1 but diffoscope is not installed");
+        eprintln!("skipped: diffoscope is not installed");
+    }
+    found
+}
+
+#[test]
+fn diffoscope_looks_only_at_the_files_that_differ_and_its_json_joins_the_document() {
+    if !have_diffoscope() {
+        return;
+    }
+    let m = Mini::new();
+    m.add(
+        "stage0/leak.kdl",
+        "step \"leak\" {\n    root \"seed\"\n    script \"mkdir -p /out/sub && ls /bin > /out/sub/bin-list && echo same > /out/same\"\n    output \"/out\"\n}\n",
+    );
+    assert_eq!(m.run(&["verify", "stage0"]).code, 2);
+    let d = m.run(&["diff", "leak", "--diffoscope"]);
+    assert_eq!(d.code, 2, "{}", d.stderr);
+    assert!(d.stdout.contains("diffoscope a/out/sub/bin-list b/out/sub/bin-list:"), "{}", d.stdout);
+    assert!(d.stdout.contains("--- a/out/sub/bin-list") && d.stdout.contains("+++ b/out/sub/bin-list"), "{}", d.stdout);
+    // Neither the equal file, nor any directory, nor mtimes.
+    for noise in ["same", "a/out/sub\n", "stat {}", "Modify:", "mtime"] {
+        assert!(!d.stdout.contains(noise), "`{noise}` in\n{}", d.stdout);
+    }
+    assert!(!d.stdout.contains(&m.state.display().to_string()), "store paths in\n{}", d.stdout);
+    let j = m.run(&["--json", "diff", "leak", "--diffoscope"]);
+    assert_eq!(j.code, 2, "{}", j.stderr);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).expect("one JSON document on stdout");
+    let reports = v["diffoscope"].as_array().unwrap();
+    assert_eq!(reports.len(), 1, "{v}");
+    assert_eq!(reports[0]["path"], "out/sub/bin-list");
+    assert_eq!(reports[0]["report"]["source1"], "a/out/sub/bin-list");
+    assert_eq!(reports[0]["report"]["source2"], "b/out/sub/bin-list");
+    assert!(reports[0]["report"]["unified_diff"].is_string(), "{v}");
+}
+
 #[test]
 fn a_changed_step_makes_its_stage_stale_and_reruns_only_it_and_its_dependents() {
     let m = Mini::new();

@@ -1,7 +1,11 @@
 //! `bootstrap diff STEP`: where the seeds' outputs of a step differ, from
 //! the receipts of its stage's last verification: files whose sha256
 //! differ (with both sizes), entries on one side only, kinds or link
-//! targets that differ. `--diffoscope` also runs diffoscope on the layers.
+//! targets that differ. `--diffoscope` also runs diffoscope on each file
+//! whose content differs, and on nothing else: the files bootstrap found
+//! equal and the directories' metadata (mtimes) would only be noise. Its
+//! report names the files `a/PATH` and `b/PATH`; with `--json` each report
+//! is diffoscope's own JSON, a field of the one document.
 //! Exit 0 when the outputs agree, 2 when they differ.
 
 use std::collections::BTreeMap;
@@ -19,7 +23,7 @@ use crate::verify::stage;
 pub struct Args {
     /// The step.
     pub step: String,
-    /// Also run diffoscope on the two output layers.
+    /// Also run diffoscope on each file whose content differs (its JSON goes into the document with --json).
     #[arg(long)]
     pub diffoscope: bool,
 }
@@ -40,6 +44,19 @@ pub enum DiffError {
     #[error("diffoscope is not installed")]
     #[diagnostic(code(bootstrap::diff::no_diffoscope), help("install it (Debian: `apt-get install diffoscope`), or leave out --diffoscope"))]
     NoDiffoscope,
+    /// diffoscope failed on a pair of files.
+    #[error("diffoscope failed on `{path}`: {message}")]
+    #[diagnostic(code(bootstrap::diff::diffoscope_failed), help("run it by hand on the two files: {a} {b}"))]
+    DiffoscopeFailed {
+        /// The file's path in the output.
+        path: String,
+        /// What it said last, or how it ended.
+        message: String,
+        /// The two files.
+        a: String,
+        /// The second file.
+        b: String,
+    },
     /// The outputs differ (the listing is on stdout).
     #[error("the seeds' outputs of `{step}` differ in {count} place(s)")]
     #[diagnostic(code(bootstrap::diff::differ), help("the listing is above; a seed's userland leaking into the output (paths, timestamps, tool versions) is the usual cause"))]
@@ -118,11 +135,24 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         return Err(nothing().into());
     };
     let list = changes(&a.files, &b.files);
+    let reports = if args.diffoscope && !list.is_empty() {
+        let (Some(la), Some(lb)) = (ra.output.map(|d| store.layer_path(&d)), rb.output.map(|d| store.layer_path(&d))) else {
+            return Err(nothing().into());
+        };
+        diffoscope(&la, &lb, &list, cx.json)?
+    } else {
+        Vec::new()
+    };
     if cx.json {
-        write_json(
-            out,
-            &serde_json::json!({ "step": args.step, "a": {"seed": ra.seed, "output": ra.output}, "b": {"seed": rb.seed, "output": rb.output}, "differences": list }),
-        )?;
+        let mut doc = serde_json::json!({ "step": args.step, "a": {"seed": ra.seed, "output": ra.output}, "b": {"seed": rb.seed, "output": rb.output}, "differences": list });
+        if args.diffoscope {
+            let parsed: Vec<serde_json::Value> = reports
+                .iter()
+                .map(|(path, text)| serde_json::json!({ "path": path, "report": serde_json::from_str::<serde_json::Value>(text).ok() }))
+                .collect();
+            doc["diffoscope"] = serde_json::Value::Array(parsed);
+        }
+        write_json(out, &doc)?;
     } else {
         let w = |out: &mut dyn Write| -> std::io::Result<()> {
             writeln!(out, "{}: a = {} ({}), b = {} ({})", args.step, ra.seed, short(ra.output), rb.seed, short(rb.output))?;
@@ -140,21 +170,50 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
             if list.is_empty() {
                 writeln!(out, "  no differences")?;
             }
+            for (path, text) in &reports {
+                writeln!(out, "\ndiffoscope a/{path} b/{path}:")?;
+                out.write_all(text.as_bytes())?;
+            }
             Ok(())
         };
         w(out).map_err(Error::Output)?;
     }
-    if args.diffoscope && !list.is_empty() {
-        let (la, lb) = (ra.output.map(|d| store.layer_path(&d)), rb.output.map(|d| store.layer_path(&d)));
-        let (Some(la), Some(lb)) = (la, lb) else { return Err(nothing().into()) };
-        out.flush().map_err(Error::Output)?;
-        match std::process::Command::new("diffoscope").arg(&la).arg(&lb).status() {
-            Ok(_) => {}
+    if list.is_empty() { Ok(()) } else { Err(DiffError::Differ { step: args.step.clone(), count: list.len() }.into()) }
+}
+
+/// diffoscope on each file whose content differs, in a directory where
+/// `a` and `b` link to the two layers (so its report names `a/PATH` and
+/// `b/PATH`, not store paths), without directory metadata: (path, report)
+/// for each, the report in text or diffoscope's JSON. Files that differ
+/// only in mode give an empty report.
+fn diffoscope(la: &std::path::Path, lb: &std::path::Path, list: &[Change], json: bool) -> Result<Vec<(String, String)>, Error> {
+    let here = tempfile::tempdir().map_err(Error::Output)?;
+    std::os::unix::fs::symlink(la, here.path().join("a")).map_err(Error::Output)?;
+    std::os::unix::fs::symlink(lb, here.path().join("b")).map_err(Error::Output)?;
+    let mut reports = Vec::new();
+    for c in list.iter().filter(|c| c.what == "content" && c.a.as_ref().is_some_and(|s| s.kind == "file")) {
+        let (a, b) = (format!("a/{}", c.path), format!("b/{}", c.path));
+        let mut cmd = std::process::Command::new("diffoscope");
+        cmd.current_dir(here.path()).arg("--exclude-directory-metadata=yes");
+        if json {
+            cmd.args(["--json", "-"]);
+        } else {
+            cmd.args(["--text", "-"]);
+        }
+        let done = match cmd.arg(&a).arg(&b).stdin(std::process::Stdio::null()).output() {
+            Ok(done) => done,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(DiffError::NoDiffoscope.into()),
             Err(e) => return Err(Error::Output(e)),
+        };
+        // 0: no differences, 1: differences; anything else is a failure.
+        if !matches!(done.status.code(), Some(0 | 1)) {
+            let said = String::from_utf8_lossy(&done.stderr);
+            let message = said.lines().rev().find(|l| !l.trim().is_empty()).map_or_else(|| done.status.to_string(), str::to_string);
+            return Err(DiffError::DiffoscopeFailed { path: c.path.clone(), message, a: la.join(&c.path).display().to_string(), b: lb.join(&c.path).display().to_string() }.into());
         }
+        reports.push((c.path.clone(), String::from_utf8_lossy(&done.stdout).into_owned()));
     }
-    if list.is_empty() { Ok(()) } else { Err(DiffError::Differ { step: args.step.clone(), count: list.len() }.into()) }
+    Ok(reports)
 }
 
 fn short(d: Option<crate::hash::Blake3>) -> String {
