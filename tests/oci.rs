@@ -74,6 +74,22 @@ fn the_mini_chain_gives_identical_snapshots_on_both_backends_and_leaves_no_conta
     let receipt = fs::read_to_string(oci.state.join("receipts/steps").join(v["stages"][0]["steps"][0]["step"].as_str().unwrap()).join("busybox").join(format!("{}.json", run["input"].as_str().unwrap().trim_start_matches("blake3:")))).unwrap();
     assert!(receipt.contains("\"backend\":\"oci\"") || receipt.contains("\"backend\": \"oci\""), "{receipt}");
     assert!(receipt.contains(busybox.rsplit_once('@').unwrap().1), "{receipt}");
+    // The receipt names the container engine as the engine itself does
+    // (compared with what the docker CLI reads from the same API, when here).
+    let recorded: serde_json::Value = serde_json::from_str(&receipt).unwrap();
+    let named = recorded["container_engine"].as_str().unwrap_or_else(|| panic!("no container_engine in {receipt}"));
+    assert!(named.contains("Engine"), "{named}");
+    let cli = std::process::Command::new("docker").args(["version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"]).output();
+    if let Ok(out) = cli && out.status.success() {
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(named.starts_with("Docker Engine") && named.ends_with(&format!(" {version}")), "{named} is not Docker Engine … {version}");
+    }
+    let audit = oci.run(&["audit", "hex0"]);
+    assert!(audit.stdout.contains(&format!("ran by    oci ({named}), bootstrap ")), "{}", audit.stdout);
+    let local_receipt = local.run(&["--json", "audit", "hex0"]);
+    let v: serde_json::Value = serde_json::from_str(&local_receipt.stdout).unwrap();
+    assert_eq!(v["stages"][0]["steps"][0]["ran_by"][0]["backend"], "local");
+    assert!(v["stages"][0]["steps"][0]["ran_by"][0]["container_engine"].is_null());
     assert_eq!(engine.orphans().unwrap(), Vec::<String>::new(), "containers left behind");
 }
 

@@ -71,6 +71,30 @@ pub struct SeedDigest {
     pub digest: Option<Blake3>,
 }
 
+/// What ran a step on one seed, as its receipt recorded it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RanBy {
+    /// The seed.
+    pub seed: String,
+    /// The backend (`local`, `oci`).
+    pub backend: String,
+    /// The container engine, as its API named itself (OCI backend).
+    pub container_engine: Option<String>,
+    /// `bootstrap <version>`.
+    pub engine: String,
+    /// The host kernel's release.
+    pub kernel: String,
+}
+
+impl RanBy {
+    /// `oci (Docker Engine - Community 28.2.2 (API 1.50)), bootstrap 0.1.0`:
+    /// what ran it, without the host's kernel.
+    pub fn describe(&self) -> String {
+        let engine = self.container_engine.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+        format!("{}{engine}, {}", self.backend, self.engine)
+    }
+}
+
 /// A declared output.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputAudit {
@@ -118,6 +142,8 @@ pub struct StepAudit {
     pub outputs: Vec<OutputAudit>,
     /// Its output on each seed in the last verification.
     pub observed: Vec<SeedDigest>,
+    /// What ran it on each seed then (the receipts that verification read).
+    pub ran_by: Vec<RanBy>,
     /// Its verdict then, or `never verified`.
     pub verdict: String,
     /// Why it is not verified.
@@ -289,6 +315,17 @@ pub fn audit(history: &History<'_>, store: &Store, trust: Option<&Trust>, select
                 digest: entry.and_then(|e| e.runs.iter().find(|r| &r.seed == seed)).and_then(|r| r.output),
             })
             .collect();
+        let ran_by = seeds
+            .iter()
+            .filter_map(|seed| history.receipt(&step.name, seed))
+            .map(|r| RanBy {
+                seed: r.seed.name.clone(),
+                backend: r.backend.clone(),
+                container_engine: r.container_engine.clone(),
+                engine: r.engine.clone(),
+                kernel: r.kernel.clone(),
+            })
+            .collect();
         let audit = StepAudit {
             step: step.name.clone(),
             stage: stage_name.clone(),
@@ -307,6 +344,7 @@ pub fn audit(history: &History<'_>, store: &Store, trust: Option<&Trust>, select
             timeout_secs: step.timeout_secs,
             outputs: step.outputs.iter().map(|o| OutputAudit { path: o.path.clone(), sha256: o.sha256.clone() }).collect(),
             observed,
+            ran_by,
             verdict: entry.map_or_else(|| "never verified".to_string(), |e| e.verdict.as_str().to_string()),
             reasons: entry.map(|e| e.reasons.clone()).unwrap_or_default(),
             current: history.current[step.stage],

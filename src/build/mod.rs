@@ -327,6 +327,7 @@ impl Build<'_> {
             log: result.log,
             duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
             backend: self.executor.name().to_string(),
+            container_engine: self.executor.container_engine().map(str::to_string),
             engine: format!("bootstrap {}", env!("CARGO_PKG_VERSION")),
             kernel: host.0.clone(),
             arch: host.1.clone(),

@@ -73,6 +73,15 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
 }
 
 /// `busybox blake3:… · debian blake3:…`, or one digest when all agree.
+/// What ran the step, once when it was the same on every seed.
+fn ran_by(v: &[crate::audit::report::RanBy]) -> Option<String> {
+    let first = v.first()?.describe();
+    if v.len() > 1 && v.iter().all(|r| r.describe() == first) {
+        return Some(format!("{first} (on every seed)"));
+    }
+    Some(v.iter().map(|r| format!("{}: {}", r.seed, r.describe())).collect::<Vec<_>>().join(" · "))
+}
+
 fn per_seed(v: &[SeedDigest]) -> String {
     let shown = |d: &Option<crate::hash::Blake3>| d.map_or_else(|| "-".to_string(), |d| d.to_string());
     match v {
@@ -168,6 +177,9 @@ fn text_page(stage: &StageAudit, st: &StepAudit, report: &Audit, with_stage: boo
         line("output", format!("{} ({pin})", out.path));
     }
     line("observed", per_seed(&st.observed));
+    if let Some(by) = ran_by(&st.ran_by) {
+        line("ran by", by);
+    }
     let stale = if st.current || st.verdict == "never verified" { "" } else { " (stale)" };
     line("verdict", format!("{}{stale}{}", st.verdict, if st.unverified { " · commands not yet confirmed upstream" } else { "" }));
     for r in &st.reasons {
@@ -239,7 +251,11 @@ fn markdown(report: &Audit) -> String {
                 let pin = out.sha256.as_deref().map_or_else(|| "not pinned".to_string(), |p| format!("pinned sha256 `{p}`"));
                 o.push_str(&format!("- output `{}`: {pin}\n", out.path));
             }
-            o.push_str(&format!("- observed: {}\n- verdict: **{}**\n", per_seed(&st.observed), st.verdict));
+            o.push_str(&format!("- observed: {}\n", per_seed(&st.observed)));
+            if let Some(by) = ran_by(&st.ran_by) {
+                o.push_str(&format!("- ran by: {by}\n"));
+            }
+            o.push_str(&format!("- verdict: **{}**\n", st.verdict));
             for r in &st.reasons {
                 o.push_str(&format!("  - {r}\n"));
             }

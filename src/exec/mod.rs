@@ -218,6 +218,13 @@ impl Backend {
 pub trait Executor: Sync {
     /// The backend's name in receipts (`local`, `oci`).
     fn name(&self) -> &'static str;
+    /// The container engine that runs the steps, as its API names itself
+    /// (`Docker Engine - Community 28.2.2`, `Podman Engine 4.3.1`), for
+    /// receipts; `None` when steps run without one (the local backend's
+    /// own sandbox).
+    fn container_engine(&self) -> Option<&str> {
+        None
+    }
     /// Runs the step; `Ok` whenever the step ran, whatever its status. The
     /// log is also passed to `echo` while the step runs.
     fn run(&self, req: &StepRequest, store: &crate::store::Store, echo: &dyn LogSink) -> Result<StepResult, ExecError>;

@@ -192,6 +192,12 @@ pub struct Receipt {
     pub duration_ms: u64,
     /// The backend (`local`, `oci`).
     pub backend: String,
+    /// The container engine that ran the step, as its API names itself
+    /// (`Docker Engine - Community 28.2.2 (API 1.50)`, `Podman Engine
+    /// 4.3.1 (API 1.41)`); absent on the local backend and in receipts
+    /// written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_engine: Option<String>,
     /// `bootstrap <version>`.
     pub engine: String,
     /// The host kernel's release.

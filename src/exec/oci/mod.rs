@@ -85,6 +85,8 @@ pub struct OciBackend {
     instance: String,
     /// What each step may use (log, processes, memory; `/tmp` is the image's).
     limits: super::StepLimits,
+    /// The engine's product and version, as its version endpoint gives them.
+    product: String,
 }
 
 /// What `seed import` made.
@@ -96,6 +98,27 @@ pub struct Imported {
     pub tag: String,
     /// Whether the engine already had it.
     pub existed: bool,
+}
+
+/// The engine's product and version from its version endpoint: Docker
+/// reports its platform (`Docker Engine - Community`, empty in some
+/// distributions' builds) and an `Engine` component, Podman a `Podman
+/// Engine` component.
+fn product(v: &bollard::models::SystemVersion) -> String {
+    let components = v.components.as_deref().unwrap_or_default();
+    let engine = components.iter().find(|c| c.name.contains("Engine"));
+    let platform = v.platform.as_ref().map(|p| p.name.trim()).filter(|n| !n.is_empty());
+    let name = match (engine, platform) {
+        (Some(c), Some(p)) if c.name == "Engine" => p.to_string(),
+        // Docker's own component, from a build that names no platform (Debian's docker.io).
+        (Some(c), None) if c.name == "Engine" => "Docker Engine".to_string(),
+        (Some(c), _) => c.name.clone(),
+        (None, Some(p)) => p.to_string(),
+        (None, None) => "unknown container engine".to_string(),
+    };
+    let version = engine.map(|c| c.version.clone()).or_else(|| v.version.clone()).unwrap_or_else(|| "?".into());
+    let api = v.api_version.as_deref().map(|a| format!(" (API {a})")).unwrap_or_default();
+    format!("{name} {version}{api}")
 }
 
 fn engine_err(endpoint: &str, what: &str, e: impl std::fmt::Display) -> ExecError {
@@ -120,8 +143,10 @@ impl OciBackend {
             let d = Docker::connect_with_defaults().map_err(|e| engine_err(&endpoint, "connect", e))?;
             let d = d.negotiate_version().await.map_err(|e| engine_err(&endpoint, "connect", e))?;
             d.ping().await.map_err(|e| engine_err(&endpoint, "ping", e))?;
-            Ok::<Docker, ExecError>(d)
+            let version = d.version().await.map_err(|e| engine_err(&endpoint, "ask its version", e))?;
+            Ok::<(Docker, String), ExecError>((d, product(&version)))
         })?;
+        let (docker, product) = docker;
         let instance = format!("{}-{}", std::process::id(), BACKENDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let backend = OciBackend {
             docker,
@@ -131,6 +156,7 @@ impl OciBackend {
             scratch: OnceLock::new(),
             instance,
             limits: super::StepLimits::default(),
+            product,
         };
         backend.on_interrupt();
         backend.rt.block_on(backend.remove_orphans());
@@ -389,6 +415,10 @@ fn parse_report(text: &str, req: &StepRequest, real: &[String]) -> Option<Report
 impl Executor for OciBackend {
     fn name(&self) -> &'static str {
         "oci"
+    }
+
+    fn container_engine(&self) -> Option<&str> {
+        Some(&self.product)
     }
 
     fn run(&self, req: &StepRequest, store: &Store, echo: &dyn LogSink) -> Result<StepResult, ExecError> {
