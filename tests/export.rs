@@ -235,3 +235,88 @@ fn attest_is_an_in_toto_statement_with_slsa_provenance_of_the_exported_files() {
     assert!(r.stdout.is_empty());
     assert_eq!(fs::read_to_string(&file).unwrap(), serde_json::to_string_pretty(&st).unwrap() + "\n");
 }
+
+#[test]
+fn attest_vsa_is_a_slsa_verification_summary_passed_only_when_signed_as_required() {
+    let m = verified("busybox,debian");
+    assert_eq!(m.run(&["snapshot", "stage0"]).code, 0);
+    let provenance = m.run(&["attest", "stage0"]);
+    assert_eq!(provenance.code, 0, "{}", provenance.stderr);
+    let prov: Value = serde_json::from_str(&provenance.stdout).unwrap();
+    let r = m.run(&["attest", "stage0", "--vsa"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let st: Value = serde_json::from_str(&r.stdout).unwrap();
+    keys(&st, "the statement", &["_type", "subject", "predicateType", "predicate"], &["_type", "subject", "predicateType", "predicate"]);
+    assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(st["predicateType"], "https://slsa.dev/verification_summary/v1");
+    assert_eq!(st["subject"], prov["subject"], "the same files as the provenance statement");
+    // SLSA Verification Summary v1: its fields, and extension fields named by URIs.
+    let p = &st["predicate"];
+    let spec = [
+        "verifier",
+        "timeVerified",
+        "resourceUri",
+        "policy",
+        "inputAttestations",
+        "verificationResult",
+        "verifiedLevels",
+        "dependencyLevels",
+        "slsaVersion",
+        "urn:bootstrap:seeds",
+    ];
+    keys(p, "the predicate", &spec, &["verifier", "timeVerified", "resourceUri", "policy", "verificationResult", "verifiedLevels"]);
+    keys(&p["verifier"], "verifier", &["id", "version"], &["id"]);
+    assert!(p["verifier"]["id"].as_str().unwrap().contains(':'), "verifier.id is a URI");
+    assert!(rfc3339(p["timeVerified"].as_str().unwrap()), "{}", p["timeVerified"]);
+    assert!(p["resourceUri"].as_str().unwrap().starts_with("urn:bootstrap:stage:mini:stage0@blake3:"), "{}", p["resourceUri"]);
+    resource(&p["policy"], "policy");
+    assert!(p["policy"]["uri"].as_str().unwrap().contains(':'), "policy.uri is a URI");
+    let snapshot = fs::read(m.chain.join("snapshots/stage0.kdl")).unwrap();
+    assert_eq!(p["policy"]["annotations"]["snapshot"]["sha256"], sha(&snapshot));
+    assert!(p["policy"]["annotations"]["trust"].is_null(), "no chain/trust.kdl here");
+    let inputs = p["inputAttestations"].as_array().unwrap();
+    for (i, a) in inputs.iter().enumerate() {
+        resource(a, &format!("inputAttestations[{i}]"));
+        assert!(a.get("digest").is_some(), "inputAttestations[{i}] must have a digest");
+    }
+    assert_eq!(inputs[0]["digest"]["sha256"], sha(provenance.stdout.as_bytes()), "the provenance statement, as attest writes it");
+    assert_eq!(p["verificationResult"], "PASSED");
+    assert_eq!(p["verifiedLevels"], serde_json::json!(["BOOTSTRAP_REPRODUCED_ON_INDEPENDENT_SEEDS"]));
+    for level in p["verifiedLevels"].as_array().unwrap() {
+        let level = level.as_str().unwrap();
+        assert!(level == "FAILED" || !level.starts_with("SLSA_"), "custom levels must not start with SLSA_: {level}");
+    }
+    let seeds: Vec<&str> = p["urn:bootstrap:seeds"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(seeds, ["busybox", "debian"]);
+
+    // A rule that one maintainer signs: FAILED (written, exit 2) until she does.
+    let gpg = common::pgp::Gpg::new();
+    let alice = gpg.generate("alice", "ed25519", "never", "", None);
+    fs::create_dir_all(m.chain.join("chain/keys")).unwrap();
+    gpg.export(&alice.fpr, &m.chain.join("chain/keys/alice.asc"));
+    let trust = format!(
+        "trust {{\n    signer \"alice\" role=\"maintainer\" fingerprint=\"{}\" cert=\"keys/alice.asc\"\n    require role=\"maintainer\" count=1\n}}\n",
+        alice.fpr
+    );
+    fs::write(m.chain.join("chain/trust.kdl"), &trust).unwrap();
+    let r = m.run(&["attest", "stage0", "--vsa"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let failed: Value = serde_json::from_str(&r.stdout).expect("the summary is written even when it says FAILED");
+    assert_eq!(failed["predicate"]["verificationResult"], "FAILED");
+    assert_eq!(failed["predicate"]["verifiedLevels"], serde_json::json!(["FAILED"]));
+    assert_eq!(failed["predicate"]["policy"]["digest"]["sha256"], sha(trust.as_bytes()));
+    let secret = m.chain.parent().unwrap().join("alice.key");
+    gpg.export_secret(&alice.fpr, "", &secret);
+    let r = m.run(&["sign", "stage0", "--key", secret.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = m.run(&["attest", "stage0", "--vsa"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let passed: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(passed["predicate"]["verificationResult"], "PASSED");
+    let signature = fs::read(m.chain.join(format!("snapshots/signatures/stage0/{}.asc", alice.fpr))).unwrap();
+    let names: Vec<&str> = passed["predicate"]["inputAttestations"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["provenance:stage0".to_string(), format!("snapshots/signatures/stage0/{}.asc", alice.fpr)]);
+    assert_eq!(passed["predicate"]["inputAttestations"][1]["digest"]["sha256"], sha(&signature));
+    // A summary always records the signature check: --no-signatures does not go with it.
+    assert_eq!(m.run(&["attest", "stage0", "--vsa", "--no-signatures"]).code, 1);
+}

@@ -1,7 +1,10 @@
 //! `bootstrap attest STAGE [-o FILE]`: an in-toto Statement v1 with a SLSA
 //! Provenance v1 predicate for a verified stage
-//! ([`crate::export::provenance`]), on stdout or written to FILE (by
-//! temporary file and rename).
+//! ([`crate::export::provenance`]), or with `--vsa` one with a SLSA
+//! Verification Summary v1 predicate ([`crate::export::vsa`]), on stdout or
+//! written to FILE (by temporary file and rename). A summary that says
+//! FAILED (the snapshot not signed as chain/trust.kdl requires) is written
+//! all the same, and the command then exits 2.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,8 +22,11 @@ pub struct Args {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Attest even if the stage's snapshot is not signed as chain/trust.kdl requires (said on stderr).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "vsa")]
     pub no_signatures: bool,
+    /// Write a SLSA Verification Summary (PASSED or FAILED against the stage gate and chain/trust.kdl) instead of provenance.
+    #[arg(long)]
+    pub vsa: bool,
 }
 
 /// Runs `attest`.
@@ -28,10 +34,31 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let chain = cx.load()?;
     let store = cx.open_store(LockMode::Shared)?;
     let verified = super::snapshot::verified_stage(&chain, &args.stage, &store)?;
-    super::verify_signatures::require_signed(cx, &args.stage, &verified.definition, args.no_signatures)?;
+    let checked = if args.vsa {
+        // The summary records the signature check, passed or not.
+        let trust = crate::chain::trust::load(&chain.dir)?.filter(|t| !t.rules.is_empty());
+        trust.map(|t| crate::sign::check_stage(&t, &chain.dir, &args.stage, &verified.definition))
+    } else {
+        super::verify_signatures::require_signed(cx, &args.stage, &verified.definition, args.no_signatures)?;
+        None
+    };
     let statement = crate::export::provenance::statement(&chain, &verified.receipt, &verified.steps);
     let mut text = serde_json::to_string_pretty(&statement).map_err(|e| Error::Output(e.into()))?;
     text.push('\n');
+    if args.vsa {
+        let vsa = crate::export::vsa::summary(&chain, &verified.receipt, &verified.steps, text.as_bytes(), checked.as_ref());
+        text = serde_json::to_string_pretty(&vsa).map_err(|e| Error::Output(e.into()))?;
+        text.push('\n');
+    }
+    write(args, &text, out)?;
+    match checked.as_ref().and_then(crate::cli::verify_signatures::Unsigned::of) {
+        Some(u) => Err(Error::Unsigned(u)),
+        None => Ok(()),
+    }
+}
+
+/// Writes the statement to stdout or to `-o FILE`.
+fn write(args: &Args, text: &str, out: &mut dyn Write) -> Result<(), Error> {
     match &args.output {
         None => out.write_all(text.as_bytes()).map_err(Error::Output),
         Some(path) => {

@@ -1,6 +1,7 @@
 //! A verified stage in the formats other tools read: an OCI image layout
 //! of its outputs ([`oci`], `bootstrap export`) and an in-toto statement
-//! with SLSA provenance ([`provenance`], `bootstrap attest`).
+//! with SLSA provenance ([`provenance`], `bootstrap attest`) or a SLSA
+//! verification summary ([`vsa`], `bootstrap attest --vsa`).
 //!
 //! Both start from the step receipts of a stage that `verify` verified
 //! under its current definition, so what they describe is what every seed
@@ -10,6 +11,7 @@
 
 pub mod oci;
 pub mod provenance;
+pub mod vsa;
 
 use std::collections::BTreeMap;
 
