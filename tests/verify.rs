@@ -135,6 +135,52 @@ fn a_seed_leak_is_a_mismatch_and_diff_lists_the_file() {
     assert!(d.stdout.contains("no differences"));
 }
 
+#[test]
+fn rebuild_runs_every_step_again_and_a_step_that_does_not_repeat_itself_is_nondeterministic() {
+    let m = Mini::new();
+    assert_eq!(m.run(&["verify", "stage0"]).code, 0);
+    // Everything runs again, gives the same bytes, and stays verified.
+    let r = m.run(&["--json", "verify", "stage0", "--rebuild"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    for step in v["stages"][0]["steps"].as_array().unwrap() {
+        for run in step["runs"].as_array().unwrap() {
+            assert_eq!(run["outcome"], "built", "{step}");
+            assert_eq!(run["earlier_output"], run["output"], "{step}");
+        }
+    }
+    // Without --rebuild, the cache again.
+    let r = m.run(&["--json", "verify", "stage0"]);
+    assert_eq!(json(&r)["stages"][0]["steps"][0]["runs"][0]["outcome"], "cached");
+
+    // A step that writes random bytes: the seeds disagree, and run again
+    // each seed disagrees with itself, which says more.
+    m.add(
+        "stage0/noise.kdl",
+        "step \"noise\" {\n    root \"seed\"\n    script \"mkdir -p /out/noise && echo same > /out/noise/same && head -c 16 /dev/urandom > /out/noise/bytes\"\n    output \"/out/noise\"\n}\n",
+    );
+    assert_eq!(verdicts(&json(&m.run(&["--json", "verify", "stage0"])))["noise"], "mismatch");
+    let r = m.run(&["--json", "verify", "stage0", "--rebuild"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let v = json(&r);
+    assert_eq!(verdicts(&v)["noise"], "nondeterministic");
+    assert_eq!(verdicts(&v)["hex0"], "verified");
+    assert_eq!(v["stages"][0]["verdict"], "nondeterministic");
+    let noise = v["stages"][0]["steps"].as_array().unwrap().iter().find(|s| s["step"] == "noise").unwrap().clone();
+    let reasons = noise["reasons"].as_array().unwrap();
+    assert_eq!(reasons.len(), 2, "{noise}");
+    assert!(reasons[0].as_str().unwrap().contains("when run before with the same inputs"), "{noise}");
+    // Both runs' layers are kept, and diff compares them.
+    let d = m.run(&["diff", "noise"]);
+    assert_eq!(d.code, 2, "{}", d.stderr);
+    assert!(d.stdout.starts_with("noise: a = busybox (before) (blake3:"), "{}", d.stdout);
+    assert!(d.stdout.contains("content   out/noise/bytes") && !d.stdout.contains("out/noise/same"), "{}", d.stdout);
+    assert_eq!(m.run(&["store", "gc"]).code, 0);
+    assert_eq!(m.run(&["diff", "noise"]).code, 2, "store gc kept the earlier run's layer");
+    let status = m.run(&["status"]);
+    assert!(status.stdout.contains("nondeterministic"), "{}", status.stdout);
+}
+
 /// diffoscope, when installed (`.ci/run` installs it and sets
 /// BOOTSTRAP_REQUIRE_DIFFOSCOPE=1, which makes its absence a failure).
 fn have_diffoscope() -> bool {

@@ -167,6 +167,9 @@ pub struct Build<'a> {
     /// The variations this lineage runs under (`verify`'s second lineage
     /// takes the chain's `vary`; otherwise none).
     pub vary: Vec<crate::chain::model::Variation>,
+    /// Run every step even when its input digest has a result
+    /// (`verify --rebuild`); the receipt then records that result's output.
+    pub rebuild: bool,
 }
 
 struct Echo<'e> {
@@ -272,24 +275,30 @@ impl Build<'_> {
             needs: &named,
         };
         let input = request::input_digest(&key, &req);
+        let mut earlier_output = None;
         if let Some(r) = self.store.read_receipt(&step.name, &self.seed.name, &input)
             && r.status == RunStatus::Succeeded
             && let Some(layer) = r.output
         {
-            // A cached result counts only while its layer holds what was recorded.
-            match self.store.check_layer(&layer) {
-                LayerState::Intact => return Ok(Outcome::Cached(Box::new(r))),
-                LayerState::Missing => {}
-                _ => match self.store.quarantine_if_damaged(&layer)? {
+            if self.rebuild {
+                // Run again all the same; the new receipt says what it was.
+                earlier_output = Some(layer);
+            } else {
+                // A cached result counts only while its layer holds what was recorded.
+                match self.store.check_layer(&layer) {
                     LayerState::Intact => return Ok(Outcome::Cached(Box::new(r))),
                     LayerState::Missing => {}
-                    damaged => eprintln!(
-                        "warning: the output of `{}` on `{}` ({layer}) is {}; it is moved aside and the step runs again",
-                        step.name,
-                        self.seed.name,
-                        damaged.describe()
-                    ),
-                },
+                    _ => match self.store.quarantine_if_damaged(&layer)? {
+                        LayerState::Intact => return Ok(Outcome::Cached(Box::new(r))),
+                        LayerState::Missing => {}
+                        damaged => eprintln!(
+                            "warning: the output of `{}` on `{}` ({layer}) is {}; it is moved aside and the step runs again",
+                            step.name,
+                            self.seed.name,
+                            damaged.describe()
+                        ),
+                    },
+                }
             }
         }
         if let Some((text, sha)) = &script {
@@ -328,6 +337,7 @@ impl Build<'_> {
             duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
             backend: self.executor.name().to_string(),
             container_engine: self.executor.container_engine().map(str::to_string),
+            earlier_output,
             engine: format!("bootstrap {}", env!("CARGO_PKG_VERSION")),
             kernel: host.0.clone(),
             arch: host.1.clone(),

@@ -157,7 +157,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         eprintln!("seed `{}`: {} device file(s), fifo(s) or socket(s) left out (the sandbox has its own /dev)", seed.name, seed.skipped);
     }
     let progress = Progress::new(cx);
-    let b = Build { chain: &chain, plan: &plan, store: &store, executor: backend.executor(), seed: &seed, sources, jobs: cx.jobs, events: &progress, vary: Vec::new() };
+    let b = Build { chain: &chain, plan: &plan, store: &store, executor: backend.executor(), seed: &seed, sources, jobs: cx.jobs, events: &progress, vary: Vec::new(), rebuild: false };
     let outcomes = b.run(&selection)?;
 
     let failures: Vec<StepFailed> = outcomes

@@ -1,5 +1,7 @@
 //! `bootstrap diff STEP`: where the seeds' outputs of a step differ, from
-//! the receipts of its stage's last verification: files whose sha256
+//! the receipts of its stage's last verification (for a step found
+//! `nondeterministic` by `verify --rebuild`, where its run before and its
+//! run again differ on one seed): files whose sha256
 //! differ (with both sizes), entries on one side only, kinds or link
 //! targets that differ. `--diffoscope` also runs diffoscope on each file
 //! whose content differs, and on nothing else: the files bootstrap found
@@ -58,7 +60,7 @@ pub enum DiffError {
         b: String,
     },
     /// The outputs differ (the listing is on stdout).
-    #[error("the seeds' outputs of `{step}` differ in {count} place(s)")]
+    #[error("the outputs of `{step}` differ in {count} place(s)")]
     #[diagnostic(code(bootstrap::diff::differ), help("the listing is above; a seed's userland leaking into the output (paths, timestamps, tool versions) is the usual cause"))]
     Differ {
         /// The step.
@@ -126,15 +128,29 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let receipt = stage::read_receipt(&cx.state, &stage).ok_or_else(nothing)?;
     let entry = receipt.step(&args.step).ok_or_else(nothing)?;
     let store = cx.open_store(crate::store::LockMode::Exclusive)?;
-    let mut runs = entry.runs.iter().filter(|r| r.output.is_some());
-    let (Some(ra), Some(rb)) = (runs.next(), runs.next()) else { return Err(nothing().into()) };
     let read = |r: &stage::SeedRun| store.read_receipt(&args.step, &r.seed, &r.input);
-    let (Some(a), Some(b)) = (read(ra), read(rb)) else {
-        // The stage receipt names something gone: it no longer holds.
-        stage::forget(&store, &stage)?;
-        return Err(nothing().into());
+    // A step that gave other bytes when run again: its two runs on the
+    // first seed where they differ, the earlier one read from its layer.
+    let rerun = entry.runs.iter().find(|r| r.earlier_output.is_some_and(|e| Some(e) != r.output));
+    let (ra, rb, list) = if let Some(r) = rerun.filter(|_| entry.verdict == stage::Verdict::Nondeterministic) {
+        let (Some(now), Some(before)) = (read(r), r.earlier_output) else { return Err(nothing().into()) };
+        let tree = crate::hash::hash_tree(&store.layer_path(&before)).map_err(Error::from)?;
+        let a = stage::SeedRun { seed: format!("{} (before)", r.seed), output: Some(before), ..r.clone() };
+        let b = stage::SeedRun { seed: format!("{} (again)", r.seed), ..r.clone() };
+        let list = changes(&FileRecord::of(&tree), &now.files);
+        (a, b, list)
+    } else {
+        let mut runs = entry.runs.iter().filter(|r| r.output.is_some());
+        let (Some(ra), Some(rb)) = (runs.next(), runs.next()) else { return Err(nothing().into()) };
+        let (Some(a), Some(b)) = (read(ra), read(rb)) else {
+            // The stage receipt names something gone: it no longer holds.
+            stage::forget(&store, &stage)?;
+            return Err(nothing().into());
+        };
+        let list = changes(&a.files, &b.files);
+        (ra.clone(), rb.clone(), list)
     };
-    let list = changes(&a.files, &b.files);
+    let (ra, rb) = (&ra, &rb);
     let reports = if args.diffoscope && !list.is_empty() {
         let (Some(la), Some(lb)) = (ra.output.map(|d| store.layer_path(&d)), rb.output.map(|d| store.layer_path(&d))) else {
             return Err(nothing().into());

@@ -32,6 +32,9 @@ pub struct Args {
     /// Do not check snapshot signatures against chain/trust.kdl (builds and compares only; said in the report).
     #[arg(long)]
     pub no_signatures: bool,
+    /// Run every step of every stage up to STAGE again on every seed, cached results or not (sources and seeds are kept); a step that gives other bytes than before is `nondeterministic`.
+    #[arg(long)]
+    pub rebuild: bool,
 }
 
 /// Per-seed progress bars (or lines) and `-v` log streaming.
@@ -173,10 +176,11 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
             events: e,
             // Every lineage after the first runs under the chain's variations.
             vary: if i == 0 { Vec::new() } else { chain.decl.vary.clone() },
+            rebuild: args.rebuild,
         })
         .collect();
     let gate = if args.no_signatures { None } else { trust.as_ref() };
-    let verifier = Verifier { chain: &chain, plan: &plan, store: &store, lineages, jobs: cx.jobs, trust: gate };
+    let verifier = Verifier { chain: &chain, plan: &plan, store: &store, lineages, jobs: cx.jobs, trust: gate, rebuild: args.rebuild };
     let report = bars.lines.beating(|| verifier.verify(target, &bars)).map_err(Error::from)?;
     for b in &bars.bars {
         b.finish_and_clear();
@@ -231,6 +235,9 @@ impl Unverified {
         let what = by.iter().rev().map(|(v, steps)| format!("{} {}", v.as_str(), steps.join(", "))).collect::<Vec<_>>().join("; ");
         let help = match stage.verdict {
             Verdict::Mismatch => "the seeds produced different bytes: `bootstrap diff STEP` lists the files that differ".to_string(),
+            Verdict::Nondeterministic => {
+                "a step gave other bytes when run again with the same inputs: `bootstrap diff STEP` lists the files that differ between the two runs".to_string()
+            }
             Verdict::Unexpected => {
                 "every seed agreed on bytes that differ from a pinned sha256 or the stage's snapshot: check the pin against upstream, or re-snapshot if the change is intended".to_string()
             }

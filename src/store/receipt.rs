@@ -198,6 +198,11 @@ pub struct Receipt {
     /// written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_engine: Option<String>,
+    /// When the step was run again over a cached result (`verify
+    /// --rebuild`), the output that result had: the same inputs gave it
+    /// before. Recorded here, it keeps that layer alive (`store gc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earlier_output: Option<Blake3>,
     /// `bootstrap <version>`.
     pub engine: String,
     /// The host kernel's release.

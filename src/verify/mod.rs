@@ -96,6 +96,9 @@ pub struct Verifier<'a> {
     /// The trust policy whose rules a verified stage's snapshot signatures
     /// must meet before the next stage unlocks; `None` checks none.
     pub trust: Option<&'a Trust>,
+    /// Every stage's steps run again (the lineages' builds rebuild too):
+    /// no verdict is taken from an earlier stage receipt.
+    pub rebuild: bool,
 }
 
 /// What one `verify` run decided.
@@ -151,7 +154,7 @@ impl Verifier<'_> {
             let definition = stage::stage_digest(chain, self.plan, stage);
             let pins = stage::pins_digest(chain, stage);
             let snap_digest = snapshot::file_digest(&chain.dir, name);
-            if let Some(prev) = self.unchanged(name, &definition, &pins, &snap_digest, &seeds, &layers) {
+            if let Some(prev) = self.unchanged(name, &definition, &pins, &snap_digest, &seeds, &layers).filter(|_| !self.rebuild) {
                 // Verified before under exactly these inputs: the verdicts
                 // stand without reading a step receipt.
                 if let Ok(mut v) = verified.lock() {
@@ -353,6 +356,7 @@ impl Verifier<'_> {
                     log: r.log,
                     outcome: o.as_str().to_string(),
                     duration_ms: r.duration_ms,
+                    earlier_output: r.earlier_output,
                     receipt_bytes: self.store.receipt_bytes(&step.name, &b.seed.name, &r.input),
                 })
             })
@@ -378,6 +382,20 @@ impl Verifier<'_> {
             .collect();
         if !failed.is_empty() {
             return (Verdict::Failed, failed);
+        }
+        // Before comparing seeds: a step that does not agree with itself
+        // explains any disagreement between them.
+        let unstable: Vec<String> = outcomes
+            .iter()
+            .enumerate()
+            .filter_map(|(s, o)| {
+                let r = o.receipt()?;
+                let (now, before) = (r.output?, r.earlier_output?);
+                (now != before).then(|| format!("`{}` gave {now}, and {before} when run before with the same inputs", seed(s)))
+            })
+            .collect();
+        if !unstable.is_empty() {
+            return (Verdict::Nondeterministic, unstable);
         }
         let outputs: Vec<Blake3> = outcomes.iter().filter_map(Outcome::output).collect();
         if outputs.windows(2).any(|w| w[0] != w[1]) {

@@ -83,6 +83,9 @@ pub enum Verdict {
     Unexpected,
     /// The seeds disagree.
     Mismatch,
+    /// Run again (`verify --rebuild`) with the same inputs, some seed gave
+    /// other bytes than before.
+    Nondeterministic,
 }
 
 impl Verdict {
@@ -94,6 +97,7 @@ impl Verdict {
             Verdict::Failed => "failed",
             Verdict::Unexpected => "unexpected",
             Verdict::Mismatch => "mismatch",
+            Verdict::Nondeterministic => "nondeterministic",
         }
     }
 
@@ -104,7 +108,7 @@ impl Verdict {
             Verdict::Verified => exit::OK,
             Verdict::Blocked => exit::BLOCKED,
             Verdict::Failed => exit::STEP_FAILED,
-            Verdict::Unexpected | Verdict::Mismatch => exit::VERIFICATION_FAILED,
+            Verdict::Unexpected | Verdict::Mismatch | Verdict::Nondeterministic => exit::VERIFICATION_FAILED,
         }
     }
 }
@@ -124,6 +128,9 @@ pub struct SeedRun {
     pub outcome: String,
     /// Wall time of the run that made the receipt.
     pub duration_ms: u64,
+    /// With `verify --rebuild`, the output the same inputs gave before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earlier_output: Option<Blake3>,
     /// The size of the step receipt file, so a cached `verify` notices one
     /// cut short without parsing it (0 where it is unknown).
     #[serde(default)]
