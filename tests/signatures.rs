@@ -358,3 +358,66 @@ fn sign_refuses_keys_that_would_not_count() {
     assert_eq!(r.code, 1);
     assert!(says(&r.stderr, "holds secret key material"), "{}", r.stderr);
 }
+
+/// A reviewer's `--require-reproduced` takes only receipts made on this
+/// machine: a state directory copied from elsewhere says verified, but its
+/// step receipts name another machine.
+#[test]
+fn require_reproduced_refuses_step_receipts_made_on_another_machine() {
+    let m = Mini::new();
+    let private = private(&m);
+    let gpg = Gpg::new();
+    let carol = gpg.generate("carol", "ed25519", "never", "", None);
+    gpg.export(&carol.fpr, &keys_dir(&m).join("carol.asc"));
+    let carol_key = private.join("carol.key");
+    gpg.export_secret(&carol.fpr, "", &carol_key);
+    write_trust(&m, &[("carol", "reviewer", &carol.fpr)], &[("reviewer", 1)]);
+    assert_eq!(m.run(&["verify", "stage0", "--no-signatures"]).code, 0);
+    assert_eq!(m.run(&["snapshot", "stage0"]).code, 0);
+    assert_eq!(m.run(&["verify", "stage0", "--no-signatures"]).code, 0);
+    let countersign = ["sign", "stage0", "--key", carol_key.to_str().unwrap(), "--require-reproduced"];
+    let has_id = ["/etc/machine-id", "/var/lib/dbus/machine-id"].iter().any(|p| fs::read_to_string(p).is_ok_and(|s| !s.trim().is_empty()));
+    if !has_id {
+        // Nothing can say "made here": a countersignature is refused.
+        let r = m.run(&countersign);
+        assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+        assert!(says(&r.stderr, "has no /etc/machine-id"), "{}", r.stderr);
+        return;
+    }
+    // Each receipt names this machine, by a digest of its machine-id only.
+    let mut receipts = Vec::new();
+    let mut stack = vec![m.state.join("receipts/steps")];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                receipts.push(p)
+            }
+        }
+    }
+    assert!(!receipts.is_empty());
+    let machine_id = fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    for p in &receipts {
+        let v: serde_json::Value = serde_json::from_slice(&fs::read(p).unwrap()).unwrap();
+        let machine = v["machine"].as_str().unwrap_or_else(|| panic!("no machine in {}", p.display()));
+        assert!(machine.len() == 64 && machine.chars().all(|c| c.is_ascii_hexdigit()), "{machine}");
+        assert!(machine_id.trim().is_empty() || !machine.contains(machine_id.trim()), "the raw machine-id is in a receipt");
+    }
+    // As a state directory made on another machine would have them.
+    for p in &receipts {
+        let mut v: serde_json::Value = serde_json::from_slice(&fs::read(p).unwrap()).unwrap();
+        v["machine"] = serde_json::Value::String("0".repeat(64));
+        fs::write(p, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+    let r = m.run(&countersign);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(says(&r.stderr, "did not run on this machine"), "{}", r.stderr);
+    assert!(says(&r.stderr, "`bootstrap verify stage0 --rebuild` runs every step here"), "{}", r.stderr);
+    assert!(!sig_dir(&m).join(format!("{}.asc", carol.fpr)).exists(), "refused means nothing written");
+    // Rebuilt here, it is this machine's.
+    assert_eq!(m.run(&["verify", "stage0", "--rebuild", "--no-signatures"]).code, 0);
+    let r = m.run(&countersign);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}

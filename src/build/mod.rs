@@ -183,6 +183,17 @@ impl LogSink for Echo<'_> {
     }
 }
 
+/// This machine, for receipts: a BLAKE3 key derived from its
+/// `/etc/machine-id` (or D-Bus's copy of it) under a context of our own,
+/// as machine-id(5) asks of applications, so receipts never carry the id
+/// itself; `None` when the machine has none.
+pub fn machine() -> Option<String> {
+    ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
+        .map(|id| crate::hash::to_hex(&blake3::derive_key("bootstrap 2026 step receipts: the machine that ran a step", id.as_bytes())))
+}
+
 /// The host's kernel release and machine, for receipts.
 pub(crate) fn host() -> (String, String) {
     let u = rustix::system::uname();
@@ -338,6 +349,7 @@ impl Build<'_> {
             backend: self.executor.name().to_string(),
             container_engine: self.executor.container_engine().map(str::to_string),
             earlier_output,
+            machine: machine(),
             engine: format!("bootstrap {}", env!("CARGO_PKG_VERSION")),
             kernel: host.0.clone(),
             arch: host.1.clone(),

@@ -8,8 +8,10 @@
 //! `trust.kdl` does not list, a subkey its published certificate lacks) is
 //! refused with the reason instead of saved. `--require-reproduced` first
 //! asks this machine's state directory whether its own last verification
-//! of the stage compared every seed against exactly this snapshot: the
-//! reviewer's countersignature means "I rebuilt this myself".
+//! of the stage compared every seed against exactly this snapshot, and
+//! whether every step receipt it rests on was made on this machine (the
+//! receipts' `machine`): the reviewer's countersignature means "I rebuilt
+//! this myself", not "I copied a state directory that says so".
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -122,7 +124,8 @@ impl SignRefused {
 }
 
 /// Whether this machine's last verification of the stage compared every
-/// seed against exactly the snapshot with BLAKE3 `snap`.
+/// seed against exactly the snapshot with BLAKE3 `snap`, with every step
+/// run on this machine.
 fn reproduced(cx: &Context, stage_name: &str, definition: &str, snap: &str) -> Result<(), String> {
     let Some(receipt) = stage::read_receipt(&cx.state, stage_name) else {
         return Err(format!("it never verified `{stage_name}`"));
@@ -140,10 +143,26 @@ fn reproduced(cx: &Context, stage_name: &str, definition: &str, snap: &str) -> R
     }
     // What was verified must still be what the store holds.
     let store = cx.open_store(crate::store::LockMode::Shared).map_err(|e| e.to_string())?;
-    match receipt.first_damaged(|o| store.check_layer(o)) {
-        Some((step, layer, state)) => Err(format!("the output of step `{step}` ({layer}) is {} since it was verified", state.describe())),
-        None => Ok(()),
+    if let Some((step, layer, state)) = receipt.first_damaged(|o| store.check_layer(o)) {
+        return Err(format!("the output of step `{step}` ({layer}) is {} since it was verified", state.describe()));
     }
+    // And every step must have run here, not come in a state directory
+    // made elsewhere.
+    let Some(here) = crate::build::machine() else {
+        return Err("this machine has no /etc/machine-id, so its receipts cannot say they were made here".to_string());
+    };
+    for entry in &receipt.steps {
+        for run in &entry.runs {
+            let made_here = store.read_receipt(&entry.step, &run.seed, &run.input).is_some_and(|r| r.machine.as_deref() == Some(here.as_str()));
+            if !made_here {
+                return Err(format!(
+                    "step `{}` on `{}` did not run on this machine (its receipt was made elsewhere, or by an engine that did not record machines); `bootstrap verify {stage_name} --rebuild` runs every step here",
+                    entry.step, run.seed
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs `sign`.

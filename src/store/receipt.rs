@@ -203,6 +203,13 @@ pub struct Receipt {
     /// before. Recorded here, it keeps that layer alive (`store gc`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub earlier_output: Option<Blake3>,
+    /// The machine that ran the step: a digest derived from its
+    /// `/etc/machine-id` ([`crate::build::machine`]), never the id itself;
+    /// absent where the machine has none, and in receipts written before
+    /// it was recorded. `sign --require-reproduced` compares it with this
+    /// machine's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
     /// `bootstrap <version>`.
     pub engine: String,
     /// The host kernel's release.
