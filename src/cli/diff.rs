@@ -61,7 +61,7 @@ pub enum DiffError {
     },
     /// The outputs differ (the listing is on stdout).
     #[error("the outputs of `{step}` differ in {count} place(s)")]
-    #[diagnostic(code(bootstrap::diff::differ), help("the listing is above; a seed's userland leaking into the output (paths, timestamps, tool versions) is the usual cause"))]
+    #[diagnostic(code(bootstrap::diff::differ), help("the listing is above; between seeds, a seed's userland leaking into the output (paths, timestamps, tool versions) is the usual cause; between two runs of one seed, the time, randomness or an order that is not fixed"))]
     Differ {
         /// The step.
         step: String,
