@@ -1,4 +1,4 @@
-//! The engine's top-level error and the exit codes of DESIGN §5.
+//! The engine's top-level error and the exit codes of ARCHITECTURE.md §5.
 
 use miette::Diagnostic;
 use thiserror::Error;

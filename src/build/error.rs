@@ -1,5 +1,5 @@
 //! What `build` can fail with, each a diagnostic with a code and a help
-//! line, and the exit code each calls for (DESIGN §5).
+//! line, and the exit code each calls for (ARCHITECTURE.md §5).
 
 use std::path::PathBuf;
 

@@ -100,7 +100,7 @@ impl MissingInputs {
         format!("{}; nothing was run", parts.join(" and "))
     }
 
-    /// The exit code (DESIGN §5): 2 when some place gave bytes that match
+    /// The exit code (ARCHITECTURE.md §5): 2 when some place gave bytes that match
     /// no pin (a tampered mirror is a verification failure whatever else is
     /// missing), 3 when something is not available, else 1 (a location or
     /// download that does not work).

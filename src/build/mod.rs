@@ -1,5 +1,5 @@
 //! Building: running a set of steps on one seed, in dependency order,
-//! independent steps in parallel, reusing cached results (DESIGN §4).
+//! independent steps in parallel, reusing cached results (ARCHITECTURE.md §4).
 //!
 //! Sits between [`crate::plan`] (which steps, in which order) and
 //! [`crate::exec`] (run one request): [`request`] turns each step into a

@@ -1,5 +1,5 @@
 //! Turning a chain step into the one normalized [`StepRequest`] a backend
-//! receives, and its *input digest* (DESIGN §4), the cache key.
+//! receives, and its *input digest* (ARCHITECTURE.md §4), the cache key.
 //!
 //! # The environment
 //!

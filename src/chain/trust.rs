@@ -1,4 +1,4 @@
-//! `chain/trust.kdl` (DESIGN §6): who may sign stage snapshots and how many
+//! `chain/trust.kdl` (ARCHITECTURE.md §6): who may sign stage snapshots and how many
 //! signatures of each role a snapshot needs.
 //!
 //! ```kdl

@@ -1,4 +1,4 @@
-//! Executing one step on one seed (DESIGN §3): the [`Executor`] trait, the
+//! Executing one step on one seed (ARCHITECTURE.md §3): the [`Executor`] trait, the
 //! one normalized [`StepRequest`] every backend receives, and the
 //! [`StepResult`] it gives back. Backends differ only behind the trait; this
 //! module knows nothing of KDL (the caller turns a chain step into a request).
@@ -59,7 +59,7 @@ pub enum Root {
 ///   interpreter into `[interpreter…, "/src/.script"]`, its text then being
 ///   the file source `.script` (the only source name starting with `.`),
 ///   which a backend mounts like any other.
-/// - `env` is the complete environment of DESIGN §3 (`PATH`, `HOME`,
+/// - `env` is the complete environment of ARCHITECTURE.md §3 (`PATH`, `HOME`,
 ///   `TZ`, `LC_ALL`, `SOURCE_DATE_EPOCH` plus the step's own), sorted by the map.
 /// - `workdir` and every entry of `outputs` are absolute, normalised paths
 ///   (no `.`, `..` or empty components); `outputs` is sorted and unique.

@@ -1,4 +1,4 @@
-//! Sources (DESIGN §2): getting each source's content into the store,
+//! Sources (ARCHITECTURE.md §2): getting each source's content into the store,
 //! checked against its pins, and unpacking it.
 //!
 //! A source is pinned by `sha256` (the bytes of its file), by `tree` (the
@@ -429,7 +429,7 @@ fn list(attempts: &[Attempt]) -> String {
 }
 
 impl SourceError {
-    /// The exit code this failure calls for (DESIGN §5): 2 when some place
+    /// The exit code this failure calls for (ARCHITECTURE.md §5): 2 when some place
     /// gave content that matches no pin.
     pub fn exit_code(&self) -> u8 {
         use crate::error::exit;

@@ -1,5 +1,5 @@
 //! Definition digests: the part of a step's input digest that comes from
-//! the chain alone (DESIGN §4).
+//! the chain alone (ARCHITECTURE.md §4).
 //!
 //! # Encoding
 //!
@@ -46,7 +46,7 @@
 
 use crate::chain::{Chain, Command, Placement, Source};
 
-/// Version of the sandbox contract (DESIGN §3) that digests are made under.
+/// Version of the sandbox contract (ARCHITECTURE.md §3) that digests are made under.
 pub const SANDBOX_CONTRACT_VERSION: u32 = 1;
 
 /// Builds a canonical byte string of fields (see the module doc); one

@@ -1,4 +1,4 @@
-//! Signed stage snapshots (DESIGN §6).
+//! Signed stage snapshots (ARCHITECTURE.md §6).
 //!
 //! A stage's snapshot (`snapshots/STAGE.kdl`, written by `verify::snapshot`)
 //! is what people sign: each signer puts a detached, ASCII-armoured OpenPGP

@@ -1,4 +1,4 @@
-//! The content-addressed state directory (DESIGN §4), `.bootstrap/` under the
+//! The content-addressed state directory (ARCHITECTURE.md §4), `.bootstrap/` under the
 //! chain directory unless `--state` moves it:
 //!
 //! ```text

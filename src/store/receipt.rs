@@ -1,4 +1,4 @@
-//! Step receipts (DESIGN §4): what one step did on one seed, kept as JSON
+//! Step receipts (ARCHITECTURE.md §4): what one step did on one seed, kept as JSON
 //! under `receipts/steps/<step>/<seed>/<input digest hex>.json`.
 //!
 //! A receipt is written (atomically) after every run, succeeded or not, and
@@ -172,7 +172,7 @@ pub struct Receipt {
     pub stage: String,
     /// The seed it ran on.
     pub seed: SeedRef,
-    /// The input digest (DESIGN §4): the cache key.
+    /// The input digest (ARCHITECTURE.md §4): the cache key.
     pub input: Blake3,
     /// The step's definition digest (the chain's part of the input).
     pub definition: String,

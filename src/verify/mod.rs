@@ -1,4 +1,4 @@
-//! The gate (DESIGN §5): run every step of a stage once per seed (a
+//! The gate (ARCHITECTURE.md §5): run every step of a stage once per seed (a
 //! *lineage*), compare the output tree digests, check them against the
 //! pinned `output … sha256=` and the stage's snapshot, and unlock the next
 //! stage only when every step is verified.

@@ -1,4 +1,4 @@
-//! Stage snapshots (DESIGN §6): `snapshots/STAGE.kdl` in the chain
+//! Stage snapshots (ARCHITECTURE.md §6): `snapshots/STAGE.kdl` in the chain
 //! directory, the file maintainers sign.
 //!
 //! ```kdl

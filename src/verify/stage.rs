@@ -1,4 +1,4 @@
-//! Stage definitions and stage receipts (DESIGN §4): what a stage's gate
+//! Stage definitions and stage receipts (ARCHITECTURE.md §4): what a stage's gate
 //! decided, under which definition.
 //!
 //! The *stage definition digest* is `blake3:` of fields (encoded as for the
@@ -69,7 +69,7 @@ pub fn pins_digest(chain: &Chain, stage: usize) -> String {
     format!("blake3:{}", blake3::hash(&buf).to_hex())
 }
 
-/// A step's verdict (DESIGN §5), worst last.
+/// A step's verdict (ARCHITECTURE.md §5), worst last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {

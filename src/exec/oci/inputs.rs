@@ -1,5 +1,5 @@
 //! The tar stream a step container is given before it starts: the union of
-//! the step's sources and its needs' layers, as DESIGN §3 orders them, plus
+//! the step's sources and its needs' layers, as ARCHITECTURE.md §3 orders them, plus
 //! the container init. The engine unpacks it over the seed image, which
 //! gives overlay semantics; the union is computed the same way
 //! ([`crate::exec::union`]), so the stream holds each path once.

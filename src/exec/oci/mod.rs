@@ -8,7 +8,7 @@
 //!    the request, labels naming this process, and as its only command
 //!    `/.bootstrap-init` (`init.c`, built by `build.rs`);
 //! 2. given one tar stream before it starts: the sources and the needs'
-//!    layers in DESIGN §3's order, and the init ([`inputs`]);
+//!    layers in ARCHITECTURE.md §3's order, and the init ([`inputs`]);
 //! 3. started and attached: the init runs the commands in order with
 //!    exactly the request's environment, umask 022 and workdir, their
 //!    stdout and stderr both on the container's stderr (the log, streamed
