@@ -110,7 +110,7 @@ fn product(v: &bollard::models::SystemVersion) -> String {
     let platform = v.platform.as_ref().map(|p| p.name.trim()).filter(|n| !n.is_empty());
     let name = match (engine, platform) {
         (Some(c), Some(p)) if c.name == "Engine" => p.to_string(),
-        // Docker's own component, from a build that names no platform (Debian's docker.io).
+        // Docker's own component, from a build that names no platform (Debian's own Docker package).
         (Some(c), None) if c.name == "Engine" => "Docker Engine".to_string(),
         (Some(c), _) => c.name.clone(),
         (None, Some(p)) => p.to_string(),
