@@ -14,6 +14,7 @@
 //! use; the chain language is in `docs/chain-language.md`, the JSON outputs
 //! in `docs/json.md`.
 
+pub mod atomic;
 pub mod audit;
 pub mod build;
 pub mod chain;

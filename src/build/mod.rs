@@ -186,12 +186,18 @@ impl LogSink for Echo<'_> {
 /// This machine, for receipts: a BLAKE3 key derived from its
 /// `/etc/machine-id` (or D-Bus's copy of it) under a context of our own,
 /// as machine-id(5) asks of applications, so receipts never carry the id
-/// itself; `None` when the machine has none.
+/// itself; `None` when the machine has none. Read once per process: every
+/// receipt a run writes asks.
 pub fn machine() -> Option<String> {
-    ["/etc/machine-id", "/var/lib/dbus/machine-id"]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
-        .map(|id| crate::hash::to_hex(&blake3::derive_key("bootstrap 2026 step receipts: the machine that ran a step", id.as_bytes())))
+    static MACHINE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    MACHINE
+        .get_or_init(|| {
+            ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+                .iter()
+                .find_map(|p| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
+                .map(|id| crate::hash::to_hex(&blake3::derive_key("bootstrap 2026 step receipts: the machine that ran a step", id.as_bytes())))
+        })
+        .clone()
 }
 
 /// The host's kernel release and machine, for receipts.

@@ -17,7 +17,6 @@
 //! ones. The file is read with the chain's diagnostics (every problem in
 //! one run, with its span) and written whole, by temp file and rename.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -232,9 +231,9 @@ impl Settings {
         std::fs::create_dir_all(state)?;
         let ignore = state.join(".gitignore");
         if !ignore.exists() {
-            write_atomic(&ignore, b"# bootstrap's state directory: local to this machine.\n*\n")?;
+            crate::atomic::write(&ignore, b"# bootstrap's state directory: local to this machine.\n*\n", crate::atomic::PRIVATE)?;
         }
-        write_atomic(&path(state), self.to_kdl().as_bytes())
+        crate::atomic::write(&path(state), self.to_kdl().as_bytes(), crate::atomic::PRIVATE)
     }
 
     /// The remembered seed called `name`.
@@ -253,15 +252,4 @@ impl Settings {
         };
         &mut self.seeds[at]
     }
-}
-
-/// Temp file in the same directory, fsync, rename: never a half-written
-/// settings file under its name.
-fn write_atomic(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = file.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(file).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
 }

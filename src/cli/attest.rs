@@ -36,8 +36,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let verified = super::snapshot::verified_stage(&chain, &args.stage, &store)?;
     let checked = if args.vsa {
         // The summary records the signature check, passed or not.
-        let trust = crate::chain::trust::load(&chain.dir)?.filter(|t| !t.rules.is_empty());
-        trust.map(|t| crate::sign::check_stage(&t, &chain.dir, &args.stage, &verified.definition))
+        super::verify_signatures::signatures(cx, &args.stage, &verified.definition)?
     } else {
         super::verify_signatures::require_signed(cx, &args.stage, &verified.definition, args.no_signatures)?;
         None

@@ -75,19 +75,10 @@ pub enum SnapshotRefused {
     },
 }
 
-/// Writes `bytes` to `path` by temp file, fsync and rename (the chain
-/// directory, not the store).
+/// Writes `bytes` to `path` whole or not at all, readable by all (the
+/// chain directory's files, not the store's).
 pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    // Files meant for the repository and for others to read (snapshots,
-    // signatures, statements): 0644, not the temp file's 0600.
-    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::atomic::write(path, bytes, crate::atomic::SHARED)
 }
 
 /// A stage verified under its current definition: its receipt and the

@@ -118,16 +118,24 @@ pub(crate) fn write_block(sigs: &StageSignatures, out: &mut dyn Write) -> std::i
 /// otherwise), unless `skip` (`--no-signatures`, said on stderr). The check
 /// made, if any.
 pub(crate) fn require_signed(cx: &Context, stage: &str, definition: &str, skip: bool) -> Result<Option<StageSignatures>, Error> {
-    let Some(trust) = trust::load(&cx.dir)?.filter(|t| !t.rules.is_empty()) else { return Ok(None) };
     if skip {
-        if cx.verbosity >= 0 {
+        // Loaded all the same: a malformed trust.kdl is an error either way.
+        let rules = trust::load(&cx.dir)?.is_some_and(|t| !t.rules.is_empty());
+        if rules && cx.verbosity >= 0 {
             eprintln!("warning: signatures are NOT checked (--no-signatures): `{stage}` is handed on whatever chain/trust.kdl requires");
         }
         return Ok(None);
     }
-    let sigs = check_stage(&trust, &cx.dir, stage, definition);
+    let Some(sigs) = signatures(cx, stage, definition)? else { return Ok(None) };
     match Unsigned::of(&sigs) {
         Some(u) => Err(Error::Unsigned(u)),
         None => Ok(Some(sigs)),
     }
+}
+
+/// The stage's signatures checked against `chain/trust.kdl`'s rules, met
+/// or not; `None` when it has no rules.
+pub(crate) fn signatures(cx: &Context, stage: &str, definition: &str) -> Result<Option<StageSignatures>, Error> {
+    let Some(trust) = trust::load(&cx.dir)?.filter(|t| !t.rules.is_empty()) else { return Ok(None) };
+    Ok(Some(check_stage(&trust, &cx.dir, stage, definition)))
 }

@@ -37,8 +37,8 @@ pub const BUILD_TYPE: &str = "urn:bootstrap:build-type:verified-stage:v1";
 /// The builder: this engine, on whatever machine ran `verify`.
 pub const BUILDER_ID: &str = "urn:bootstrap:builder:engine";
 
-/// A digest set entry for a seed.
-fn seed_digest(id: &SeedId) -> Value {
+/// A digest set entry for a seed (also the verification summary's).
+pub(super) fn seed_digest(id: &SeedId) -> Value {
     match id {
         SeedId::Tree(d) => json!({ "blake3": d.hex() }),
         SeedId::Image(d) => json!({ "sha256": d.hex() }),
@@ -138,5 +138,10 @@ pub fn statement(chain: &Chain, receipt: &StageReceipt, steps: &[Receipt]) -> Va
 
 /// A resource descriptor of a file of the chain directory.
 fn file_descriptor(name: &str, bytes: &[u8]) -> Value {
-    json!({ "name": name, "digest": { "sha256": crate::hash::to_hex(&sha2::Sha256::digest(bytes)) } })
+    json!({ "name": name, "digest": { "sha256": sha256_hex(bytes) } })
+}
+
+/// The sha256 of `bytes`, in hex, as a DigestSet holds it.
+pub(super) fn sha256_hex(bytes: &[u8]) -> String {
+    crate::hash::to_hex(&sha2::Sha256::digest(bytes))
 }

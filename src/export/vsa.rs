@@ -21,8 +21,8 @@
 //!   their digests.
 
 use serde_json::{Value, json};
-use sha2::Digest as _;
 
+use super::provenance::sha256_hex as sha256;
 use crate::chain::Chain;
 use crate::sign::check::StageSignatures;
 use crate::store::receipt::Receipt;
@@ -52,16 +52,17 @@ pub fn summary(chain: &Chain, receipt: &StageReceipt, steps: &[Receipt], provena
         .collect();
     let read = |rel: &str| std::fs::read(chain.dir.join(rel)).ok();
     let trust_file = crate::chain::trust::TRUST_FILE;
+    let trust_sha = read(trust_file).map(|b| sha256(&b));
     let snapshot = format!("snapshots/{}.kdl", receipt.stage);
     let mut policy = json!({
         "uri": POLICY_URI,
         "annotations": {
-            "trust": read(trust_file).map(|b| json!({ "name": trust_file, "sha256": sha256(&b) })),
+            "trust": trust_sha.as_ref().map(|sha| json!({ "name": trust_file, "sha256": sha })),
             "snapshot": read(&snapshot).map(|b| json!({ "name": snapshot, "sha256": sha256(&b) })),
         },
     });
-    if let Some(b) = read(trust_file) {
-        policy["digest"] = json!({ "sha256": sha256(&b) });
+    if let Some(sha) = trust_sha {
+        policy["digest"] = json!({ "sha256": sha });
     }
     let mut inputs = vec![json!({
         "name": format!("provenance:{}", receipt.stage),
@@ -80,17 +81,8 @@ pub fn summary(chain: &Chain, receipt: &StageReceipt, steps: &[Receipt], provena
         }
     }
     let passed = signatures.is_none_or(|s| s.met);
-    let seeds: Vec<Value> = receipt
-        .seeds
-        .iter()
-        .map(|s| {
-            let digest = match &s.digest {
-                crate::hash::SeedId::Tree(d) => json!({ "blake3": d.hex() }),
-                crate::hash::SeedId::Image(d) => json!({ "sha256": d.hex() }),
-            };
-            json!({ "name": s.name, "digest": digest })
-        })
-        .collect();
+    let seeds: Vec<Value> =
+        receipt.seeds.iter().map(|s| json!({ "name": s.name, "digest": super::provenance::seed_digest(&s.digest) })).collect();
     let mut predicate = json!({
         "verifier": { "id": VERIFIER_ID, "version": { "bootstrap": env!("CARGO_PKG_VERSION") } },
         "timeVerified": crate::time::rfc3339(receipt.finished),
@@ -108,8 +100,4 @@ pub fn summary(chain: &Chain, receipt: &StageReceipt, steps: &[Receipt], provena
         "predicateType": PREDICATE_TYPE,
         "predicate": predicate,
     })
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    crate::hash::to_hex(&sha2::Sha256::digest(bytes))
 }

@@ -154,7 +154,10 @@ impl Verifier<'_> {
             let definition = stage::stage_digest(chain, self.plan, stage);
             let pins = stage::pins_digest(chain, stage);
             let snap_digest = snapshot::file_digest(&chain.dir, name);
-            if let Some(prev) = self.unchanged(name, &definition, &pins, &snap_digest, &seeds, &layers).filter(|_| !self.rebuild) {
+            // A rebuild judges every stage afresh: the last receipt is not even read.
+            if !self.rebuild
+                && let Some(prev) = self.unchanged(name, &definition, &pins, &snap_digest, &seeds, &layers)
+            {
                 // Verified before under exactly these inputs: the verdicts
                 // stand without reading a step receipt.
                 if let Ok(mut v) = verified.lock() {
