@@ -171,6 +171,23 @@ pub enum ExecError {
         /// What failed.
         message: String,
     },
+    /// The container engine started the step's container in a way the
+    /// sandbox contract forbids; the init ran none of the step's commands.
+    #[error("the container engine at {endpoint} ({engine}) {what}; no command of the step ran")]
+    #[diagnostic(
+        code(bootstrap::exec::engine_contract),
+        help(
+            "use Docker or Podman (for Podman bootstrap makes the namespace itself), or an engine whose API honours `CgroupnsMode: private`; or run with `--backend local`"
+        )
+    )]
+    EngineContract {
+        /// `DOCKER_HOST`, or the default socket.
+        endpoint: String,
+        /// The engine's product and version.
+        engine: String,
+        /// What it did.
+        what: String,
+    },
     /// Ctrl-C or SIGTERM arrived while the step ran; its container is gone.
     #[error("interrupted")]
     #[diagnostic(code(bootstrap::exec::interrupted))]

@@ -236,6 +236,29 @@ pub fn engine() -> Option<bootstrap::exec::oci::OciBackend> {
     }
 }
 
+/// The OCI backend on a Podman API service at `BOOTSTRAP_PODMAN_HOST`
+/// (default `unix:///run/podman/podman.sock`), as [`engine`] does for
+/// Docker; `BOOTSTRAP_REQUIRE_PODMAN=1` (set by `.ci/run`) makes its
+/// absence a failure. An engine there that is not Podman is a failure too.
+pub fn podman() -> Option<bootstrap::exec::oci::OciBackend> {
+    let at = std::env::var("BOOTSTRAP_PODMAN_HOST").unwrap_or_else(|_| "unix:///run/podman/podman.sock".into());
+    match bootstrap::exec::oci::OciBackend::connect_to(&at) {
+        Ok(b) => {
+            use bootstrap::exec::Executor;
+            let product = b.container_engine().unwrap_or_default().to_string();
+            assert!(product.starts_with("Podman"), "the engine at {at} is {product}, not Podman");
+            Some(b)
+        }
+        Err(e) if std::env::var("BOOTSTRAP_REQUIRE_PODMAN").is_ok_and(|v| v == "1") => {
+            panic!("BOOTSTRAP_REQUIRE_PODMAN=1 but no Podman service: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped: no Podman service ({e}); set BOOTSTRAP_REQUIRE_PODMAN=1 to make this a failure");
+            None
+        }
+    }
+}
+
 /// The image ID of test seed `name` (its tarball from tests/seeds/build.sh,
 /// loaded into the engine once per test process).
 pub fn seed_image(backend: &bootstrap::exec::oci::OciBackend, name: &str) -> bootstrap::hash::Sha256 {

@@ -1,4 +1,4 @@
-//! The backend conformance suite (DESIGN §3): written once, run against
+//! The backend conformance suite (ARCHITECTURE.md §3): written once, run against
 //! every backend on every test seed. A backend's test file instantiates it
 //! with [`conformance_suite!`], giving a module name and an expression that
 //! makes a [`Fixture`], or `None` when the backend cannot run here (the
@@ -15,6 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bootstrap::exec::oci::OciBackend;
 use bootstrap::exec::{Executor, NoEcho, Root, SourceInput, Status, StepRequest, StepResult};
 use bootstrap::store::{LockMode, Store, Wait};
 
@@ -80,6 +81,33 @@ impl Fixture {
 }
 
 /// The environment of DESIGN §3 with no step env.
+/// Checks, when the fixture's test is over, that its OCI backend left no
+/// container in the engine.
+struct NoLeftovers(OciBackend);
+
+impl Executor for NoLeftovers {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn run(&self, req: &StepRequest, store: &Store, echo: &dyn bootstrap::exec::LogSink) -> Result<StepResult, bootstrap::exec::ExecError> {
+        let r = self.0.run(req, store, echo);
+        assert_eq!(self.0.leftovers().unwrap(), Vec::<String>::new(), "a step container was left in the engine");
+        r
+    }
+}
+
+/// The OCI backend `backend` (None: no engine here) on test seed `seed`,
+/// loaded as an image.
+pub fn oci(backend: Option<OciBackend>, seed: &str) -> Option<Fixture> {
+    let backend = backend?;
+    let id = crate::common::seed_image(&backend, seed);
+    let own_user_namespace = backend.user_namespace().expect("the engine's info");
+    let engine_paths = backend.engine_paths().to_vec();
+    let mut f = Fixture::with_root(Box::new(NoLeftovers(backend)), crate::common::seeds().join(seed), Root::Image(id), engine_paths);
+    f.host_user_namespace = !own_user_namespace;
+    Some(f)
+}
+
 pub fn env() -> BTreeMap<String, String> {
     [("HOME", "/homeless"), ("LC_ALL", "C"), ("PATH", "/usr/bin:/bin:/usr/sbin:/sbin"), ("SOURCE_DATE_EPOCH", "0"), ("TZ", "UTC")]
         .into_iter()

@@ -14,6 +14,16 @@
  *   bad O missing            output O (from 0) does not exist
  *   bad O link K | notdir K  its first K path components end in a symlink
  *                            or a non-directory on the way to it
+ *   refused cgroupns         the step would share a cgroup namespace with
+ *                            the engine (nothing of the step ran)
+ *   refused caps             a capability only the init may hold could not
+ *                            be dropped (nothing of the step ran)
+ *
+ * A step gets a cgroup namespace of its own. Docker makes one when asked;
+ * Podman's Docker API (4.x) ignores the request on cgroup v1 hosts, so
+ * there the backend grants CAP_SYS_ADMIN and CAP_SETPCAP, this program
+ * makes the namespace itself, then drops both from every capability set,
+ * the bounding set included, before anything of the step runs.
  *
  * The commands' stdout and stderr both go to the container's stderr (the
  * step's log), so nothing they write can be taken for the report.
@@ -32,8 +42,15 @@ enum {
     SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_lstat = 6, SYS_dup2 = 33,
     SYS_fork = 57, SYS_execve = 59, SYS_exit = 60, SYS_wait4 = 61,
     SYS_chdir = 80, SYS_mkdir = 83, SYS_unlink = 87, SYS_chmod = 90,
-    SYS_umask = 95, SYS_getpid = 39,
+    SYS_umask = 95, SYS_getpid = 39, SYS_read = 0, SYS_capget = 125,
+    SYS_capset = 126, SYS_prctl = 157, SYS_unshare = 272,
 };
+
+#define CLONE_NEWCGROUP 0x02000000
+#define PR_CAPBSET_READ 23
+#define PR_CAPBSET_DROP 24
+#define CAP_SETPCAP 8
+#define CAP_SYS_ADMIN 21
 
 static long sys3(long n, long a, long b, long c) {
     long r;
@@ -172,6 +189,52 @@ static int check_output(const char *out, int index) {
     return 0;
 }
 
+/* 1 when every line of /proc/self/cgroup ("ID:CONTROLLERS:PATH") has the
+ * path "/": this process is at the root of a cgroup namespace, which a
+ * container's process only is in a namespace of its own. */
+static int at_cgroup_root(void) {
+    static char buf[16384];
+    long fd = sys3(SYS_open, (long)"/proc/self/cgroup", 0, 0);
+    if (fd < 0) return 0;
+    long n = 0, r;
+    while (n < (long)sizeof buf - 1 && (r = sys3(SYS_read, fd, (long)(buf + n), (long)(sizeof buf - 1 - n))) > 0) n += r;
+    sys3(SYS_close, fd, 0, 0);
+    if (n <= 0 || n >= (long)sizeof buf - 1) return 0;
+    buf[n] = 0;
+    const char *p = buf;
+    while (*p) {
+        int colons = 0;
+        while (*p && *p != '\n' && colons < 2) colons += *p++ == ':';
+        if (colons < 2 || p[0] != '/' || (p[1] != '\n' && p[1] != 0)) return 0;
+        while (*p && *p != '\n') p++;
+        if (*p) p++;
+    }
+    return 1;
+}
+
+/* Makes the cgroup namespace this process's own where it is not, then
+ * leaves no set holding CAP_SYS_ADMIN or CAP_SETPCAP. 0, or what it could
+ * not do ("cgroupns", "caps"). */
+static const char *own_cgroup_namespace(void) {
+    if (!at_cgroup_root()) {
+        sys3(SYS_unshare, CLONE_NEWCGROUP, 0, 0);
+        if (!at_cgroup_root()) return "cgroupns";
+    }
+    /* CAP_SETPCAP last: dropping from the bounding set needs it. */
+    sys3(SYS_prctl, PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0);
+    sys3(SYS_prctl, PR_CAPBSET_DROP, CAP_SETPCAP, 0);
+    struct { unsigned version; int pid; } head = { 0x20080522, 0 };
+    struct { unsigned effective, permitted, inheritable; } data[2];
+    if (sys3(SYS_capget, (long)&head, (long)data, 0) < 0) return "caps";
+    unsigned mask = ~((1u << CAP_SYS_ADMIN) | (1u << CAP_SETPCAP));
+    data[0].effective &= mask;
+    data[0].permitted &= mask;
+    data[0].inheritable &= mask;
+    if (sys3(SYS_capset, (long)&head, (long)data, 0) < 0) return "caps";
+    if (sys3(SYS_prctl, PR_CAPBSET_READ, CAP_SYS_ADMIN, 0) != 0 || sys3(SYS_prctl, PR_CAPBSET_READ, CAP_SETPCAP, 0) != 0) return "caps";
+    return 0;
+}
+
 void start(long *sp) {
     long argc = sp[0];
     char **argv = (char **)(sp + 1);
@@ -180,6 +243,13 @@ void start(long *sp) {
     if (argc < 2 || sys3(SYS_getpid, 0, 0, 0) != 1) {
         put(2, "bootstrap's container init: runs only as pid 1 of a step container\n");
         quit(120);
+    }
+    const char *refused = own_cgroup_namespace();
+    if (refused) {
+        put(1, "refused ");
+        put(1, refused);
+        put(1, "\n");
+        quit(0);
     }
     sys3(SYS_unlink, (long)"/.bootstrap-init", 0, 0);
     sys3(SYS_unlink, (long)"/.dockerenv", 0, 0);

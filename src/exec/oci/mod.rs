@@ -29,8 +29,17 @@
 //! `/etc/resolv.conf` (the init empties the last, which is the host's);
 //! `/tmp` is the image's own directory (created, mode 1777, when missing)
 //! rather than a fresh tmpfs; file sources are writable copies rather than
-//! read-only mounts. [`OciBackend::engine_paths`] lists the top-level names
-//! this adds to a scratch root.
+//! read-only mounts; Podman also mounts an empty `/run/.containerenv`.
+//! [`OciBackend::engine_paths`] lists the top-level names this adds to a
+//! scratch root.
+//!
+//! Every step has a cgroup namespace of its own. Docker makes one when the
+//! create request asks; Podman's Docker API ignores that request on cgroup
+//! v1 hosts, so for Podman the container also gets `CAP_SYS_ADMIN` and
+//! `CAP_SETPCAP`, which the init uses to make the namespace and then drops
+//! from every set before any command of the step runs. An init that finds
+//! itself sharing the engine's cgroup namespace runs nothing
+//! ([`ExecError::EngineContract`]).
 
 pub mod image;
 mod inputs;
@@ -130,7 +139,13 @@ impl OciBackend {
     /// socket), agrees on an API version, and removes step containers that
     /// processes of this host no longer running left behind.
     pub fn connect() -> Result<OciBackend, ExecError> {
-        let endpoint = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
+        OciBackend::connect_to(&std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string()))
+    }
+
+    /// [`OciBackend::connect`] to the engine at `endpoint` (`unix://PATH`,
+    /// `tcp://HOST:PORT`), whatever `DOCKER_HOST` says.
+    pub fn connect_to(endpoint: &str) -> Result<OciBackend, ExecError> {
+        let endpoint = endpoint.to_string();
         if INIT.is_empty() {
             return Err(engine_err(&endpoint, "the OCI backend", "needs an x86_64 Linux build of bootstrap (its container init is x86_64 code)"));
         }
@@ -140,7 +155,7 @@ impl OciBackend {
             .build()
             .map_err(|e| engine_err(&endpoint, "start the async runtime", e))?;
         let docker = rt.block_on(async {
-            let d = Docker::connect_with_defaults().map_err(|e| engine_err(&endpoint, "connect", e))?;
+            let d = Docker::connect_with_host(&endpoint).map_err(|e| engine_err(&endpoint, "connect", e))?;
             let d = d.negotiate_version().await.map_err(|e| engine_err(&endpoint, "connect", e))?;
             d.ping().await.map_err(|e| engine_err(&endpoint, "ping", e))?;
             let version = d.version().await.map_err(|e| engine_err(&endpoint, "ask its version", e))?;
@@ -183,9 +198,14 @@ impl OciBackend {
 
     /// Top-level names the engine adds to every container's root that the
     /// sandbox contract does not name (`etc` for its hostname, hosts and
-    /// resolver files; `sys`).
-    pub fn engine_paths() -> &'static [&'static str] {
-        &["etc", "sys"]
+    /// resolver files; `sys`; Podman's `run` for its `.containerenv`).
+    pub fn engine_paths(&self) -> &'static [&'static str] {
+        if self.is_podman() { &["etc", "run", "sys"] } else { &["etc", "sys"] }
+    }
+
+    /// Whether the engine is Podman (its version endpoint says so).
+    fn is_podman(&self) -> bool {
+        self.product.starts_with("Podman")
     }
 
     fn on_interrupt(&self) {
@@ -341,11 +361,19 @@ impl OciBackend {
                 log_config: Some(HostConfigLogConfig { typ: Some("none".into()), config: None }),
                 // The same capabilities as on every backend, and no way to gain more.
                 cap_drop: Some(vec!["ALL".into()]),
-                cap_add: Some(super::STEP_CAPABILITIES.iter().map(|(name, _)| format!("CAP_{name}")).collect()),
+                cap_add: Some(
+                    super::STEP_CAPABILITIES
+                        .iter()
+                        .map(|(name, _)| *name)
+                        .chain(if self.is_podman() { &["SYS_ADMIN", "SETPCAP"][..] } else { &[] }.iter().copied())
+                        .map(|name| format!("CAP_{name}"))
+                        .collect(),
+                ),
                 security_opt: Some(vec!["no-new-privileges".into()]),
                 pids_limit: Some(i64::try_from(self.limits.processes).unwrap_or(i64::MAX)),
                 memory: Some(i64::try_from(self.limits.memory).unwrap_or(i64::MAX)),
-                // Its own cgroup namespace too, whatever the engine's default.
+                // Its own cgroup namespace too, whatever the engine's default
+                // (the init makes it where Podman ignores this; see the top).
                 cgroupns_mode: Some(bollard::models::HostConfigCgroupnsModeEnum::PRIVATE),
                 ..Default::default()
             }),
@@ -384,6 +412,8 @@ fn init_argv(req: &StepRequest, real_outputs: &[String]) -> Vec<String> {
 enum Report {
     Ok,
     Status(Status),
+    /// The init ran nothing: the engine broke the contract in this way.
+    Refused(String),
 }
 
 fn parse_report(text: &str, req: &StepRequest, real: &[String]) -> Option<Report> {
@@ -392,6 +422,11 @@ fn parse_report(text: &str, req: &StepRequest, real: &[String]) -> Option<Report
     let n = |i: usize| w.get(i).and_then(|s| s.parse::<i64>().ok());
     Some(match *w.first()? {
         "ok" => Report::Ok,
+        "refused" => Report::Refused(match *w.get(1)? {
+            "cgroupns" => "ran the step in a cgroup namespace it shares with other processes".to_string(),
+            "caps" => "left the step's init unable to drop CAP_SYS_ADMIN and CAP_SETPCAP".to_string(),
+            other => format!("broke the sandbox contract ({other})"),
+        }),
         "exit" => Report::Status(Status::Exited { index: n(1)? as usize, code: n(2)? as i32 }),
         "signal" => Report::Status(Status::Signaled { index: n(1)? as usize, signal: n(2)? as i32 }),
         "bad" => {
@@ -538,8 +573,12 @@ impl OciBackend {
                 text.trim()
             )));
         };
-        if let Report::Status(s) = parsed {
-            return Ok((s, false));
+        match parsed {
+            Report::Status(s) => return Ok((s, false)),
+            Report::Refused(what) => {
+                return Err(ExecError::EngineContract { endpoint: self.endpoint.clone(), engine: self.product.clone(), what });
+            }
+            Report::Ok => {}
         }
         for (declared, at) in req.outputs.iter().zip(real) {
             let bytes: Vec<u8> = match self
