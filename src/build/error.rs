@@ -7,10 +7,10 @@ use miette::{Diagnostic, SourceSpan};
 use thiserror::Error;
 
 use crate::chain::diag::Src;
-use crate::error::exit;
+use crate::exit;
 use crate::exec::ExecError;
 use crate::fetch::FetchErrors;
-use crate::fetch::unpack::UnpackError;
+use crate::unpack::UnpackError;
 use crate::store::StoreError;
 
 /// Why a build did not run or did not finish.

@@ -105,7 +105,7 @@ impl MissingInputs {
     /// missing), 3 when something is not available, else 1 (a location or
     /// download that does not work).
     pub fn exit_code(&self) -> u8 {
-        use crate::error::exit;
+        use crate::exit;
         let codes: Vec<u8> = self.sources.iter().map(SourceError::exit_code).chain(self.seeds.iter().map(BuildError::exit_code)).collect();
         [exit::VERIFICATION_FAILED, exit::BLOCKED].into_iter().find(|c| codes.contains(c)).unwrap_or(exit::BAD_INPUT)
     }

@@ -183,29 +183,6 @@ impl LogSink for Echo<'_> {
     }
 }
 
-/// This machine, for receipts: a BLAKE3 key derived from its
-/// `/etc/machine-id` (or D-Bus's copy of it) under a context of our own,
-/// as machine-id(5) asks of applications, so receipts never carry the id
-/// itself; `None` when the machine has none. Read once per process: every
-/// receipt a run writes asks.
-pub fn machine() -> Option<String> {
-    static MACHINE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    MACHINE
-        .get_or_init(|| {
-            ["/etc/machine-id", "/var/lib/dbus/machine-id"]
-                .iter()
-                .find_map(|p| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
-                .map(|id| crate::hash::to_hex(&blake3::derive_key("bootstrap 2026 step receipts: the machine that ran a step", id.as_bytes())))
-        })
-        .clone()
-}
-
-/// The host's kernel release and machine, for receipts.
-pub(crate) fn host() -> (String, String) {
-    let u = rustix::system::uname();
-    (u.release().to_string_lossy().into_owned(), u.machine().to_string_lossy().into_owned())
-}
-
 impl Build<'_> {
     /// Runs `selection` (step indexes in execution order, closed under
     /// needs) and returns each step's outcome in that order. `Err` only when
@@ -215,7 +192,7 @@ impl Build<'_> {
         let pos: BTreeMap<usize, usize> = selection.iter().enumerate().map(|(p, &i)| (i, p)).collect();
         let needs: Vec<Vec<usize>> =
             selection.iter().map(|&i| self.chain.need_ids[i].iter().filter_map(|j| pos.get(j).copied()).collect()).collect();
-        let host = host();
+        let host = crate::machine::kernel();
         let done = schedule::run(
             &needs,
             self.jobs,
@@ -355,7 +332,7 @@ impl Build<'_> {
             backend: self.executor.name().to_string(),
             container_engine: self.executor.container_engine().map(str::to_string),
             earlier_output,
-            machine: machine(),
+            machine: crate::machine::id(),
             engine: format!("bootstrap {}", env!("CARGO_PKG_VERSION")),
             kernel: host.0.clone(),
             arch: host.1.clone(),

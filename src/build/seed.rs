@@ -16,7 +16,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::chain::{Chain, Seed, Source, model::Placement};
-use crate::fetch::{self, FetchOptions, Progress, unpack};
+use crate::fetch::{self, FetchOptions, Progress};
+use crate::unpack;
 use crate::exec::{Backend, Root};
 use crate::hash::{self, Blake3, SeedId};
 use crate::store::Store;

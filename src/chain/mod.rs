@@ -12,6 +12,7 @@
 //! `docs/chain-language.md`.
 
 pub mod cache;
+pub mod cert;
 pub mod diag;
 pub mod edit;
 pub mod fastkdl;

@@ -28,7 +28,7 @@ use super::ChainErrors;
 use super::diag::{ChainDiagnostic as D, Src, did_you_mean};
 use super::model::Span;
 use super::parse::{Cx, Props, parse_document};
-use crate::sign::cert::{normalize_fingerprint, read_public};
+use super::cert::{normalize_fingerprint, read_public};
 
 /// The file's path relative to the chain directory.
 pub const TRUST_FILE: &str = "chain/trust.kdl";

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::Context;
-use crate::Error;
+use super::Error;
 use crate::store::LockMode;
 
 /// Arguments of `attest`.

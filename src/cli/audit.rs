@@ -7,7 +7,7 @@
 use std::io::{IsTerminal, Read, Write};
 
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::audit::History;
 use crate::audit::report::{Audit, SeedDigest, StageAudit, StepAudit, audit};
 use crate::store::LockMode;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::build::{self, Build, BuildError, Events, Outcome, StepFailed, StepsFailed, seed};
 use crate::chain::Chain;
 use crate::hash::Blake3;

@@ -6,7 +6,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::chain::trust::{self, Trust};
 use crate::chain::{Chain, Placement};
 

@@ -16,7 +16,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::store::receipt::FileRecord;
 use crate::verify::stage;
 

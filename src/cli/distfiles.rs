@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::seed::{done, save};
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::chain::settings::{self, SettingsError};
 
 /// `distfiles` subcommands.

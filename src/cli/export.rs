@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::export::oci::{self, ImageSpec};
 use crate::store::LockMode;
 
@@ -86,7 +86,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     labels.insert("org.bootstrap.chain".to_string(), chain.decl.name.clone());
     labels.insert("org.bootstrap.stage".to_string(), args.stage.clone());
     labels.insert("org.bootstrap.definition".to_string(), verified.definition.clone());
-    if let Some(snap) = crate::verify::snapshot::file_digest(&chain.dir, &args.stage) {
+    if let Some(snap) = crate::sign::snapshot::file_digest(&chain.dir, &args.stage) {
         labels.insert("org.bootstrap.snapshot".to_string(), snap);
     }
     let spec = ImageSpec { reference: reference.clone(), architecture: oci_arch(&chain.decl.arch).to_string(), created: epoch, labels };

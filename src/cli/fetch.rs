@@ -11,7 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::chain::Source;
 use crate::chain::parse::parse_duration;
 use crate::fetch::{self, Fetched, Origin, Progress};

@@ -9,7 +9,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::plan::Plan;
 
 /// Output formats of `graph`.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::hash::{self, EntryKind};
 
 /// Arguments of `hash`.

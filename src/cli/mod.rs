@@ -10,6 +10,7 @@ pub mod audit;
 pub mod build;
 pub mod check;
 pub mod diff;
+pub mod error;
 pub mod distfiles;
 mod echo;
 pub mod export;
@@ -33,7 +34,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::Error;
+pub use error::Error;
 use crate::chain::{self, Chain, LoadOptions, ParseCache};
 use crate::store::{LockMode, Store, Wait};
 
@@ -235,7 +236,7 @@ impl Context {
                 }
             },
             max_download: cli.max_download_size.unwrap_or(crate::fetch::DEFAULT_MAX_DOWNLOAD),
-            max_unpacked: cli.max_unpacked_size.unwrap_or(crate::fetch::unpack::DEFAULT_MAX_UNPACKED),
+            max_unpacked: cli.max_unpacked_size.unwrap_or(crate::unpack::DEFAULT_MAX_UNPACKED),
             settings,
         })
     }

@@ -9,13 +9,13 @@
 use std::io::Write;
 
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::build::{Build, SeedArg, seed};
 use crate::chain::model::{Seed, Span};
 use crate::plan::Plan;
 use crate::store::LockMode;
 use crate::verify::reroot::{Convergence, StageCompare, compare_stage};
-use crate::verify::snapshot::Snapshot;
+use crate::sign::snapshot::Snapshot;
 
 /// Arguments of `reroot`.
 #[derive(Debug, clap::Args)]

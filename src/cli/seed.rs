@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::build::BuildError;
 use crate::chain::settings::{self, SettingsError, Settings};
 use crate::exec::oci::{OciBackend, image};

@@ -17,14 +17,14 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::plan::Plan;
 use crate::sign::check::{check_signature_file, check_stage, signature_file};
 use crate::sign::key::{self, KeyError, PassphraseSource};
 use crate::store::LockMode;
 use super::snapshot::write_atomic;
 use crate::verify::VerifyError;
-use crate::verify::snapshot::{self, Snapshot, SnapshotError};
+use crate::sign::snapshot::{self, Snapshot, SnapshotError};
 use crate::verify::stage::{self, Verdict};
 
 /// Arguments of `sign`.
@@ -115,7 +115,7 @@ pub enum SignRefused {
 impl SignRefused {
     /// The exit code: 3 when something must be done first, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
-        use crate::error::exit;
+        use crate::exit;
         match self {
             SignRefused::NoSnapshot { .. } | SignRefused::StaleSnapshot { .. } | SignRefused::NotReproduced { .. } => exit::BLOCKED,
             _ => exit::BAD_INPUT,
@@ -148,7 +148,7 @@ fn reproduced(cx: &Context, stage_name: &str, definition: &str, snap: &str) -> R
     }
     // And every step must have run here, not come in a state directory
     // made elsewhere.
-    let Some(here) = crate::build::machine() else {
+    let Some(here) = crate::machine::id() else {
         return Err("this machine has no /etc/machine-id, so its receipts cannot say they were made here".to_string());
     };
     for entry in &receipt.steps {

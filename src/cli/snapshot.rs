@@ -1,18 +1,18 @@
 //! `bootstrap snapshot STAGE`: writes `snapshots/STAGE.kdl` from the step
 //! receipts of the stage's last verification (format in
-//! [`crate::verify::snapshot`]). Refused, exit 3, for a stage that is not
+//! [`crate::sign::snapshot`]). Refused, exit 3, for a stage that is not
 //! verified under its current definition.
 
 use std::io::Write;
 
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::chain::Chain;
 use crate::plan::Plan;
 use crate::store::receipt::Receipt;
 use crate::store::{LockMode, Store};
 use crate::verify::StageReceipt;
-use crate::verify::snapshot::{self, Snapshot, SnapshotEntry, SnapshotStep};
+use crate::sign::snapshot::{self, Snapshot, SnapshotEntry, SnapshotStep};
 use crate::verify::stage::{self, Verdict};
 
 /// Arguments of `snapshot`.

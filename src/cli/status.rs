@@ -12,10 +12,10 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::plan::Plan;
 use crate::time::utc;
-use crate::verify::snapshot;
+use crate::sign::snapshot;
 use crate::verify::stage;
 
 /// Arguments of `status`.

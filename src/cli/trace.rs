@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::audit::History;
 use crate::audit::trace::{Node, RootNode, trace};
 use crate::store::LockMode;

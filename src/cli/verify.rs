@@ -12,7 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::build::{Build, BuildError, Events, Outcome, SeedArg, SeedRoot, Wanted, seed};
 use crate::plan::Plan;
 use crate::store::LockMode;

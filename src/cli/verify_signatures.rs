@@ -8,7 +8,7 @@
 use std::io::Write;
 
 use super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::chain::trust::{self, Trust};
 use crate::plan::Plan;
 use crate::sign::{StageSignatures, check_stage};

@@ -91,7 +91,7 @@ pub fn statement(chain: &Chain, receipt: &StageReceipt, steps: &[Receipt]) -> Va
     }
     let seeds: Vec<&str> = receipt.seeds.iter().map(|s| s.name.as_str()).collect();
     let mut byproducts = Vec::new();
-    let snap = crate::verify::snapshot::path(&chain.dir, &receipt.stage);
+    let snap = crate::sign::snapshot::path(&chain.dir, &receipt.stage);
     if let Ok(bytes) = std::fs::read(&snap) {
         byproducts.push(file_descriptor(&format!("snapshots/{}.kdl", receipt.stage), &bytes));
         let sig_dir = crate::sign::check::signature_dir(&chain.dir, &receipt.stage);

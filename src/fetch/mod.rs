@@ -33,7 +33,6 @@
 mod distfiles;
 mod git;
 mod http;
-pub mod unpack;
 
 use std::fs::File;
 use std::io;
@@ -50,7 +49,7 @@ use crate::chain::{Chain, Pin, Source, diag::Src};
 use crate::hash::{self, Blake3, Sha256, Tree};
 use crate::store::origin::{Object, ObjectOrigin};
 use crate::store::{Store, StoreError};
-use unpack::UnpackError;
+use crate::unpack::{self, UnpackError};
 
 /// Progress reporting, implemented by the command line (bars on a terminal)
 /// or ignored. `id` is the source's name.
@@ -432,7 +431,7 @@ impl SourceError {
     /// The exit code this failure calls for (ARCHITECTURE.md §5): 2 when some place
     /// gave content that matches no pin.
     pub fn exit_code(&self) -> u8 {
-        use crate::error::exit;
+        use crate::exit;
         match self {
             SourceError::Failed { attempts, .. }
                 if attempts.iter().any(|a| matches!(a.problem, AttemptProblem::WrongContent { .. })) =>
@@ -473,7 +472,7 @@ pub struct FetchErrors {
 impl FetchErrors {
     /// The most severe exit code: a wrong hash (2) over offline (3) over the rest (1).
     pub fn exit_code(&self) -> u8 {
-        use crate::error::exit;
+        use crate::exit;
         let codes: Vec<u8> = self.errors.iter().map(SourceError::exit_code).collect();
         [exit::VERIFICATION_FAILED, exit::BLOCKED].into_iter().find(|c| codes.contains(c)).unwrap_or(exit::BAD_INPUT)
     }

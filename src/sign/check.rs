@@ -33,7 +33,7 @@ use openpgp::policy::{HashAlgoSecurity, Policy, StandardPolicy};
 use openpgp::types::{RevocationStatus, SignatureType};
 
 use crate::chain::trust::Trust;
-use crate::verify::snapshot;
+use crate::sign::snapshot;
 
 /// Clock skew allowed on a signature's creation time, as sequoia's
 /// verifier allows.

@@ -103,7 +103,7 @@ pub fn read(path: &Path) -> Result<SecretKeyFile, KeyError> {
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| KeyError::Unreadable { path: shown.clone(), reason: e.to_string() })?;
     let not_a_key = |problem: String| KeyError::NotAKey { path: shown.clone(), problem };
-    let mut certs = super::cert::parse_all(&bytes).map_err(|e| not_a_key(format!("is not an OpenPGP key: {e}")))?;
+    let mut certs = crate::chain::cert::parse_all(&bytes).map_err(|e| not_a_key(format!("is not an OpenPGP key: {e}")))?;
     let tsk = match certs.len() {
         1 => certs.remove(0),
         0 => return Err(not_a_key("holds no OpenPGP key".into())),

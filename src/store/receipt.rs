@@ -204,7 +204,7 @@ pub struct Receipt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub earlier_output: Option<Blake3>,
     /// The machine that ran the step: a digest derived from its
-    /// `/etc/machine-id` ([`crate::build::machine`]), never the id itself;
+    /// `/etc/machine-id` ([`crate::machine::id`]), never the id itself;
     /// absent where the machine has none, and in receipts written before
     /// it was recorded. `sign --require-reproduced` compares it with this
     /// machine's.

@@ -16,7 +16,6 @@
 //! ([`crate::sign::check`]) before the next one unlocks.
 
 pub mod reroot;
-pub mod snapshot;
 pub mod stage;
 
 use std::collections::{HashMap, HashSet};
@@ -34,7 +33,7 @@ use crate::plan::Plan;
 use crate::sign::StageSignatures;
 use crate::store::Store;
 use crate::store::receipt::Receipt;
-use snapshot::{Snapshot, SnapshotError};
+use crate::sign::snapshot::{self, Snapshot, SnapshotError};
 pub use stage::{SeedEntry, SeedRun, StageReceipt, StepEntry, Verdict};
 
 /// Why `verify` could not give verdicts.
@@ -66,7 +65,7 @@ impl VerifyError {
     pub fn exit_code(&self) -> u8 {
         match self {
             VerifyError::Build(b) => b.exit_code(),
-            _ => crate::error::exit::BAD_INPUT,
+            _ => crate::exit::BAD_INPUT,
         }
     }
 }
@@ -139,7 +138,7 @@ impl Verifier<'_> {
         let chain = self.chain;
         // Outputs of verified steps, per seed.
         let verified: Mutex<HashMap<usize, Vec<Blake3>>> = Mutex::default();
-        let host = crate::build::host();
+        let host = crate::machine::kernel();
         let mut report = Report { stages: Vec::new(), locked: Vec::new(), signatures: Vec::new() };
         // Read once, and only when some stage has a receipt to trust.
         let layers = OnceLock::new();

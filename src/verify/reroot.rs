@@ -19,7 +19,7 @@ use crate::chain::Chain;
 use crate::hash::Blake3;
 use crate::sign::StageSignatures;
 use crate::store::receipt::FileRecord;
-use crate::verify::snapshot::{Snapshot, SnapshotEntry};
+use crate::sign::snapshot::{Snapshot, SnapshotEntry};
 
 /// A stage's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -51,7 +51,7 @@ impl Convergence {
 
     /// The exit code a run ending with this (worst) result calls for.
     pub fn exit_code(self) -> u8 {
-        use crate::error::exit;
+        use crate::exit;
         match self {
             Convergence::Converged => exit::OK,
             Convergence::Unsigned | Convergence::Diverged => exit::VERIFICATION_FAILED,

@@ -103,7 +103,7 @@ impl Verdict {
 
     /// The exit code of a run that stops on a stage with this verdict.
     pub fn exit_code(self) -> u8 {
-        use crate::error::exit;
+        use crate::exit;
         match self {
             Verdict::Verified => exit::OK,
             Verdict::Blocked => exit::BLOCKED,

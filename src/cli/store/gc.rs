@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use super::super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::hash::{Blake3, Sha256};
 use crate::store::{LockMode, human_size};
 

@@ -6,7 +6,7 @@ pub mod verify;
 use std::io::Write;
 
 use super::Context;
-use crate::Error;
+use super::Error;
 
 /// The `store` subcommands.
 #[derive(Debug, clap::Subcommand)]

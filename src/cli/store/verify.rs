@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use super::super::{Context, write_json};
-use crate::Error;
+use super::Error;
 use crate::store::LockMode;
 
 /// Arguments of `store verify`.

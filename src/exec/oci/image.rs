@@ -86,7 +86,7 @@ pub fn empty_layer() -> Vec<u8> {
 /// (by their magic bytes, whatever the name, as sources are).
 pub fn read_rootfs(path: &Path) -> Result<Vec<u8>, std::io::Error> {
     let mut out = Vec::new();
-    crate::fetch::unpack::decoder(std::fs::File::open(path)?)?.read_to_end(&mut out)?;
+    crate::unpack::decoder(std::fs::File::open(path)?)?.read_to_end(&mut out)?;
     Ok(out)
 }
 

@@ -247,7 +247,7 @@ impl OciBackend {
 
     /// The step containers of process `pid` of this host.
     pub fn containers_of(&self, pid: u32) -> Result<Vec<String>, ExecError> {
-        let host = crate::build::host().0;
+        let host = crate::machine::host();
         let list = self.rt.block_on(self.labelled(LABEL_PID, &pid.to_string()))?;
         let here = |c: &bollard::models::ContainerSummary| c.labels.as_ref().and_then(|l| l.get(LABEL_HOST)) == Some(&host);
         Ok(list.into_iter().filter(here).filter_map(|c| c.id).collect())
@@ -256,7 +256,7 @@ impl OciBackend {
     /// Every step container of this host's `bootstrap` processes that are
     /// no longer running (left by a process killed outright).
     pub fn orphans(&self) -> Result<Vec<String>, ExecError> {
-        let list = self.rt.block_on(self.labelled(LABEL_HOST, &crate::build::host().0))?;
+        let list = self.rt.block_on(self.labelled(LABEL_HOST, &crate::machine::host()))?;
         Ok(list.into_iter().filter(|c| !owner_alive(c)).filter_map(|c| c.id).collect())
     }
 
@@ -269,7 +269,7 @@ impl OciBackend {
     }
 
     async fn remove_orphans(&self) {
-        let Ok(list) = self.labelled(LABEL_HOST, &crate::build::host().0).await else { return };
+        let Ok(list) = self.labelled(LABEL_HOST, &crate::machine::host()).await else { return };
         for c in list.into_iter().filter(|c| !owner_alive(c)) {
             if let Some(id) = c.id {
                 let _ = self.docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
@@ -342,7 +342,7 @@ impl OciBackend {
 
     async fn create(&self, image: &Sha256, req: &StepRequest, argv: Vec<String>) -> Result<String, ExecError> {
         let labels = HashMap::from([
-            (LABEL_HOST.to_string(), crate::build::host().0),
+            (LABEL_HOST.to_string(), crate::machine::host()),
             (LABEL_PID.to_string(), std::process::id().to_string()),
             (LABEL_BACKEND.to_string(), self.instance.clone()),
         ]);

@@ -1,26 +1,13 @@
-//! The engine's top-level error and the exit codes of ARCHITECTURE.md §5.
+//! Everything a command can fail with, and its exit code (ARCHITECTURE.md §5).
+//! It wraps the errors of every layer and of the commands, so it lives with
+//! the commands.
 
 use miette::Diagnostic;
 use thiserror::Error;
 
 use crate::chain::ChainErrors;
+use crate::exit;
 use crate::plan::UnknownTarget;
-
-/// Exit codes, the same for every command.
-pub mod exit {
-    /// Ok, verified.
-    pub const OK: u8 = 0;
-    /// Bad input, usage or infrastructure error.
-    pub const BAD_INPUT: u8 = 1;
-    /// Verification failed (mismatch, unexpected hash, tampered source, signatures).
-    pub const VERIFICATION_FAILED: u8 = 2;
-    /// Blocked or inconclusive (an earlier stage not verified, a seed unavailable).
-    pub const BLOCKED: u8 = 3;
-    /// A step failed.
-    pub const STEP_FAILED: u8 = 4;
-    /// Interrupted by Ctrl-C or SIGTERM (the shell's 128 + SIGINT).
-    pub const INTERRUPTED: u8 = 130;
-}
 
 /// Everything a command can fail with.
 #[derive(Debug, Error, Diagnostic)]
@@ -63,27 +50,27 @@ pub enum Error {
     /// `verify` gave verdicts, and a stage is not verified.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Unverified(crate::cli::verify::Unverified),
+    Unverified(super::verify::Unverified),
 
     /// `snapshot` refused.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Snapshot(#[from] crate::cli::snapshot::SnapshotRefused),
+    Snapshot(#[from] super::snapshot::SnapshotRefused),
 
     /// `sign` refused or failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Sign(Box<crate::cli::sign::SignRefused>),
+    Sign(Box<super::sign::SignRefused>),
 
     /// A stage's snapshot is not signed as `chain/trust.kdl` requires.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Unsigned(crate::cli::verify_signatures::Unsigned),
+    Unsigned(super::verify_signatures::Unsigned),
 
     /// A command that checks signatures found no `chain/trust.kdl`.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    NoTrust(crate::cli::verify_signatures::NoTrust),
+    NoTrust(super::verify_signatures::NoTrust),
 
     /// `export` could not write the image layout.
     #[error(transparent)]
@@ -93,7 +80,7 @@ pub enum Error {
     /// `export --tag` is not an image reference.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    BadTag(crate::cli::export::BadTag),
+    BadTag(super::export::BadTag),
 
     /// `trace` found nothing.
     #[error(transparent)]
@@ -103,12 +90,12 @@ pub enum Error {
     /// `reroot` could not start or write.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Reroot(crate::cli::reroot::RerootError),
+    Reroot(super::reroot::RerootError),
 
     /// `reroot`: some stage did not converge.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    NotConverged(crate::cli::reroot::NotConverged),
+    NotConverged(super::reroot::NotConverged),
 
     /// `seed add|remove` or `distfiles add|remove` could not change the settings.
     #[error(transparent)]
@@ -118,7 +105,7 @@ pub enum Error {
     /// `diff` found differences or had nothing to compare.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Diff(#[from] crate::cli::diff::DiffError),
+    Diff(#[from] super::diff::DiffError),
 
     /// `store verify` found damaged objects (listed on stdout).
     #[error("the store has {count} damaged or stray object(s)")]
@@ -148,11 +135,11 @@ impl Error {
             Error::Build(e) => e.exit_code(),
             Error::Verify(e) => e.exit_code(),
             Error::Unverified(e) => e.exit_code(),
-            Error::Snapshot(crate::cli::snapshot::SnapshotRefused::Write { .. }) => exit::BAD_INPUT,
-            Error::Snapshot(crate::cli::snapshot::SnapshotRefused::LayerDamaged { .. }) => exit::VERIFICATION_FAILED,
+            Error::Snapshot(super::snapshot::SnapshotRefused::Write { .. }) => exit::BAD_INPUT,
+            Error::Snapshot(super::snapshot::SnapshotRefused::LayerDamaged { .. }) => exit::VERIFICATION_FAILED,
             Error::Snapshot(_) => exit::BLOCKED,
-            Error::Diff(crate::cli::diff::DiffError::Differ { .. }) => exit::VERIFICATION_FAILED,
-            Error::Diff(crate::cli::diff::DiffError::Nothing { .. }) => exit::BLOCKED,
+            Error::Diff(super::diff::DiffError::Differ { .. }) => exit::VERIFICATION_FAILED,
+            Error::Diff(super::diff::DiffError::Nothing { .. }) => exit::BLOCKED,
             Error::Diff(_) => exit::BAD_INPUT,
             Error::StoreCorrupt { .. } => exit::VERIFICATION_FAILED,
             Error::Sign(e) => e.exit_code(),
