@@ -26,6 +26,7 @@ pub mod fetch;
 pub mod hash;
 pub mod machine;
 pub mod plan;
+pub mod session;
 pub mod sign;
 pub mod store;
 pub mod time;

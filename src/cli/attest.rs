@@ -33,10 +33,10 @@ pub struct Args {
 pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
     let chain = cx.load()?;
     let store = cx.open_store(LockMode::Shared)?;
-    let verified = super::snapshot::verified_stage(&chain, &args.stage, &store)?;
+    let verified = cx.session.verified_stage(&chain, &args.stage, &store)?;
     let checked = if args.vsa {
         // The summary records the signature check, passed or not.
-        super::verify_signatures::signatures(cx, &args.stage, &verified.definition)?
+        cx.session.signatures(&args.stage, &verified.definition)?
     } else {
         super::verify_signatures::require_signed(cx, &args.stage, &verified.definition, args.no_signatures)?;
         None
@@ -50,7 +50,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         text.push('\n');
     }
     write(args, &text, out)?;
-    match checked.as_ref().and_then(crate::cli::verify_signatures::Unsigned::of) {
+    match checked.as_ref().and_then(crate::session::Unsigned::of) {
         Some(u) => Err(Error::Unsigned(u)),
         None => Ok(()),
     }
@@ -71,7 +71,7 @@ fn write(args: &Args, text: &str, out: &mut dyn Write) -> Result<(), Error> {
                     path.display()
                 ))));
             }
-            super::snapshot::write_atomic(path, text.as_bytes()).map_err(Error::Output)
+            crate::atomic::write(path, text.as_bytes(), crate::atomic::SHARED).map_err(Error::Output)
         }
     }
 }

@@ -52,10 +52,10 @@ pub enum Error {
     #[diagnostic(transparent)]
     Unverified(super::verify::Unverified),
 
-    /// `snapshot` refused.
+    /// A verified stage could not be handed on (`snapshot`, `export`, `attest`).
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Snapshot(#[from] super::snapshot::SnapshotRefused),
+    Snapshot(#[from] crate::session::StageRefused),
 
     /// `sign` refused or failed.
     #[error(transparent)]
@@ -65,12 +65,12 @@ pub enum Error {
     /// A stage's snapshot is not signed as `chain/trust.kdl` requires.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Unsigned(super::verify_signatures::Unsigned),
+    Unsigned(crate::session::Unsigned),
 
     /// A command that checks signatures found no `chain/trust.kdl`.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    NoTrust(super::verify_signatures::NoTrust),
+    NoTrust(crate::session::NoTrust),
 
     /// `export` could not write the image layout.
     #[error(transparent)]
@@ -135,9 +135,7 @@ impl Error {
             Error::Build(e) => e.exit_code(),
             Error::Verify(e) => e.exit_code(),
             Error::Unverified(e) => e.exit_code(),
-            Error::Snapshot(super::snapshot::SnapshotRefused::Write { .. }) => exit::BAD_INPUT,
-            Error::Snapshot(super::snapshot::SnapshotRefused::LayerDamaged { .. }) => exit::VERIFICATION_FAILED,
-            Error::Snapshot(_) => exit::BLOCKED,
+            Error::Snapshot(e) => e.exit_code(),
             Error::Diff(super::diff::DiffError::Differ { .. }) => exit::VERIFICATION_FAILED,
             Error::Diff(super::diff::DiffError::Nothing { .. }) => exit::BLOCKED,
             Error::Diff(_) => exit::BAD_INPUT,

@@ -77,7 +77,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         return Err(Error::BadTag(BadTag { tag: reference }));
     }
     let store = cx.open_store(LockMode::Shared)?;
-    let verified = super::snapshot::verified_stage(&chain, &args.stage, &store)?;
+    let verified = cx.session.verified_stage(&chain, &args.stage, &store)?;
     let signed = super::verify_signatures::require_signed(cx, &args.stage, &verified.definition, args.no_signatures)?;
     let epoch = chain.decl.source_date_epoch;
     let layer = crate::export::stage_layer(&store, &verified.steps, epoch).map_err(crate::build::BuildError::Exec)?;

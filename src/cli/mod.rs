@@ -35,8 +35,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub use error::Error;
-use crate::chain::{self, Chain, LoadOptions, ParseCache};
-use crate::store::{LockMode, Store, Wait};
+use crate::chain::Chain;
+use crate::session::{Session, SessionOptions};
+use crate::store::{LockMode, Store};
 
 /// bootstrap: prove a toolchain comes from source, stage by stage, on independent seed distros.
 #[derive(Debug, Parser)]
@@ -104,14 +105,7 @@ pub struct Cli {
     pub command: Cmd,
 }
 
-/// The `--backend` choices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendKind {
-    /// Linux namespaces and overlayfs, no daemon.
-    Local,
-    /// A Docker or Podman engine through its API.
-    Oci,
-}
+pub use crate::session::BackendKind;
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
@@ -161,40 +155,24 @@ pub enum Cmd {
     Distfiles(distfiles::Cmd),
 }
 
-/// What every subcommand gets.
+/// What every subcommand gets: the engine's [`Session`] and how to render.
+/// It derefs to the session, so `cx.dir`, `cx.state` and `cx.settings`
+/// are the session's.
 #[derive(Debug)]
 pub struct Context {
-    /// The chain directory.
-    pub dir: PathBuf,
-    /// The state directory.
-    pub state: PathBuf,
+    /// The chain directory and state directory, opened.
+    pub session: Session,
     /// JSON output requested.
     pub json: bool,
     /// Verbosity: -1 quiet, 0 normal, 1+ verbose.
     pub verbosity: i8,
-    /// `--distfiles` directories, then the remembered ones
-    /// ([`crate::chain::settings`]) not given again.
-    pub distfiles: Vec<PathBuf>,
-    /// `--offline`.
-    pub offline: bool,
-    /// `--jobs`, or the number of CPUs.
-    pub jobs: usize,
-    /// `--no-wait`.
-    pub no_wait: bool,
-    /// `--seed` arguments, in the order given (remembered locations are
-    /// added by [`Context::seed_args`], which knows the chain).
-    pub seeds: Vec<crate::build::SeedArg>,
-    /// The state directory's remembered settings.
-    pub settings: crate::chain::settings::Settings,
-    /// `--backend`.
-    pub backend: BackendKind,
-    /// `--max-log-size`, `--max-tmp-size`, `--max-processes`, `--max-memory`,
-    /// `--min-free-space`, `--max-scratch-size`.
-    pub limits: crate::exec::StepLimits,
-    /// `--max-download-size`.
-    pub max_download: u64,
-    /// `--max-unpacked-size`.
-    pub max_unpacked: u64,
+}
+
+impl std::ops::Deref for Context {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
 }
 
 impl Context {
@@ -202,120 +180,67 @@ impl Context {
     /// directory's settings file (a malformed one is an error: it is
     /// never silently ignored).
     pub fn from_cli(cli: &Cli) -> Result<Self, Error> {
-        let state = cli.state.clone().unwrap_or_else(|| cli.dir.join(".bootstrap"));
-        let settings = crate::chain::settings::load(&state)?;
-        let mut distfiles = cli.distfiles.clone();
-        for d in &settings.distfiles {
-            let given = distfiles.iter().any(|g| std::path::absolute(g).is_ok_and(|a| &a == d));
-            if !given {
-                distfiles.push(d.clone());
-            }
-        }
-        let verbosity = if cli.quiet { -1 } else { cli.verbose.min(100) as i8 };
         let jobs = cli.jobs.filter(|&j| j > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        Ok(Context {
+        let d = crate::exec::StepLimits::default();
+        let session = Session::open(SessionOptions {
             dir: cli.dir.clone(),
-            state,
-            json: cli.json,
-            verbosity,
-            distfiles,
+            state: cli.state.clone().unwrap_or_else(|| cli.dir.join(".bootstrap")),
+            distfiles: cli.distfiles.clone(),
             offline: cli.offline,
             jobs,
             no_wait: cli.no_wait,
             seeds: cli.seeds.iter().chain(command_seeds(&cli.command)).map(|s| crate::build::SeedArg::parse(s)).collect(),
             backend: cli.backend,
-            limits: {
-                let d = crate::exec::StepLimits::default();
-                crate::exec::StepLimits {
-                    log: cli.max_log_size.unwrap_or(d.log),
-                    tmp: cli.max_tmp_size.unwrap_or(d.tmp),
-                    processes: cli.max_processes.unwrap_or(d.processes),
-                    memory: cli.max_memory.unwrap_or(d.memory),
-                    min_free: cli.min_free_space.unwrap_or(d.min_free),
-                    scratch: cli.max_scratch_size.unwrap_or(d.scratch),
-                }
+            limits: crate::exec::StepLimits {
+                log: cli.max_log_size.unwrap_or(d.log),
+                tmp: cli.max_tmp_size.unwrap_or(d.tmp),
+                processes: cli.max_processes.unwrap_or(d.processes),
+                memory: cli.max_memory.unwrap_or(d.memory),
+                min_free: cli.min_free_space.unwrap_or(d.min_free),
+                scratch: cli.max_scratch_size.unwrap_or(d.scratch),
             },
             max_download: cli.max_download_size.unwrap_or(crate::fetch::DEFAULT_MAX_DOWNLOAD),
             max_unpacked: cli.max_unpacked_size.unwrap_or(crate::unpack::DEFAULT_MAX_UNPACKED),
-            settings,
-        })
+        })?;
+        let verbosity = if cli.quiet { -1 } else { cli.verbose.min(100) as i8 };
+        Ok(Context { session, json: cli.json, verbosity })
     }
 
-    /// The `--seed` arguments (the global ones, then `extra`), followed by
-    /// the remembered location, for this backend, of every declared seed
-    /// the command line does not locate. A remembered seed the chain does
-    /// not declare is left out, with a warning.
+    /// The session's seed arguments for `chain` (the global ones, then
+    /// `extra`, then remembered locations), warning on stderr about a
+    /// remembered seed the chain does not declare.
     pub fn seed_args(&self, chain: &Chain, extra: &[String]) -> Vec<crate::build::SeedArg> {
-        use crate::build::SeedArg;
-        let mut args: Vec<SeedArg> = self.seeds.iter().cloned().chain(extra.iter().map(|s| SeedArg::parse(s))).collect();
-        for s in &self.settings.seeds {
-            if !chain.seeds.iter().any(|d| d.name == s.name) {
-                if self.verbosity >= 0 {
-                    eprintln!(
-                        "warning: {} remembers seed `{}`, which the chain does not declare (`bootstrap seed remove {}` forgets it)",
-                        crate::chain::settings::path(&self.state).display(),
-                        s.name,
-                        s.name
-                    );
-                }
-                continue;
-            }
-            if crate::build::seed::location(&args, &s.name).is_some() {
-                continue;
-            }
-            let remembered = match self.backend {
-                BackendKind::Local => s.path.clone(),
-                BackendKind::Oci => s.image.as_ref().map(PathBuf::from),
-            };
-            if let Some(at) = remembered {
-                args.push(SeedArg::Locate(s.name.clone(), at));
+        let seeds = self.session.seed_args(chain, extra);
+        if self.verbosity >= 0 {
+            for name in &seeds.unknown {
+                eprintln!(
+                    "warning: {} remembers seed `{name}`, which the chain does not declare (`bootstrap seed remove {name}` forgets it)",
+                    crate::chain::settings::path(&self.state).display(),
+                );
             }
         }
-        args
+        seeds.args
     }
 
-    /// The backend steps run with: the local one re-executes this program
-    /// for each sandbox; the OCI one connects to the engine now.
+    /// The session's backend.
     pub fn backend(&self) -> Result<crate::exec::Backend, Error> {
-        use crate::exec::{Backend, ExecError};
-        let err = |e: ExecError| Error::from(crate::build::BuildError::Exec(e));
-        Ok(match self.backend {
-            BackendKind::Local => {
-                let helper = std::env::current_exe().map_err(|e| err(ExecError::Sandbox(format!("cannot find the running executable: {e}"))))?;
-                Backend::Local(crate::exec::local::LocalBackend::new(helper).with_limits(self.limits))
-            }
-            BackendKind::Oci => Backend::Oci(Box::new(crate::exec::oci::OciBackend::connect().map_err(err)?.with_limits(self.limits))),
-        })
+        self.session.backend().map_err(|e| Error::from(crate::build::BuildError::Exec(e)))
     }
 
     /// Opens the store, taking its lock; says on stderr when it has to wait.
     pub fn open_store(&self, mode: LockMode) -> Result<Store, Error> {
-        let wait = if self.no_wait { Wait::NoWait } else { Wait::Block };
         let quiet = self.verbosity < 0;
         let notify = |msg: &str| {
             if !quiet {
                 eprintln!("{msg}");
             }
         };
-        Ok(Store::open(&self.state, mode, wait, &notify)?)
+        Ok(self.session.open_store(mode, &notify)?)
     }
 
-    /// Fetch options from the global flags.
-    pub fn fetch_options(&self, timeout: std::time::Duration) -> crate::fetch::FetchOptions {
-        crate::fetch::FetchOptions {
-            distfiles: self.distfiles.clone(),
-            offline: self.offline,
-            timeout,
-            jobs: self.jobs,
-            max_download: self.max_download,
-            max_unpacked: self.max_unpacked,
-        }
-    }
-
-    /// Loads the chain, using the parse cache under the state directory.
+    /// Loads the chain.
     pub fn load(&self) -> Result<Chain, Error> {
-        let opts = LoadOptions { cache: Some(ParseCache::new(self.state.join("cache").join("parse"))) };
-        Ok(chain::load_dir(&self.dir, &opts)?)
+        Ok(self.session.load()?)
     }
 }
 

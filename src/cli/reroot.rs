@@ -189,10 +189,10 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         let path = chain.dir.join("chain/chain.kdl");
         let text = std::fs::read_to_string(&path).map_err(|e| Error::Reroot(RerootError::Write { message: e.to_string() }))?;
         let new = crate::chain::edit::put_seed(&text, &node, args.replace.as_deref()).map_err(|message| Error::Reroot(RerootError::Write { message }))?;
-        super::snapshot::write_atomic(&path, new.as_bytes()).map_err(|e| Error::Reroot(RerootError::Write { message: e.to_string() }))?;
+        crate::atomic::write(&path, new.as_bytes(), crate::atomic::SHARED).map_err(|e| Error::Reroot(RerootError::Write { message: e.to_string() }))?;
         // The chain must still load; otherwise the old file comes back.
         if let Err(e) = cx.load() {
-            let _ = super::snapshot::write_atomic(&path, text.as_bytes());
+            let _ = crate::atomic::write(&path, text.as_bytes(), crate::atomic::SHARED);
             return Err(e);
         }
         if cx.verbosity >= 0 && !cx.json {

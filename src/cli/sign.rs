@@ -22,10 +22,9 @@ use crate::plan::Plan;
 use crate::sign::check::{check_signature_file, check_stage, signature_file};
 use crate::sign::key::{self, KeyError, PassphraseSource};
 use crate::store::LockMode;
-use super::snapshot::write_atomic;
 use crate::verify::VerifyError;
 use crate::sign::snapshot::{self, Snapshot, SnapshotError};
-use crate::verify::stage::{self, Verdict};
+use crate::verify::stage;
 
 /// Arguments of `sign`.
 #[derive(Debug, clap::Args)]
@@ -73,7 +72,7 @@ pub enum SignRefused {
         /// The stage.
         stage: String,
         /// What the state directory says.
-        why: String,
+        why: crate::session::NotReproduced,
     },
     /// The key is not one `trust.kdl` lists.
     #[error("the key {fingerprint} is not a signer in chain/trust.kdl")]
@@ -123,48 +122,6 @@ impl SignRefused {
     }
 }
 
-/// Whether this machine's last verification of the stage compared every
-/// seed against exactly the snapshot with BLAKE3 `snap`, with every step
-/// run on this machine.
-fn reproduced(cx: &Context, stage_name: &str, definition: &str, snap: &str) -> Result<(), String> {
-    let Some(receipt) = stage::read_receipt(&cx.state, stage_name) else {
-        return Err(format!("it never verified `{stage_name}`"));
-    };
-    if receipt.definition != definition {
-        return Err(format!("its last verification of `{stage_name}` was of another definition"));
-    }
-    if receipt.verdict != Verdict::Verified {
-        return Err(format!("its last verification said {}", receipt.verdict.as_str()));
-    }
-    match receipt.snapshot.as_deref() {
-        Some(s) if s == snap => {}
-        Some(_) => return Err(format!("it last verified against another version of snapshots/{stage_name}.kdl")),
-        None => return Err(format!("it last verified before snapshots/{stage_name}.kdl existed, so nothing was compared with it")),
-    }
-    // What was verified must still be what the store holds.
-    let store = cx.open_store(crate::store::LockMode::Shared).map_err(|e| e.to_string())?;
-    if let Some((step, layer, state)) = receipt.first_damaged(|o| store.check_layer(o)) {
-        return Err(format!("the output of step `{step}` ({layer}) is {} since it was verified", state.describe()));
-    }
-    // And every step must have run here, not come in a state directory
-    // made elsewhere.
-    let Some(here) = crate::machine::id() else {
-        return Err("this machine has no /etc/machine-id, so its receipts cannot say they were made here".to_string());
-    };
-    for entry in &receipt.steps {
-        for run in &entry.runs {
-            let made_here = store.read_receipt(&entry.step, &run.seed, &run.input).is_some_and(|r| r.machine.as_deref() == Some(here.as_str()));
-            if !made_here {
-                return Err(format!(
-                    "step `{}` on `{}` did not run on this machine (its receipt was made elsewhere, or by an engine that did not record machines); `bootstrap verify {stage_name} --rebuild` runs every step here",
-                    entry.step, run.seed
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Runs `sign`.
 pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
     let chain = cx.load()?;
@@ -187,9 +144,10 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     }
     if args.require_reproduced {
         // A shared lock: a verify running now must finish first.
-        let _store = cx.open_store(LockMode::Shared)?;
+        let store = cx.open_store(LockMode::Shared)?;
         let digest = format!("blake3:{}", blake3::hash(&bytes).to_hex());
-        reproduced(cx, &args.stage, &definition, &digest)
+        cx.session
+            .reproduced_here(&store, &args.stage, &definition, &digest)
             .map_err(|why| refused(SignRefused::NotReproduced { stage: stage_name.clone(), why }))?;
     }
     let passphrase = match &args.passphrase_file {
@@ -217,7 +175,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
             return Err(refused(SignRefused::WouldNotCount { reason, cert: s.cert_path.clone() }));
         }
     }
-    write_atomic(&target, &armored).map_err(|e| refused(SignRefused::Write { path: file.clone(), message: e.to_string() }))?;
+    crate::atomic::write(&target, &armored, crate::atomic::SHARED).map_err(|e| refused(SignRefused::Write { path: file.clone(), message: e.to_string() }))?;
     let status = trust.as_ref().filter(|t| !t.rules.is_empty()).map(|t| check_stage(t, &chain.dir, &args.stage, &definition));
     if cx.json {
         return write_json(

@@ -15,8 +15,6 @@ use super::{Context, write_json};
 use super::Error;
 use crate::plan::Plan;
 use crate::time::utc;
-use crate::sign::snapshot;
-use crate::verify::stage;
 
 /// Arguments of `status`.
 #[derive(Debug, clap::Args)]
@@ -60,52 +58,30 @@ fn write_settings(cx: &Context, out: &mut dyn Write) -> std::io::Result<()> {
 pub fn run(cx: &Context, _args: &Args, out: &mut dyn Write) -> Result<(), Error> {
     let chain = cx.load()?;
     let plan = Plan::new(&chain);
-    let trust = crate::chain::trust::load(&chain.dir)?.filter(|t| !t.rules.is_empty());
-    let mut rows: Vec<Row> = chain
-        .stages()
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let receipt = stage::read_receipt(&cx.state, &s.name);
-            let current = stage::stage_digest(&chain, &plan, i);
-            let state = match &receipt {
-                None => "never run".to_string(),
-                Some(r) if r.definition != current => format!("stale (was {})", r.verdict.as_str()),
-                // Verified then, but the bytes it verified changed since.
-                Some(r)
-                    if r.verdict == stage::Verdict::Verified
-                        && r.first_damaged(|o| crate::store::check_layer_unlocked(&cx.state, o)).is_some() =>
-                {
-                    "damaged (run verify)".to_string()
-                }
-                Some(r) => r.verdict.as_str().to_string(),
+    let trust = cx.session.rules()?;
+    let rows: Vec<Row> = cx
+        .session
+        .stage_states(&chain, &plan, trust.as_ref())
+        .into_iter()
+        .map(|st| {
+            // A stage verified on its own is still locked behind one that is
+            // not, or whose snapshot is not signed as the rules require.
+            let state = match &st.locked {
+                Some(by) if st.verification.verified() => format!("locked ({by})"),
+                _ => st.verification.describe(),
             };
-            let sigs = crate::sign::check::signature_files(&chain.dir, &s.name).len();
-            let check = trust.as_ref().map(|t| crate::sign::check_stage(t, &chain.dir, &s.name, &current));
             Row {
-                signed: check.as_ref().map(|c| c.met),
-                shortfall: check.and_then(|c| c.shortfall()),
-                stage: s.name.clone(),
+                signed: st.signed(),
+                shortfall: st.signatures.as_ref().and_then(|c| c.shortfall()),
+                stage: st.stage,
                 state,
-                verified_at: receipt.as_ref().map(|r| r.finished),
-                seeds: receipt.map(|r| r.seeds.into_iter().map(|s| s.name).collect()).unwrap_or_default(),
-                snapshot: snapshot::path(&chain.dir, &s.name).is_file(),
-                signature_files: sigs,
+                verified_at: st.receipt.as_ref().map(|r| r.finished),
+                seeds: st.receipt.map(|r| r.seeds.into_iter().map(|s| s.name).collect()).unwrap_or_default(),
+                snapshot: st.snapshot,
+                signature_files: st.signature_files,
             }
         })
         .collect();
-    // The gate: a stage verified on its own is still locked behind one that
-    // is not, or whose snapshot is not signed as the rules require.
-    let mut blocker: Option<String> = None;
-    for r in &mut rows {
-        match &blocker {
-            Some(b) if r.state == "verified" => r.state = format!("locked ({b})"),
-            Some(_) => {}
-            None if r.state != "verified" => blocker = Some(format!("{} is not verified", r.stage)),
-            None if r.signed == Some(false) => blocker = Some(format!("{} is not signed", r.stage)),
-            None => {}
-        }
-    }
     if cx.json {
         let settings = super::seed::JsonSettings::of(&cx.state, &cx.settings);
         return write_json(out, &serde_json::json!({ "chain": chain.decl.name, "stages": rows, "settings": settings }));

@@ -197,7 +197,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     }
     let verdict = report.verdict();
     if verdict == Verdict::Verified {
-        return match report.unsigned().and_then(crate::cli::verify_signatures::Unsigned::of) {
+        return match report.unsigned().and_then(crate::session::Unsigned::of) {
             Some(u) => Err(Error::Unsigned(u)),
             None => Ok(()),
         };

@@ -9,8 +9,9 @@ use std::io::Write;
 
 use super::{Context, write_json};
 use super::Error;
-use crate::chain::trust::{self, Trust};
+use crate::chain::trust::Trust;
 use crate::plan::Plan;
+use crate::session::{NoTrust, Signatures, Unsigned};
 use crate::sign::{StageSignatures, check_stage};
 
 /// Arguments of `verify-signatures`.
@@ -20,46 +21,9 @@ pub struct Args {
     pub stage: String,
 }
 
-/// A stage whose snapshot is not signed as `trust.kdl` requires.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("stage `{stage}` is not signed as chain/trust.kdl requires: {shortfall}")]
-#[diagnostic(code(bootstrap::sign::rule_not_met))]
-pub struct Unsigned {
-    /// The stage.
-    pub stage: String,
-    /// What is missing ("1 of 2 maintainers: alice signed; bob did not").
-    pub shortfall: String,
-    /// What to do.
-    #[help]
-    pub help: String,
-}
-
-impl Unsigned {
-    /// The error for a stage whose rules are not met; `None` when they are.
-    pub fn of(sigs: &StageSignatures) -> Option<Unsigned> {
-        let shortfall = sigs.shortfall()?;
-        let stage = &sigs.stage;
-        let help = if sigs.problem.is_some() {
-            format!("run `bootstrap verify {stage} --no-signatures`, `bootstrap snapshot {stage}`, then have the signers run `bootstrap sign {stage} --key FILE`")
-        } else {
-            format!("each missing signer runs `bootstrap sign {stage} --key FILE` and commits the .asc file; `--no-signatures` on verify checks builds alone")
-        };
-        Some(Unsigned { stage: stage.clone(), shortfall, help })
-    }
-}
-
-/// `chain/trust.kdl`, which this command cannot do without.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("there is no chain/trust.kdl to check signatures against")]
-#[diagnostic(
-    code(bootstrap::sign::no_trust),
-    help("write chain/trust.kdl with the signers and rules: trust {{ signer \"alice\" role=\"maintainer\" fingerprint=\"…\" cert=\"keys/alice.asc\"; require role=\"maintainer\" count=1 }}")
-)]
-pub struct NoTrust;
-
 /// Loads the trust policy, which must exist.
 pub(crate) fn require_trust(cx: &Context) -> Result<Trust, Error> {
-    trust::load(&cx.dir)?.ok_or(Error::NoTrust(NoTrust))
+    cx.session.trust()?.ok_or(Error::NoTrust(NoTrust))
 }
 
 /// Runs `verify-signatures`.
@@ -113,29 +77,20 @@ pub(crate) fn write_block(sigs: &StageSignatures, out: &mut dyn Write) -> std::i
     Ok(())
 }
 
-/// For commands that hand a stage's outputs on (`export`, `attest`): with
-/// rules in `chain/trust.kdl`, the stage's snapshot must meet them (exit 2
-/// otherwise), unless `skip` (`--no-signatures`, said on stderr). The check
-/// made, if any.
+/// For commands that hand a stage's outputs on (`export`, `attest`): the
+/// session's [`crate::session::Session::require_signed`], with a warning
+/// on stderr when rules go unchecked; exit 2 when a rule is not met. The
+/// check made, if any.
 pub(crate) fn require_signed(cx: &Context, stage: &str, definition: &str, skip: bool) -> Result<Option<StageSignatures>, Error> {
-    if skip {
-        // Loaded all the same: a malformed trust.kdl is an error either way.
-        let rules = trust::load(&cx.dir)?.is_some_and(|t| !t.rules.is_empty());
-        if rules && cx.verbosity >= 0 {
-            eprintln!("warning: signatures are NOT checked (--no-signatures): `{stage}` is handed on whatever chain/trust.kdl requires");
+    match cx.session.require_signed(stage, definition, skip)? {
+        Signatures::Skipped { rules } => {
+            if rules && cx.verbosity >= 0 {
+                eprintln!("warning: signatures are NOT checked (--no-signatures): `{stage}` is handed on whatever chain/trust.kdl requires");
+            }
+            Ok(None)
         }
-        return Ok(None);
+        Signatures::NoRules => Ok(None),
+        Signatures::Met(sigs) => Ok(Some(sigs)),
+        Signatures::Unmet(u) => Err(Error::Unsigned(u)),
     }
-    let Some(sigs) = signatures(cx, stage, definition)? else { return Ok(None) };
-    match Unsigned::of(&sigs) {
-        Some(u) => Err(Error::Unsigned(u)),
-        None => Ok(Some(sigs)),
-    }
-}
-
-/// The stage's signatures checked against `chain/trust.kdl`'s rules, met
-/// or not; `None` when it has no rules.
-pub(crate) fn signatures(cx: &Context, stage: &str, definition: &str) -> Result<Option<StageSignatures>, Error> {
-    let Some(trust) = trust::load(&cx.dir)?.filter(|t| !t.rules.is_empty()) else { return Ok(None) };
-    Ok(Some(check_stage(&trust, &cx.dir, stage, definition)))
 }

@@ -127,7 +127,7 @@ impl Store {
         for p in entries(&root.join("tmp"))? {
             victims.push((p, "temporary"));
         }
-        for p in entries(&root.join("cache").join("parse"))? {
+        for p in entries(&super::parse_cache_dir(root))? {
             victims.push((p, "parse-cache"));
         }
         let mut report = GcReport { kept, dry_run, ..GcReport::default() };

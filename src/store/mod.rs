@@ -147,14 +147,14 @@ impl Store {
 
     /// Where a layer with this tree digest lives (it may not exist).
     pub fn layer_path(&self, digest: &Blake3) -> PathBuf {
-        self.root.join("layers").join(digest.hex())
+        layers_dir(&self.root).join(digest.hex())
     }
 
     /// The digests of every layer in the store, from one read of `layers/`
     /// (cheaper than a lookup per layer when many are asked about; a name
     /// that is not a digest is left out). Missing `layers/` means none.
     pub fn layer_names(&self) -> Result<std::collections::HashSet<Blake3>, StoreError> {
-        let dir = self.root.join("layers");
+        let dir = layers_dir(&self.root);
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Default::default()),
@@ -304,6 +304,28 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// `cache/parse/` under the state directory `state`: the chain parse
+/// cache (`chain::cache`), which commands use before the store is open.
+pub fn parse_cache_dir(state: &Path) -> PathBuf {
+    state.join("cache").join("parse")
+}
+
+/// `receipts/stages/<stage>.json`: what the last `verify` reaching `stage`
+/// decided (`verify::stage`).
+pub fn stage_receipt_path(state: &Path, stage: &str) -> PathBuf {
+    state.join("receipts").join("stages").join(format!("{stage}.json"))
+}
+
+/// `cache/stages/<stage>.bin`: the binary twin of that receipt.
+pub fn stage_twin_path(state: &Path, stage: &str) -> PathBuf {
+    state.join("cache").join("stages").join(format!("{stage}.bin"))
+}
+
+/// `layers/`: every layer, each named by its tree digest.
+pub fn layers_dir(state: &Path) -> PathBuf {
+    state.join("layers")
 }
 
 /// The entries of `dir`, sorted by path; none when it does not exist.

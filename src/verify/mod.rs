@@ -275,7 +275,7 @@ impl Verifier<'_> {
         // When `layers/` is as it was when they were last all seen there,
         // none went; otherwise one read of it tells. Unreadable, it trusts
         // nothing: the steps run and report the problem.
-        let now = stage::fingerprint(&self.store.root().join("layers"))?;
+        let now = stage::fingerprint(&crate::store::layers_dir(self.store.root()))?;
         if loaded.layers_seen != Some(now) {
             let present = layers.get_or_init(|| self.store.layer_names().ok()).as_ref()?;
             // Verified means the seeds agreed: one layer per step.

@@ -216,7 +216,7 @@ pub fn forget(store: &Store, stage: &str) -> Result<(), StoreError> {
 
 /// Where the receipt of `stage` lives.
 pub fn receipt_path(store_root: &std::path::Path, stage: &str) -> PathBuf {
-    store_root.join("receipts").join("stages").join(format!("{stage}.json"))
+    crate::store::stage_receipt_path(store_root, stage)
 }
 
 /// Writes a stage receipt (temp file, fsync, rename), and its binary twin
@@ -261,7 +261,7 @@ pub fn fingerprint(path: &std::path::Path) -> Option<Fingerprint> {
 /// it mirrors, the `layers_seen` of [`Loaded`], then the receipt in postcard
 /// with digests as raw bytes.
 fn twin_path(state: &std::path::Path, stage: &str) -> PathBuf {
-    state.join("cache").join("stages").join(format!("{stage}.bin"))
+    crate::store::stage_twin_path(state, stage)
 }
 
 /// The last receipt of `stage` under the state directory `state`, if any

@@ -1,0 +1,211 @@
+//! The engine's façade: one chain directory and its state directory, with
+//! everything a command needs to act on them (ARCHITECTURE.md §1).
+//!
+//! A command parses its arguments, builds [`SessionOptions`] from them,
+//! and asks a [`Session`]: load the chain, open the store, connect the
+//! backend, locate the seeds, and answer the one question every command
+//! that hands a stage on asks ([`StageState`]: verified under the current
+//! definition? reproduced on this machine? signed as `chain/trust.kdl`
+//! requires?). Policy lives here, once; the commands only render.
+//!
+//! Nothing here prints: what a command should tell the user comes back as
+//! values (e.g. [`SeedArgs::unknown`]).
+
+mod reproduced;
+mod signed;
+mod state;
+mod verified;
+
+use std::path::PathBuf;
+
+pub use reproduced::NotReproduced;
+pub use signed::{NoTrust, Signatures, Unsigned};
+pub use state::{StageState, Verification};
+pub use verified::{StageRefused, VerifiedStage};
+
+use crate::build::SeedArg;
+use crate::chain::cache::ParseCache;
+use crate::chain::settings::Settings;
+use crate::chain::{self, Chain, ChainErrors, LoadOptions};
+use crate::exec::{Backend, ExecError, StepLimits};
+use crate::store::{LockMode, Store, StoreError, Wait};
+
+/// Which backend runs steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// Linux namespaces and overlayfs, no daemon.
+    Local,
+    /// A Docker or Podman engine through its API.
+    Oci,
+}
+
+/// What a session is opened with: the directories, where inputs come
+/// from, and the limits every step runs under.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// The chain directory.
+    pub dir: PathBuf,
+    /// The state directory.
+    pub state: PathBuf,
+    /// Distfiles directories, in the order they are searched.
+    pub distfiles: Vec<PathBuf>,
+    /// Never reach a network.
+    pub offline: bool,
+    /// How many steps, downloads or lineages at once.
+    pub jobs: usize,
+    /// Fail instead of waiting for another process's store lock.
+    pub no_wait: bool,
+    /// Seed arguments, in the order given.
+    pub seeds: Vec<SeedArg>,
+    /// The backend.
+    pub backend: BackendKind,
+    /// What each step may use.
+    pub limits: StepLimits,
+    /// The largest download.
+    pub max_download: u64,
+    /// The largest unpacked archive.
+    pub max_unpacked: u64,
+}
+
+/// An open chain directory and state directory. Holds the state
+/// directory's remembered settings, read once when it is opened.
+#[derive(Debug)]
+pub struct Session {
+    /// The chain directory.
+    pub dir: PathBuf,
+    /// The state directory.
+    pub state: PathBuf,
+    /// Distfiles directories: the options' first, then the remembered
+    /// ones ([`crate::chain::settings`]) not given again.
+    pub distfiles: Vec<PathBuf>,
+    /// Never reach a network.
+    pub offline: bool,
+    /// How many at once.
+    pub jobs: usize,
+    /// Fail instead of waiting for the store lock.
+    pub no_wait: bool,
+    /// Seed arguments given (remembered locations are added by
+    /// [`Session::seed_args`], which knows the chain).
+    pub seeds: Vec<SeedArg>,
+    /// The state directory's remembered settings.
+    pub settings: Settings,
+    /// The backend.
+    pub backend: BackendKind,
+    /// What each step may use.
+    pub limits: StepLimits,
+    /// The largest download.
+    pub max_download: u64,
+    /// The largest unpacked archive.
+    pub max_unpacked: u64,
+}
+
+/// Seed arguments for one chain: the given ones, then remembered
+/// locations for the seeds not given.
+#[derive(Debug, Clone)]
+pub struct SeedArgs {
+    /// What to locate the seeds with.
+    pub args: Vec<SeedArg>,
+    /// Remembered seeds the chain does not declare (left out).
+    pub unknown: Vec<String>,
+}
+
+impl Session {
+    /// Opens the session: reads the state directory's settings file (a
+    /// malformed one is an error, never silently ignored). Nothing is
+    /// locked or loaded yet.
+    pub fn open(opts: SessionOptions) -> Result<Session, ChainErrors> {
+        let settings = chain::settings::load(&opts.state)?;
+        let mut distfiles = opts.distfiles;
+        for d in &settings.distfiles {
+            let given = distfiles.iter().any(|g| std::path::absolute(g).is_ok_and(|a| &a == d));
+            if !given {
+                distfiles.push(d.clone());
+            }
+        }
+        Ok(Session {
+            dir: opts.dir,
+            state: opts.state,
+            distfiles,
+            offline: opts.offline,
+            jobs: opts.jobs,
+            no_wait: opts.no_wait,
+            seeds: opts.seeds,
+            settings,
+            backend: opts.backend,
+            limits: opts.limits,
+            max_download: opts.max_download,
+            max_unpacked: opts.max_unpacked,
+        })
+    }
+
+    /// Loads the chain, using the parse cache under the state directory.
+    pub fn load(&self) -> Result<Chain, ChainErrors> {
+        let opts = LoadOptions { cache: Some(ParseCache::new(crate::store::parse_cache_dir(&self.state))) };
+        chain::load_dir(&self.dir, &opts)
+    }
+
+    /// Opens the store, taking its lock; `notify` hears when it has to wait.
+    pub fn open_store(&self, mode: LockMode, notify: &dyn Fn(&str)) -> Result<Store, StoreError> {
+        let wait = if self.no_wait { Wait::NoWait } else { Wait::Block };
+        Store::open(&self.state, mode, wait, notify)
+    }
+
+    /// The backend steps run with: the local one re-executes this program
+    /// for each sandbox; the OCI one connects to the engine now.
+    pub fn backend(&self) -> Result<Backend, ExecError> {
+        Ok(match self.backend {
+            BackendKind::Local => {
+                let helper = std::env::current_exe().map_err(|e| ExecError::Sandbox(format!("cannot find the running executable: {e}")))?;
+                Backend::Local(crate::exec::local::LocalBackend::new(helper).with_limits(self.limits))
+            }
+            BackendKind::Oci => Backend::Oci(Box::new(crate::exec::oci::OciBackend::connect()?.with_limits(self.limits))),
+        })
+    }
+
+    /// Fetch options, waiting at most `timeout` on a URL.
+    pub fn fetch_options(&self, timeout: std::time::Duration) -> crate::fetch::FetchOptions {
+        crate::fetch::FetchOptions {
+            distfiles: self.distfiles.clone(),
+            offline: self.offline,
+            timeout,
+            jobs: self.jobs,
+            max_download: self.max_download,
+            max_unpacked: self.max_unpacked,
+        }
+    }
+
+    /// The seed arguments (the session's, then `extra`), followed by the
+    /// remembered location, for this backend, of every declared seed they
+    /// do not locate.
+    pub fn seed_args(&self, chain: &Chain, extra: &[String]) -> SeedArgs {
+        let mut args: Vec<SeedArg> = self.seeds.iter().cloned().chain(extra.iter().map(|s| SeedArg::parse(s))).collect();
+        let mut unknown = Vec::new();
+        for s in &self.settings.seeds {
+            if !chain.seeds.iter().any(|d| d.name == s.name) {
+                unknown.push(s.name.clone());
+                continue;
+            }
+            if crate::build::seed::location(&args, &s.name).is_some() {
+                continue;
+            }
+            let remembered = match self.backend {
+                BackendKind::Local => s.path.clone(),
+                BackendKind::Oci => s.image.as_ref().map(PathBuf::from),
+            };
+            if let Some(at) = remembered {
+                args.push(SeedArg::Locate(s.name.clone(), at));
+            }
+        }
+        SeedArgs { args, unknown }
+    }
+
+    /// The trust policy, `None` without `chain/trust.kdl`.
+    pub fn trust(&self) -> Result<Option<crate::chain::trust::Trust>, ChainErrors> {
+        crate::chain::trust::load(&self.dir)
+    }
+
+    /// The trust policy when it has rules: what the gate checks.
+    pub fn rules(&self) -> Result<Option<crate::chain::trust::Trust>, ChainErrors> {
+        Ok(self.trust()?.filter(|t| !t.rules.is_empty()))
+    }
+}
