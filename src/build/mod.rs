@@ -146,6 +146,15 @@ pub trait Events: Sync {
     fn log(&self, step: &str, bytes: &[u8]);
 }
 
+/// [`Events`] that go nowhere.
+pub struct Silent;
+
+impl Events for Silent {
+    fn started(&self, _: &str) {}
+    fn settled(&self, _: &str, _: &Outcome) {}
+    fn log(&self, _: &str, _: &[u8]) {}
+}
+
 /// Everything one build needs.
 pub struct Build<'a> {
     /// The chain.

@@ -7,7 +7,6 @@
 //! the table of outcomes, or the JSON document of docs/json.md.
 
 use std::io::Write;
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -103,10 +102,6 @@ struct SeedReport<'a> {
     origin: &'a str,
 }
 
-/// How long commands that run steps wait on a URL for sources and seed
-/// rootfs tarballs (`fetch --timeout` sets it for `fetch` itself).
-pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// The failure diagnostic of a step: what happened and its log's last lines.
 fn failure(chain: &Chain, store: &Store, id: usize, receipt: &crate::store::receipt::Receipt) -> StepFailed {
     let step = &chain.steps[id];
@@ -150,7 +145,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let store = cx.open_store(LockMode::Exclusive)?;
     let bars = super::fetch::Bars::new(cx);
     let wanted = build::Wanted { chain: &chain, seeds: &ids, seed_args: &seed_args, at_least: 1, selection: &selection };
-    let inputs = build::inputs::gather(&wanted, &store, &cx.fetch_options(FETCH_TIMEOUT), &bars, &backend)?;
+    let inputs = cx.session.ready(&wanted, &store, &bars, &backend)?;
     super::fetch::warn(&inputs.fetched, false);
     let (seed, sources) = (inputs.seeds.into_iter().next().ok_or_else(|| BuildError::NoSeed { names: String::new() })?, inputs.sources);
     if seed.skipped > 0 && cx.verbosity > 0 {

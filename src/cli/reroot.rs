@@ -139,7 +139,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let bars = super::fetch::Bars::new(cx);
     let selection: Vec<usize> = plan.order.iter().copied().filter(|&i| rerooted.steps[i].stage <= target).collect();
     let wanted = crate::build::Wanted { chain: &rerooted, seeds: &[seed_id], seed_args: std::slice::from_ref(&arg), at_least: 1, selection: &selection };
-    let inputs = crate::build::inputs::gather(&wanted, &store, &cx.fetch_options(super::build::FETCH_TIMEOUT), &bars, &backend)?;
+    let inputs = cx.session.ready(&wanted, &store, &bars, &backend)?;
     super::fetch::warn(&inputs.fetched, false);
     let sources = inputs.sources;
     let Some(root) = inputs.seeds.into_iter().next() else {

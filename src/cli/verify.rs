@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use super::{Context, write_json};
 use super::Error;
-use crate::build::{Build, BuildError, Events, Outcome, SeedArg, SeedRoot, Wanted, seed};
+use crate::build::{BuildError, Events, Outcome, SeedArg, SeedRoot, Wanted, seed};
+use crate::session::Run;
 use crate::plan::Plan;
 use crate::store::LockMode;
 use crate::verify::{Report, StageReceipt, Verdict, Verifier, VerifyError};
@@ -131,7 +132,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     // Verify compares: it needs two seeds, and every source, or says at
     // once all that is missing.
     let wanted = Wanted { chain: &chain, seeds: &ids, seed_args: &seed_args, at_least: 2, selection: &selection };
-    let inputs = crate::build::inputs::gather(&wanted, &store, &cx.fetch_options(super::build::FETCH_TIMEOUT), &fetch_bars, &backend)?;
+    let inputs = cx.session.ready(&wanted, &store, &fetch_bars, &backend)?;
     super::fetch::warn(&inputs.fetched, false);
     if cx.verbosity >= 0 {
         for e in &inputs.without {
@@ -161,24 +162,9 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         echo: Default::default(),
     };
     let events: Vec<Lineage> = seeds.iter().map(|s| Lineage { seed: s.name.clone(), bars: &bars }).collect();
-    let lineages: Vec<Build> = seeds
-        .iter()
-        .zip(&events)
-        .enumerate()
-        .map(|(i, (s, e))| Build {
-            chain: &chain,
-            plan: &plan,
-            store: &store,
-            executor: backend.executor(),
-            seed: s,
-            sources: sources.clone(),
-            jobs: 1,
-            events: e,
-            // Every lineage after the first runs under the chain's variations.
-            vary: if i == 0 { Vec::new() } else { chain.decl.vary.clone() },
-            rebuild: args.rebuild,
-        })
-        .collect();
+    let events: Vec<&dyn crate::build::Events> = events.iter().map(|e| e as &dyn crate::build::Events).collect();
+    let run = Run { chain: &chain, plan: &plan, store: &store, executor: backend.executor(), rebuild: args.rebuild };
+    let lineages = cx.session.lineages(run, &seeds, &sources, &events);
     let gate = if args.no_signatures { None } else { trust.as_ref() };
     let verifier = Verifier { chain: &chain, plan: &plan, store: &store, lineages, jobs: cx.jobs, trust: gate, rebuild: args.rebuild };
     let report = bars.lines.beating(|| verifier.verify(target, &bars)).map_err(Error::from)?;

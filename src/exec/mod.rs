@@ -4,11 +4,12 @@
 //! module knows nothing of KDL (the caller turns a chain step into a request).
 //!
 //! Backends: [`local`] (Linux namespaces, no daemon) and [`oci`] (a Docker
-//! or Podman engine through its API). The sandbox side of the local
+//! or Podman engine through its API); [`dry`] runs nothing, for tests. The sandbox side of the local
 //! backend, which runs in a re-executed `bootstrap` process, is in
 //! [`sandbox`].
 
 pub mod cgroup;
+pub mod dry;
 pub mod local;
 pub mod log;
 pub mod oci;
@@ -218,6 +219,9 @@ pub enum Backend {
     Local(local::LocalBackend),
     /// A Docker or Podman engine.
     Oci(Box<oci::OciBackend>),
+    /// Nothing runs ([`dry`]); seeds are directories, as on the local
+    /// backend. Only the library's own tests use it.
+    DryRun(dry::DryRun),
 }
 
 impl Backend {
@@ -226,6 +230,7 @@ impl Backend {
         match self {
             Backend::Local(b) => b,
             Backend::Oci(b) => b.as_ref(),
+            Backend::DryRun(b) => b,
         }
     }
 }

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 pub use reproduced::NotReproduced;
 pub use signed::{NoTrust, Signatures, Unsigned};
-pub use state::{StageState, Verification};
+pub use state::{Locked, StageState, Verification};
 pub use verified::{StageRefused, VerifiedStage};
 
 use crate::build::SeedArg;
@@ -97,6 +97,25 @@ pub struct Session {
     pub max_download: u64,
     /// The largest unpacked archive.
     pub max_unpacked: u64,
+}
+
+/// How long a run that needs sources waits on a URL (`fetch --timeout`
+/// sets it for `fetch` itself).
+pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What every lineage of a run shares.
+#[derive(Clone, Copy)]
+pub struct Run<'a> {
+    /// The chain.
+    pub chain: &'a Chain,
+    /// Its plan.
+    pub plan: &'a crate::plan::Plan<'a>,
+    /// The open store.
+    pub store: &'a Store,
+    /// The backend's executor.
+    pub executor: &'a dyn crate::exec::Executor,
+    /// Run every step again (`verify --rebuild`).
+    pub rebuild: bool,
 }
 
 /// Seed arguments for one chain: the given ones, then remembered
@@ -197,6 +216,50 @@ impl Session {
             }
         }
         SeedArgs { args, unknown }
+    }
+
+    /// Makes every input of a run ready ([`crate::build::inputs::gather`]
+    /// with this session's fetch options): the seeds located and hashed or
+    /// unpacked, every source of the selection in the store, or one error
+    /// listing everything missing.
+    pub fn ready(
+        &self,
+        wanted: &crate::build::Wanted,
+        store: &Store,
+        progress: &dyn crate::fetch::Progress,
+        backend: &Backend,
+    ) -> Result<crate::build::inputs::Inputs, crate::build::BuildError> {
+        crate::build::inputs::gather(wanted, store, &self.fetch_options(FETCH_TIMEOUT), progress, backend)
+    }
+
+    /// One build per seed of `inputs`, in order, for `verify`: every
+    /// lineage after the first runs under the chain's variations (`vary`),
+    /// one step at a time per lineage (the verifier runs lineages side by
+    /// side). `events` has one entry per seed.
+    pub fn lineages<'a>(
+        &self,
+        run: Run<'a>,
+        seeds: &'a [crate::build::SeedRoot],
+        sources: &std::collections::BTreeMap<String, crate::build::ReadySource>,
+        events: &[&'a dyn crate::build::Events],
+    ) -> Vec<crate::build::Build<'a>> {
+        seeds
+            .iter()
+            .zip(events)
+            .enumerate()
+            .map(|(i, (seed, events))| crate::build::Build {
+                chain: run.chain,
+                plan: run.plan,
+                store: run.store,
+                executor: run.executor,
+                seed,
+                sources: sources.clone(),
+                jobs: 1,
+                events: *events,
+                vary: if i == 0 { Vec::new() } else { run.chain.decl.vary.clone() },
+                rebuild: run.rebuild,
+            })
+            .collect()
     }
 
     /// The trust policy, `None` without `chain/trust.kdl`.

@@ -80,6 +80,14 @@ pub trait Progress: Sync {
     fn settled(&self, seed: usize, step: &str, outcome: Option<&Outcome>);
 }
 
+/// A [`Progress`] that shows nothing.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn stage(&self, _: &str, _: usize) {}
+    fn settled(&self, _: usize, _: &str, _: Option<&Outcome>) {}
+}
+
 /// Everything `verify` needs: one [`Build`] per seed (its lineage).
 pub struct Verifier<'a> {
     /// The chain.
