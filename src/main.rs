@@ -100,7 +100,7 @@ fn parts(err: &Error) -> (Vec<&dyn Diagnostic>, Option<String>) {
         }
         Error::Build(bootstrap::build::BuildError::Missing(m)) => {
             let seeds = m.seeds.iter().map(|d| d as &dyn Diagnostic);
-            let line = format!("error: {m}. {}.", capitalized(bootstrap::build::inputs::REMEMBER_HELP));
+            let line = format!("error: {m}. {}.", capitalized(bootstrap::build::error::REMEMBER_HELP));
             (seeds.chain(m.sources.iter().map(|d| d as &dyn Diagnostic)).collect(), Some(line))
         }
         Error::Build(bootstrap::build::BuildError::Failed(f)) => {

@@ -9,7 +9,7 @@ use thiserror::Error;
 use crate::chain::diag::Src;
 use crate::exit;
 use crate::exec::ExecError;
-use crate::fetch::FetchErrors;
+use crate::fetch::{FetchErrors, SourceError};
 use crate::unpack::UnpackError;
 use crate::store::StoreError;
 
@@ -118,7 +118,7 @@ pub enum BuildError {
     /// Seeds and sources the run could not have, all of them.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Missing(Box<super::inputs::MissingInputs>),
+    Missing(Box<MissingInputs>),
 }
 
 impl BuildError {
@@ -168,3 +168,78 @@ pub struct StepsFailed {
     /// Steps not run because something they need failed.
     pub blocked: Vec<String>,
 }
+
+/// Every input a run could not have, reported together. Holds at least one
+/// problem.
+#[derive(Debug, Error)]
+#[error("{}", self.summary())]
+pub struct MissingInputs {
+    /// Seeds that cannot be run on: no location, or one that does not work.
+    pub seeds: Vec<BuildError>,
+    /// Sources (and seeds' rootfs tarballs) that no place gave.
+    pub sources: Vec<SourceError>,
+    /// How many seeds were asked for, and how many are ready.
+    pub seeds_wanted: usize,
+    /// How many are ready.
+    pub seeds_ready: usize,
+    /// How many the run needs.
+    pub at_least: usize,
+    /// How many sources the run needs.
+    pub sources_total: usize,
+}
+
+impl Diagnostic for MissingInputs {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new("bootstrap::inputs::missing"))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new(REMEMBER_HELP))
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        let seeds = self.seeds.iter().map(|d| d as &dyn Diagnostic);
+        Some(Box::new(seeds.chain(self.sources.iter().map(|d| d as &dyn Diagnostic))))
+    }
+}
+
+/// What to do once each problem's own help is followed.
+pub const REMEMBER_HELP: &str =
+    "supply each as its help says, then run again; `bootstrap seed add NAME PATH` and `bootstrap distfiles add DIR` remember them for later runs";
+
+impl MissingInputs {
+    fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        let not_ready = self.seeds_wanted - self.seeds_ready;
+        if not_ready > 0 {
+            let mut s = format!("{not_ready} of {} seed{} cannot be run on", self.seeds_wanted, plural(self.seeds_wanted));
+            if self.seeds_ready < self.at_least {
+                s.push_str(&format!(" (this run needs {})", self.at_least));
+            }
+            parts.push(s);
+        }
+        let rootfs = self.sources.iter().filter(|e| e.name().is_some_and(|n| n.starts_with(SEED_SOURCE))).count();
+        let missing = self.sources.len() - rootfs;
+        if missing > 0 {
+            parts.push(format!("{missing} of {} source{} could not be had", self.sources_total, plural(self.sources_total)));
+        }
+        format!("{}; nothing was run", parts.join(" and "))
+    }
+
+    /// The exit code (ARCHITECTURE.md §5): 2 when some place gave bytes that match
+    /// no pin (a tampered mirror is a verification failure whatever else is
+    /// missing), 3 when something is not available, else 1 (a location or
+    /// download that does not work).
+    pub fn exit_code(&self) -> u8 {
+        let codes: Vec<u8> = self.sources.iter().map(SourceError::exit_code).chain(self.seeds.iter().map(BuildError::exit_code)).collect();
+        [exit::VERIFICATION_FAILED, exit::BLOCKED].into_iter().find(|c| codes.contains(c)).unwrap_or(exit::BAD_INPUT)
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The name prefix of a seed's rootfs tarball, fetched as a source.
+pub const SEED_SOURCE: &str = "seed:";
+

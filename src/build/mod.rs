@@ -29,8 +29,8 @@ use crate::store::LayerState;
 use crate::store::Store;
 use crate::store::receipt::{FileRecord, NeedRef, RECEIPT_FORMAT, Receipt, RunStatus, SeedRef, SourceRef};
 
-pub use error::{BuildError, StepFailed, StepsFailed};
-pub use inputs::{Inputs, MissingInputs, Wanted};
+pub use error::{BuildError, MissingInputs, StepFailed, StepsFailed};
+pub use inputs::{Inputs, Wanted};
 pub use seed::{SeedArg, SeedRoot};
 
 /// What a source is, as mounted: its content identity.

@@ -168,7 +168,7 @@ pub fn resolve(
     };
     // The rootfs is fetched exactly like a source (same places, same checks).
     let source = Source {
-        name: format!("{}{}", super::inputs::SEED_SOURCE, seed.name),
+        name: format!("{}{}", super::error::SEED_SOURCE, seed.name),
         version: None,
         urls: vec![rootfs.url.clone()],
         sha256: Some(rootfs.sha256),

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::{Context, write_json};
 use super::Error;
+use super::refused::{DiffError};
 use crate::store::receipt::FileRecord;
 use crate::verify::stage;
 
@@ -28,46 +29,6 @@ pub struct Args {
     /// Also run diffoscope on each file whose content differs (its JSON goes into the document with --json).
     #[arg(long)]
     pub diffoscope: bool,
-}
-
-/// Why there is nothing to compare.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum DiffError {
-    /// No verification of the step's stage has run it on two seeds.
-    #[error("step `{step}` has no outputs from two seeds to compare")]
-    #[diagnostic(code(bootstrap::diff::nothing), help("run `bootstrap verify {stage}` first"))]
-    Nothing {
-        /// The step.
-        step: String,
-        /// Its stage.
-        stage: String,
-    },
-    /// diffoscope is not installed.
-    #[error("diffoscope is not installed")]
-    #[diagnostic(code(bootstrap::diff::no_diffoscope), help("install it (Debian: `apt-get install diffoscope`), or leave out --diffoscope"))]
-    NoDiffoscope,
-    /// diffoscope failed on a pair of files.
-    #[error("diffoscope failed on `{path}`: {message}")]
-    #[diagnostic(code(bootstrap::diff::diffoscope_failed), help("run it by hand on the two files: {a} {b}"))]
-    DiffoscopeFailed {
-        /// The file's path in the output.
-        path: String,
-        /// What it said last, or how it ended.
-        message: String,
-        /// The two files.
-        a: String,
-        /// The second file.
-        b: String,
-    },
-    /// The outputs differ (the listing is on stdout).
-    #[error("the outputs of `{step}` differ in {count} place(s)")]
-    #[diagnostic(code(bootstrap::diff::differ), help("the listing is above; between seeds, a seed's userland leaking into the output (paths, timestamps, tool versions) is the usual cause; between two runs of one seed, the time, randomness or an order that is not fixed"))]
-    Differ {
-        /// The step.
-        step: String,
-        /// How many differences.
-        count: usize,
-    },
 }
 
 /// One difference.

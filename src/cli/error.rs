@@ -50,7 +50,7 @@ pub enum Error {
     /// `verify` gave verdicts, and a stage is not verified.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Unverified(super::verify::Unverified),
+    Unverified(super::refused::Unverified),
 
     /// A verified stage could not be handed on (`snapshot`, `export`, `attest`).
     #[error(transparent)]
@@ -60,7 +60,7 @@ pub enum Error {
     /// `sign` refused or failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Sign(Box<super::sign::SignRefused>),
+    Sign(Box<super::refused::SignRefused>),
 
     /// A stage's snapshot is not signed as `chain/trust.kdl` requires.
     #[error(transparent)]
@@ -80,7 +80,7 @@ pub enum Error {
     /// `export --tag` is not an image reference.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    BadTag(super::export::BadTag),
+    BadTag(super::refused::BadTag),
 
     /// `trace` found nothing.
     #[error(transparent)]
@@ -90,12 +90,12 @@ pub enum Error {
     /// `reroot` could not start or write.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Reroot(super::reroot::RerootError),
+    Reroot(super::refused::RerootError),
 
     /// `reroot`: some stage did not converge.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    NotConverged(super::reroot::NotConverged),
+    NotConverged(super::refused::NotConverged),
 
     /// `seed add|remove` or `distfiles add|remove` could not change the settings.
     #[error(transparent)]
@@ -105,7 +105,7 @@ pub enum Error {
     /// `diff` found differences or had nothing to compare.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Diff(#[from] super::diff::DiffError),
+    Diff(#[from] super::refused::DiffError),
 
     /// `store verify` found damaged objects (listed on stdout).
     #[error("the store has {count} damaged or stray object(s)")]
@@ -136,8 +136,8 @@ impl Error {
             Error::Verify(e) => e.exit_code(),
             Error::Unverified(e) => e.exit_code(),
             Error::Snapshot(e) => e.exit_code(),
-            Error::Diff(super::diff::DiffError::Differ { .. }) => exit::VERIFICATION_FAILED,
-            Error::Diff(super::diff::DiffError::Nothing { .. }) => exit::BLOCKED,
+            Error::Diff(super::refused::DiffError::Differ { .. }) => exit::VERIFICATION_FAILED,
+            Error::Diff(super::refused::DiffError::Nothing { .. }) => exit::BLOCKED,
             Error::Diff(_) => exit::BAD_INPUT,
             Error::StoreCorrupt { .. } => exit::VERIFICATION_FAILED,
             Error::Sign(e) => e.exit_code(),

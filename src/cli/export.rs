@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use super::{Context, write_json};
 use super::Error;
+use super::refused::{BadTag};
 use crate::export::oci::{self, ImageSpec};
 use crate::store::LockMode;
 
@@ -26,18 +27,6 @@ pub struct Args {
     /// Export even if the stage's snapshot is not signed as chain/trust.kdl requires (said on stderr).
     #[arg(long)]
     pub no_signatures: bool,
-}
-
-/// A `--tag` that is not a valid image reference.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("`{tag}` is not an image reference NAME:TAG")]
-#[diagnostic(
-    code(bootstrap::export::tag),
-    help("lowercase letters, digits and . _ - / in NAME, then `:` and a TAG of letters, digits, . _ - (up to 128), e.g. bootstrap/mini:stage0")
-)]
-pub struct BadTag {
-    /// The value given.
-    pub tag: String,
 }
 
 /// The OCI architecture of a chain `arch`.

@@ -19,6 +19,7 @@ pub mod graph;
 pub mod hash;
 mod lines;
 pub mod plan;
+pub mod refused;
 pub mod reroot;
 pub mod seed;
 pub mod sign;

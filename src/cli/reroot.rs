@@ -10,6 +10,7 @@ use std::io::Write;
 
 use super::{Context, write_json};
 use super::Error;
+use super::refused::{NotConverged, RerootError};
 use crate::build::{Build, SeedArg, seed};
 use crate::chain::model::{Seed, Span};
 use crate::plan::Plan;
@@ -31,56 +32,6 @@ pub struct Args {
     /// When every stage converged, add the seed to chain/chain.kdl (replacing OLD).
     #[arg(long)]
     pub write: bool,
-}
-
-/// Why `reroot` could not start, or could not write.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum RerootError {
-    /// `--seed` lacks a location.
-    #[error("`--seed {given}` does not say where the seed is")]
-    #[diagnostic(code(bootstrap::reroot::seed), help("write it as --seed NAME=DIR, --seed NAME=TARBALL or, on the OCI backend, --seed NAME=IMAGE"))]
-    NoLocation {
-        /// The argument.
-        given: String,
-    },
-    /// `--replace` names no declared seed.
-    #[error("`--replace {old}`: the chain declares no seed `{old}`")]
-    #[diagnostic(code(bootstrap::reroot::replace), help("the chain's seeds are: {known}"))]
-    UnknownOld {
-        /// The name given.
-        old: String,
-        /// The declared seeds.
-        known: String,
-    },
-    /// `--write` for a seed the chain already declares.
-    #[error("the chain already declares a seed `{name}`; nothing to write")]
-    #[diagnostic(code(bootstrap::reroot::declared), help("give the new seed a name of its own, or drop --write"))]
-    AlreadyDeclared {
-        /// The seed.
-        name: String,
-    },
-    /// chain/chain.kdl could not be changed.
-    #[error("cannot add the seed to chain/chain.kdl: {message}")]
-    #[diagnostic(code(bootstrap::reroot::write), help("the file is unchanged; add the seed node by hand"))]
-    Write {
-        /// What failed.
-        message: String,
-    },
-}
-
-/// A run that did not converge everywhere.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("seed `{seed}` did not converge with the signed snapshots: {summary}")]
-#[diagnostic(code(bootstrap::reroot::not_converged), help("{help}"))]
-pub struct NotConverged {
-    /// The new seed.
-    pub seed: String,
-    /// Per stage not converged, what it is.
-    pub summary: String,
-    /// The worst result.
-    pub worst: Convergence,
-    /// What to do.
-    pub help: String,
 }
 
 /// The seed node `--write` adds.

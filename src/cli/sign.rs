@@ -18,9 +18,10 @@ use std::path::PathBuf;
 
 use super::{Context, write_json};
 use super::Error;
+use super::refused::{SignRefused};
 use crate::plan::Plan;
 use crate::sign::check::{check_signature_file, check_stage, signature_file};
-use crate::sign::key::{self, KeyError, PassphraseSource};
+use crate::sign::key::{self, PassphraseSource};
 use crate::store::LockMode;
 use crate::verify::VerifyError;
 use crate::sign::snapshot::{self, Snapshot, SnapshotError};
@@ -40,86 +41,6 @@ pub struct Args {
     /// Refuse unless this machine's receipts verified exactly this snapshot (a reviewer's countersignature).
     #[arg(long)]
     pub require_reproduced: bool,
-}
-
-/// Why `sign` wrote nothing.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum SignRefused {
-    /// There is no snapshot to sign.
-    #[error("there is no snapshots/{stage}.kdl to sign")]
-    #[diagnostic(code(bootstrap::sign::no_snapshot), help("run `bootstrap verify {stage}`, then `bootstrap snapshot {stage}`"))]
-    NoSnapshot {
-        /// The stage.
-        stage: String,
-    },
-    /// The snapshot describes another definition of the stage.
-    #[error("snapshots/{stage}.kdl was written for another definition of `{stage}` than the chain's current one")]
-    #[diagnostic(
-        code(bootstrap::sign::stale_snapshot),
-        help("a signature would vouch for outputs of a stage that no longer exists: run `bootstrap verify {stage}` and `bootstrap snapshot {stage}` again")
-    )]
-    StaleSnapshot {
-        /// The stage.
-        stage: String,
-    },
-    /// `--require-reproduced`, and this machine did not verify this snapshot.
-    #[error("this machine has not reproduced snapshots/{stage}.kdl: {why}")]
-    #[diagnostic(
-        code(bootstrap::sign::not_reproduced),
-        help("run `bootstrap verify {stage} --no-signatures` here with the snapshot in place; sign once it says verified")
-    )]
-    NotReproduced {
-        /// The stage.
-        stage: String,
-        /// What the state directory says.
-        why: crate::session::NotReproduced,
-    },
-    /// The key is not one `trust.kdl` lists.
-    #[error("the key {fingerprint} is not a signer in chain/trust.kdl")]
-    #[diagnostic(
-        code(bootstrap::sign::not_a_signer),
-        help("a signature counts only from a listed signer: add `signer \"NAME\" role=\"…\" fingerprint=\"{fingerprint}\" cert=\"keys/NAME.asc\"` with your public certificate, reviewed like any change to the chain")
-    )]
-    NotASigner {
-        /// The key's fingerprint.
-        fingerprint: String,
-    },
-    /// The new signature would count zero.
-    #[error("the signature would not count: {reason}")]
-    #[diagnostic(
-        code(bootstrap::sign::would_not_count),
-        help("update your certificate in chain/{cert} (export it again after adding or renewing keys), or sign with the key it lists")
-    )]
-    WouldNotCount {
-        /// Why.
-        reason: String,
-        /// The signer's certificate path under chain/.
-        cert: String,
-    },
-    /// The key could not sign.
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Key(#[from] KeyError),
-    /// The signature file could not be written.
-    #[error("cannot write {path}: {message}")]
-    #[diagnostic(code(bootstrap::sign::write), help("check that the chain directory is writable"))]
-    Write {
-        /// The file.
-        path: String,
-        /// What failed.
-        message: String,
-    },
-}
-
-impl SignRefused {
-    /// The exit code: 3 when something must be done first, 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
-        use crate::exit;
-        match self {
-            SignRefused::NoSnapshot { .. } | SignRefused::StaleSnapshot { .. } | SignRefused::NotReproduced { .. } => exit::BLOCKED,
-            _ => exit::BAD_INPUT,
-        }
-    }
 }
 
 /// Runs `sign`.

@@ -5,7 +5,6 @@
 //! docs/json.md); progress bars per seed on stderr when it is a terminal,
 //! plain progress lines ([`super::lines`]) when it is not.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -13,6 +12,7 @@ use serde::Serialize;
 
 use super::{Context, write_json};
 use super::Error;
+use super::refused::{Unverified};
 use crate::build::{BuildError, Events, Outcome, SeedArg, SeedRoot, Wanted, seed};
 use crate::session::Run;
 use crate::plan::Plan;
@@ -190,63 +190,6 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     }
     let Some(stage) = report.stages.iter().find(|s| s.verdict != Verdict::Verified) else { return Ok(()) };
     Err(Error::Unverified(Unverified::new(stage, &report.locked)))
-}
-
-/// The error a run ends with when a stage is not verified.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("stage `{stage}` is not verified: {what}{locked}")]
-#[diagnostic(code(bootstrap::verify::not_verified))]
-pub struct Unverified {
-    /// The stage.
-    pub stage: String,
-    /// Its verdict.
-    pub verdict: Verdict,
-    /// Which steps, with which verdicts.
-    pub what: String,
-    /// `; stage1, stage2 stay locked`, or nothing.
-    pub locked: String,
-    /// What to do.
-    #[help]
-    pub help: String,
-}
-
-impl Unverified {
-    fn new(stage: &StageReceipt, locked: &[String]) -> Self {
-        let mut by: BTreeMap<Verdict, Vec<&str>> = BTreeMap::new();
-        for s in &stage.steps {
-            if s.verdict != Verdict::Verified {
-                by.entry(s.verdict).or_default().push(&s.step);
-            }
-        }
-        let what = by.iter().rev().map(|(v, steps)| format!("{} {}", v.as_str(), steps.join(", "))).collect::<Vec<_>>().join("; ");
-        let help = match stage.verdict {
-            Verdict::Mismatch => "the seeds produced different bytes: `bootstrap diff STEP` lists the files that differ".to_string(),
-            Verdict::Nondeterministic => {
-                "a step gave other bytes when run again with the same inputs: `bootstrap diff STEP` lists the files that differ between the two runs".to_string()
-            }
-            Verdict::Unexpected => {
-                "every seed agreed on bytes that differ from a pinned sha256 or the stage's snapshot: check the pin against upstream, or re-snapshot if the change is intended".to_string()
-            }
-            Verdict::Failed => "a step failed on some seed: `bootstrap build STEP --seed NAME -v` reruns it with its log".to_string(),
-            _ => "a step could not run because something it needs is not verified".to_string(),
-        };
-        Unverified {
-            stage: stage.stage.clone(),
-            verdict: stage.verdict,
-            what,
-            locked: match locked.len() {
-                0 => String::new(),
-                1 => format!("; {} stays locked", locked[0]),
-                _ => format!("; {} stay locked", locked.join(", ")),
-            },
-            help,
-        }
-    }
-
-    /// The exit code: 2 mismatch/unexpected, 4 failed, 3 blocked.
-    pub fn exit_code(&self) -> u8 {
-        self.verdict.exit_code()
-    }
 }
 
 fn short(d: &Option<crate::hash::Blake3>) -> String {
