@@ -1,4 +1,4 @@
-//! The module graph ARCHITECTURE.md §2 draws, checked on the source: each
+//! The module graph ARCHITECTURE.md §1 draws, checked on the source: each
 //! top-level module uses only modules of lower layers, and no file's
 //! imports lead back to itself (`use`, paths through `crate::`, `super::`,
 //! `self::` and a module's own children). A new import that breaks either
@@ -208,7 +208,7 @@ fn each_module_uses_only_lower_layers() {
             }
         }
     }
-    assert!(wrong.is_empty(), "imports against the layers of ARCHITECTURE.md §2:\n{}", wrong.join("\n"));
+    assert!(wrong.is_empty(), "imports against the layers of ARCHITECTURE.md §1:\n{}", wrong.join("\n"));
 }
 
 #[test]
