@@ -9,32 +9,147 @@ use std::process::{Command, Stdio};
 
 use common::{copy_tree, digests, fixture, root, run_in};
 
-/// Every bad fixture fails with exit 1 and renders as its snapshot; together
+/// What `check` says of bad fixture `name`: exit 1, nothing on stdout, no
+/// panic, at least one chain diagnostic code, and stderr as its snapshot.
+/// The codes it showed.
+fn check_bad(name: &str) -> Vec<String> {
+    let state = tempfile::tempdir().unwrap();
+    let run = run_in(&fixture("bad").join(name), state.path(), &["check"]);
+    assert_eq!(run.code, 1, "{name}: exit code; stderr:\n{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{name}: stdout should be empty, got {}", run.stdout);
+    assert!(!run.stderr.contains("panicked"), "{name} panicked");
+    let found: Vec<String> = run.stderr.lines().filter_map(|l| l.trim().strip_prefix("bootstrap::chain::")).map(str::to_string).collect();
+    assert!(!found.is_empty(), "{name}: no diagnostic code in\n{}", run.stderr);
+    insta::with_settings!({ prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!(format!("chain__bad__{name}"), run.stderr);
+    });
+    found
+}
+
+/// One test per bad fixture (tests/fixtures/bad/NAME), so one failing shows
+/// without hiding the others.
+macro_rules! bad_fixtures {
+    ($($name:ident),* $(,)?) => {
+        mod bad {
+            $(
+                #[test]
+                fn $name() {
+                    super::check_bad(stringify!($name));
+                }
+            )*
+        }
+        const BAD_FIXTURES: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+bad_fixtures!(
+    control_characters,
+    cycle,
+    duplicate_env,
+    duplicate_output,
+    duplicate_seed,
+    duplicate_source,
+    duplicate_stage,
+    duplicate_step_across_stages,
+    duplicate_step_same_file,
+    empty_value,
+    extra_argument,
+    file_url_relative,
+    git_needs_unpack,
+    git_without_tree,
+    interpreter_and_shell,
+    interpreter_arguments,
+    interpreter_without_script,
+    invalid_env_name,
+    invalid_name,
+    invalid_output,
+    invalid_root,
+    later_stage_need,
+    malformed_commit,
+    malformed_path,
+    malformed_sha256_length,
+    malformed_sha256_not_hex,
+    malformed_timeout,
+    malformed_tree,
+    malformed_url,
+    many_problems,
+    misplaced_seed,
+    misplaced_step,
+    missing_arch,
+    missing_name,
+    missing_property,
+    missing_stage,
+    negative_epoch,
+    no_chain_file,
+    no_chain_node,
+    no_command,
+    no_location,
+    no_pin,
+    not_utf8,
+    nul_byte,
+    out_of_range,
+    path_and_url,
+    placeholder_without_version,
+    relative_interpreter,
+    relative_workdir,
+    repeated_need,
+    repeated_node,
+    repeated_property,
+    reserved_env,
+    run_and_script,
+    self_need,
+    shell_without_script,
+    step_named_like_stage,
+    syntax_bad_number,
+    syntax_unclosed_string,
+    syntax_v1_boolean,
+    too_deep,
+    too_few_seeds,
+    tree_on_file,
+    trust_bad_cert,
+    trust_count_exceeds_signers,
+    trust_duplicate_signer,
+    trust_fingerprint_mismatch,
+    trust_invalid_cert_path,
+    trust_malformed_fingerprint,
+    trust_many_problems,
+    trust_missing_cert,
+    trust_unknown_role,
+    type_annotation,
+    unexpected_children,
+    unknown_arch,
+    unknown_chain_child,
+    unknown_git_property,
+    unknown_need,
+    unknown_need_no_suggestion,
+    unknown_node,
+    unknown_placeholder,
+    unknown_property,
+    unknown_source,
+    unknown_top_level_node,
+    unknown_variation,
+    unpinned_image,
+    url_scheme,
+    wrong_type,
+    wrong_type_in_run,
+    wrong_type_on_chain
+);
+
+/// Every directory of tests/fixtures/bad has its test above, and together
 /// they cover at least 30 distinct diagnostic codes.
 #[test]
-fn bad_fixtures_render_their_diagnostics() {
-    let state = tempfile::tempdir().unwrap();
-    let mut names: Vec<String> = std::fs::read_dir(fixture("bad"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+fn every_bad_fixture_has_a_test_and_they_cover_thirty_codes() {
+    let mut names: Vec<String> = std::fs::read_dir(fixture("bad")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
-    assert!(names.len() >= 30, "only {} bad fixtures", names.len());
-    let mut codes = BTreeSet::new();
-    for name in &names {
-        let run = run_in(&fixture("bad").join(name), state.path(), &["check"]);
-        assert_eq!(run.code, 1, "{name}: exit code; stderr:\n{}", run.stderr);
-        assert!(run.stdout.is_empty(), "{name}: stdout should be empty, got {}", run.stdout);
-        assert!(!run.stderr.contains("panicked"), "{name} panicked");
-        let found: Vec<&str> = run
-            .stderr
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("bootstrap::chain::"))
-            .collect();
-        assert!(!found.is_empty(), "{name}: no diagnostic code in\n{}", run.stderr);
-        codes.extend(found.iter().map(|c| c.to_string()));
-        insta::assert_snapshot!(format!("bad__{name}"), run.stderr);
-    }
+    assert_eq!(names, BAD_FIXTURES, "tests/fixtures/bad and the list in tests/chain.rs differ");
+    let codes: BTreeSet<String> = BAD_FIXTURES
+        .iter()
+        .flat_map(|name| {
+            let state = tempfile::tempdir().unwrap();
+            let run = run_in(&fixture("bad").join(name), state.path(), &["check"]);
+            run.stderr.lines().filter_map(|l| l.trim().strip_prefix("bootstrap::chain::")).map(str::to_string).collect::<Vec<_>>()
+        })
+        .collect();
     assert!(codes.len() >= 30, "only {} distinct codes: {codes:?}", codes.len());
 }
 
