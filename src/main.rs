@@ -169,6 +169,45 @@ impl<W: Write> Write for Tracked<W> {
     }
 }
 
+/// Ctrl-C and SIGTERM: blocked in every thread (threads made later inherit
+/// the mask; children get a clean one) and taken by one thread, which sets
+/// the token the backends watch, waits (a minute at most) while they kill
+/// and remove what their running steps left outside the store, then ends
+/// the process with 130. Without a way to block them the defaults stay.
+fn watch_signals() -> bootstrap::exec::cancel::Cancel {
+    let cancel = bootstrap::exec::cancel::Cancel::default();
+    // SAFETY: plain libc calls on a signal set local to this function.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return cancel;
+        }
+        set
+    };
+    let token = cancel.clone();
+    let watcher = std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `set` is a valid, initialised signal set.
+        while unsafe { libc::sigwait(&set, &mut sig) } != 0 {}
+        token.cancel();
+        let busy = token.busy_count();
+        if busy > 0 {
+            eprintln!("interrupted: stopping {busy} running step(s) and removing what they left (containers)");
+        }
+        token.wait_idle(std::time::Duration::from_secs(60));
+        std::process::exit(i32::from(exit::INTERRUPTED));
+    });
+    if watcher.is_err() {
+        // No thread to take them: let them act as they did.
+        // SAFETY: as above.
+        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+    }
+    cancel
+}
+
 fn main() -> ExitCode {
     // The local backend's sandbox process: a hidden entry point, not a command.
     let args: Vec<String> = std::env::args().collect();
@@ -185,11 +224,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if asked { exit::OK } else { exit::BAD_INPUT });
         }
     };
+    let cancel = watch_signals();
     let stdout = std::io::stdout();
     let escape = !matches!(cli.command, cli::Cmd::Hash(_));
     let mut out = Tracked { inner: std::io::BufWriter::new(stdout.lock()), wrote: false, escape };
     // What is still buffered must reach stdout too: a full disk is a failure.
-    let result = cli::run(&cli, &mut out).and_then(|()| out.flush().map_err(Error::Output));
+    let result = cli::run(&cli, cancel, &mut out).and_then(|()| out.flush().map_err(Error::Output));
     match result {
         Ok(()) => ExitCode::from(exit::OK),
         // A closed pipe (`bootstrap plan | head`) is the reader's choice, not a failure.

@@ -349,3 +349,41 @@ fn a_seed_directory_changed_in_place_gets_a_new_identity_even_with_its_mtime_put
     assert_eq!(third.code, 0, "{}", third.stderr);
     assert_ne!(digest(&first), digest(&third), "a changed seed kept its identity");
 }
+
+/// SIGTERM (as Ctrl-C) to a `build` whose step sleeps: the local backend
+/// sees the run cancelled, kills the step's sandbox, and the process exits
+/// 130 within seconds, leaving no receipt for the step and no process of it.
+#[test]
+fn a_cancelled_run_stops_its_local_step_and_exits_130() {
+    let m = common::mini::Mini::new();
+    m.add("stage0/nap.kdl", "step \"nap\" {\n    root \"seed\"\n    script \"echo napping-for-bootstrap; sleep 600\"\n    output \"/nothing\"\n}\n");
+    let distfiles = m.chain.join("distfiles");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(["-v", "--state", m.state.to_str().unwrap(), "-C", m.chain.to_str().unwrap(), "--distfiles", distfiles.to_str().unwrap()])
+        .args(&m.seed_args)
+        .args(["build", "nap", "--seed", "busybox"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its log line says the step runs.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("napping-for-bootstrap") {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "the step never ran: {seen}");
+        seen.push_str(&line);
+    }
+    let sent = std::time::Instant::now();
+    rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::TERM).unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(sent.elapsed() < std::time::Duration::from_secs(30), "took {:?} to stop", sent.elapsed());
+    assert!(rest.contains("interrupted: stopping 1 running step(s)"), "{rest}");
+    // Nothing of the step runs on, and nothing claims it ran.
+    let sleeping = fs::read_dir("/proc").unwrap().filter_map(|e| fs::read_to_string(e.unwrap().path().join("cmdline")).ok()).any(|c| c == "sleep\u{0}600\u{0}");
+    assert!(!sleeping, "the step's sleep outlived the run");
+    assert_eq!(m.receipts(), 0, "a receipt was written for an interrupted step");
+}

@@ -108,6 +108,7 @@ impl World {
             limits: Default::default(),
             max_download: 1 << 20,
             max_unpacked: 1 << 20,
+            cancel: Default::default(),
         })
         .unwrap();
         World { tmp, session }

@@ -135,7 +135,7 @@ fn ctrl_c_removes_the_running_step_container() {
     rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::INT).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("removing 1 step container"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted: stopping 1 running step(s)"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(engine.containers_of(pid).unwrap(), Vec::<String>::new(), "the step container outlived Ctrl-C");
 }
 

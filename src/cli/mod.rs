@@ -180,7 +180,7 @@ impl Context {
     /// Builds the context from the parsed command line and the state
     /// directory's settings file (a malformed one is an error: it is
     /// never silently ignored).
-    pub fn from_cli(cli: &Cli) -> Result<Self, Error> {
+    pub fn from_cli(cli: &Cli, cancel: crate::exec::cancel::Cancel) -> Result<Self, Error> {
         let jobs = cli.jobs.filter(|&j| j > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let d = crate::exec::StepLimits::default();
         let session = Session::open(SessionOptions {
@@ -202,6 +202,7 @@ impl Context {
             },
             max_download: cli.max_download_size.unwrap_or(crate::fetch::DEFAULT_MAX_DOWNLOAD),
             max_unpacked: cli.max_unpacked_size.unwrap_or(crate::unpack::DEFAULT_MAX_UNPACKED),
+            cancel,
         })?;
         let verbosity = if cli.quiet { -1 } else { cli.verbose.min(100) as i8 };
         Ok(Context { session, json: cli.json, verbosity })
@@ -255,9 +256,10 @@ fn command_seeds(cmd: &Cmd) -> &[String] {
     }
 }
 
-/// Runs the command, writing its output to `out`.
-pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
-    let cx = Context::from_cli(cli)?;
+/// Runs the command, writing its output to `out`; `cancel` stops running
+/// steps when set.
+pub fn run(cli: &Cli, cancel: crate::exec::cancel::Cancel, out: &mut dyn Write) -> Result<(), Error> {
+    let cx = Context::from_cli(cli, cancel)?;
     let result = match &cli.command {
         Cmd::Check(args) => check::run(&cx, args, out),
         Cmd::Plan(args) => plan::run(&cx, args, out),

@@ -22,6 +22,7 @@ pub struct LocalBackend {
     helper: PathBuf,
     copy_limit: u64,
     limits: StepLimits,
+    cancel: super::cancel::Cancel,
 }
 
 /// Unions up to this size are copied into a tmpfs rather than mounted as
@@ -32,12 +33,19 @@ pub const DEFAULT_COPY_LIMIT: u64 = 64 << 20;
 impl LocalBackend {
     /// A backend that re-executes `helper` for each sandbox.
     pub fn new(helper: PathBuf) -> Self {
-        LocalBackend { helper, copy_limit: DEFAULT_COPY_LIMIT, limits: StepLimits::default() }
+        LocalBackend { helper, copy_limit: DEFAULT_COPY_LIMIT, limits: StepLimits::default(), cancel: Default::default() }
     }
 
     /// The same, holding each step to `limits`.
     pub fn with_limits(mut self, limits: StepLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// The same, stopping a running step (and returning
+    /// [`ExecError::Interrupted`]) when `cancel` is set.
+    pub fn with_cancel(mut self, cancel: super::cancel::Cancel) -> Self {
+        self.cancel = cancel;
         self
     }
 
@@ -115,6 +123,11 @@ impl Executor for LocalBackend {
 
     fn run(&self, req: &StepRequest, store: &Store, echo: &dyn LogSink) -> Result<StepResult, ExecError> {
         let started = Instant::now();
+        if self.cancel.is_cancelled() {
+            return Err(ExecError::Interrupted);
+        }
+        // The helper and its sandbox must be gone before the process ends.
+        let _busy = self.cancel.busy();
         let run = store.temp_dir()?;
         let capture = store.temp_dir()?;
         let spec = self.spec(req, run.path(), capture.path())?;
@@ -195,6 +208,13 @@ impl Executor for LocalBackend {
                 let _ = child.wait();
                 break;
             }
+            if self.cancel.is_cancelled() {
+                // Killing the helper ends the step's pid namespace; what it
+                // left is under the store's tmp/, garbage until `gc`.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(ExecError::Interrupted);
+            }
             let left = req.timeout.saturating_sub(started.elapsed());
             if left.is_zero() {
                 // Killing the helper kills pid 1 (PDEATHSIG) and with it every
@@ -223,6 +243,11 @@ impl Executor for LocalBackend {
         // step's namespace being killed) is gone.
         rustix::fs::fcntl_setfl(&pipe, rustix::fs::OFlags::empty()).map_err(|e| sandbox_err("pipe", e))?;
         while pass_on(&mut pipe, &mut log)? {}
+        // Ctrl-C reaches the helper too (same process group): what it ended
+        // is no outcome of the step's.
+        if self.cancel.is_cancelled() {
+            return Err(ExecError::Interrupted);
+        }
         let log_digest = log.finish(store)?;
         drop(groups);
         let duration = started.elapsed();

@@ -8,6 +8,7 @@
 //! backend, which runs in a re-executed `bootstrap` process, is in
 //! [`sandbox`].
 
+pub mod cancel;
 pub mod cgroup;
 pub mod dry;
 pub mod local;
@@ -189,7 +190,8 @@ pub enum ExecError {
         /// What it did.
         what: String,
     },
-    /// Ctrl-C or SIGTERM arrived while the step ran; its container is gone.
+    /// The run was cancelled (Ctrl-C, SIGTERM) while the step ran; the
+    /// step's processes are gone, and so is its container.
     #[error("interrupted")]
     #[diagnostic(code(bootstrap::exec::interrupted))]
     Interrupted,

@@ -27,6 +27,7 @@ use crate::build::SeedArg;
 use crate::chain::cache::ParseCache;
 use crate::chain::settings::Settings;
 use crate::chain::{self, Chain, ChainErrors, LoadOptions};
+use crate::exec::cancel::Cancel;
 use crate::exec::{Backend, ExecError, StepLimits};
 use crate::store::{LockMode, Store, StoreError, Wait};
 
@@ -65,6 +66,8 @@ pub struct SessionOptions {
     pub max_download: u64,
     /// The largest unpacked archive.
     pub max_unpacked: u64,
+    /// Set to stop running steps (the binary sets it on Ctrl-C, SIGTERM).
+    pub cancel: Cancel,
 }
 
 /// An open chain directory and state directory. Holds the state
@@ -97,6 +100,8 @@ pub struct Session {
     pub max_download: u64,
     /// The largest unpacked archive.
     pub max_unpacked: u64,
+    /// Stops running steps when set; every backend of the session watches it.
+    pub cancel: Cancel,
 }
 
 /// How long a run that needs sources waits on a URL (`fetch --timeout`
@@ -154,6 +159,7 @@ impl Session {
             limits: opts.limits,
             max_download: opts.max_download,
             max_unpacked: opts.max_unpacked,
+            cancel: opts.cancel,
         })
     }
 
@@ -175,9 +181,11 @@ impl Session {
         Ok(match self.backend {
             BackendKind::Local => {
                 let helper = std::env::current_exe().map_err(|e| ExecError::Sandbox(format!("cannot find the running executable: {e}")))?;
-                Backend::Local(crate::exec::local::LocalBackend::new(helper).with_limits(self.limits))
+                Backend::Local(crate::exec::local::LocalBackend::new(helper).with_limits(self.limits).with_cancel(self.cancel.clone()))
             }
-            BackendKind::Oci => Backend::Oci(Box::new(crate::exec::oci::OciBackend::connect()?.with_limits(self.limits))),
+            BackendKind::Oci => {
+                Backend::Oci(Box::new(crate::exec::oci::OciBackend::connect()?.with_limits(self.limits).with_cancel(self.cancel.clone())))
+            }
         })
     }
 

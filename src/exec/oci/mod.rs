@@ -18,7 +18,8 @@
 //!    the step started);
 //! 5. each declared output downloaded as a tar and captured with the local
 //!    backend's normalisation ([`outputs`]);
-//! 6. removed, whatever happened. Ctrl-C or SIGTERM removes the running
+//! 6. removed, whatever happened. A cancelled run ([`super::cancel`]: the
+//!    binary sets it on Ctrl-C or SIGTERM) kills and removes the running
 //!    step containers before the process exits, and containers left by a
 //!    process that was killed outright are removed by the next one on this
 //!    host (labels `org.bootstrap.host` and `org.bootstrap.pid`).
@@ -74,11 +75,6 @@ const LABEL_HOST: &str = "org.bootstrap.host";
 const LABEL_PID: &str = "org.bootstrap.pid";
 const LABEL_BACKEND: &str = "org.bootstrap.backend";
 
-/// Set by Ctrl-C or SIGTERM, before the step containers are removed: a
-/// step that ends then ends as [`ExecError::Interrupted`], whatever its
-/// container said as it went.
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// Numbers the backends of this process, for [`LABEL_BACKEND`].
 static BACKENDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -96,6 +92,8 @@ pub struct OciBackend {
     limits: super::StepLimits,
     /// The engine's product and version, as its version endpoint gives them.
     product: String,
+    /// Set by whoever runs us (Ctrl-C, SIGTERM): stop, remove the container.
+    cancel: super::cancel::Cancel,
 }
 
 /// What `seed import` made.
@@ -172,8 +170,8 @@ impl OciBackend {
             instance,
             limits: super::StepLimits::default(),
             product,
+            cancel: Default::default(),
         };
-        backend.on_interrupt();
         backend.rt.block_on(backend.remove_orphans());
         Ok(backend)
     }
@@ -182,6 +180,14 @@ impl OciBackend {
     /// kept to its end; the engine's `pids-limit` and `memory` settings).
     pub fn with_limits(mut self, limits: super::StepLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// The same, stopping a running step when `cancel` is set: its
+    /// container is killed and removed, and the step ends as
+    /// [`ExecError::Interrupted`].
+    pub fn with_cancel(mut self, cancel: super::cancel::Cancel) -> Self {
+        self.cancel = cancel;
         self
     }
 
@@ -208,36 +214,6 @@ impl OciBackend {
         self.product.starts_with("Podman")
     }
 
-    fn on_interrupt(&self) {
-        let (docker, live, instance) = (self.docker.clone(), self.live.clone(), self.instance.clone());
-        self.rt.spawn(async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let terminated = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            let _ = futures_util::future::select(std::pin::pin!(tokio::signal::ctrl_c()), std::pin::pin!(terminated)).await;
-            INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-            let mut ids: HashSet<String> = live.lock().map(|mut l| l.drain().collect()).unwrap_or_default();
-            // Also those the engine made but `create` had not noted yet: by label.
-            let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_BACKEND}={instance}")])]);
-            let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
-            if let Ok(list) = docker.list_containers(Some(options)).await {
-                ids.extend(list.into_iter().filter_map(|c| c.id));
-            }
-            if !ids.is_empty() {
-                eprintln!("interrupted: removing {} step container(s)", ids.len());
-            }
-            for id in ids {
-                let _ = docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
-            }
-            std::process::exit(130);
-        });
-    }
 
     /// The containers of this backend the engine still has: none once
     /// every [`Executor::run`] has returned.
@@ -473,21 +449,18 @@ impl Executor for OciBackend {
         let input = inputs::tar(req, INIT)?;
         let mut log = super::log::LogTail::new(store, self.limits.log)?;
         let capture = store.temp_dir()?;
+        if self.cancel.is_cancelled() {
+            return Err(ExecError::Interrupted);
+        }
+        // The container must be gone before the process ends.
+        let busy = self.cancel.busy();
         let ran = self.rt.block_on(async {
             let id = self.create(&image, req, init_argv(req, &real)).await?;
             let r = self.step(&id, req, input, &real, &mut log, echo, capture.path()).await;
             self.remove(&id).await;
             r
         });
-        if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
-            // The handler removes the containers, then ends the process;
-            // returning first would let `main` end it before that.
-            let since = Instant::now();
-            while since.elapsed() < std::time::Duration::from_secs(60) {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            return Err(ExecError::Interrupted);
-        }
+        drop(busy);
         let (status, timed_out) = ran?;
         let duration = started.elapsed();
         let log_digest = log.finish(store)?;
@@ -546,13 +519,23 @@ impl OciBackend {
             Ok(())
         };
         let left = req.timeout.saturating_sub(started.elapsed());
-        match tokio::time::timeout(left, run).await {
-            Err(_) => {
+        let cancelled = async {
+            while !self.cancel.is_cancelled() {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        };
+        use futures_util::future::{Either, select};
+        let (sleep, cancelled, run) = (std::pin::pin!(tokio::time::sleep(left)), std::pin::pin!(cancelled), std::pin::pin!(run));
+        match select(run, select(sleep, cancelled)).await {
+            Either::Left((r, _)) => r?,
+            Either::Right((why, _)) => {
                 // Killing pid 1 ends every process of the container.
                 let _ = self.docker.kill_container(id, Some(KillContainerOptions { signal: "KILL".into() })).await;
-                return Ok((Status::TimedOut, true));
+                return match why {
+                    Either::Left(_) => Ok((Status::TimedOut, true)),
+                    Either::Right(_) => Err(ExecError::Interrupted),
+                };
             }
-            Ok(r) => r?,
         }
         if let Some(err) = write_err {
             return Err(ExecError::Sandbox(format!("write the step log: {err}")));
