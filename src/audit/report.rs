@@ -342,7 +342,7 @@ pub fn audit(history: &History<'_>, store: &Store, trust: Option<&Trust>, select
             env: step.env.clone(),
             workdir: step.workdir.clone(),
             timeout_secs: step.timeout_secs,
-            outputs: step.outputs.iter().map(|o| OutputAudit { path: o.path.clone(), sha256: o.sha256.clone() }).collect(),
+            outputs: step.outputs.iter().map(|o| OutputAudit { path: o.path.clone(), sha256: o.sha256.map(|s| s.hex()) }).collect(),
             observed,
             ran_by,
             verdict: entry.map_or_else(|| "never verified".to_string(), |e| e.verdict.as_str().to_string()),

@@ -189,10 +189,11 @@ pub fn trace(history: &History<'_>, given: &str, seed: Option<&str>) -> Result<T
 }
 
 fn describe(path: &str, f: &crate::store::receipt::FileRecord) -> String {
-    match f.kind.as_str() {
-        "file" => format!("{path}: file, sha256:{}", f.sha256.map(|s| s.hex()).unwrap_or_default()),
-        "symlink" => format!("{path}: symlink to {}", f.target.as_deref().unwrap_or("?")),
-        other => format!("{path}: {other}"),
+    use crate::store::receipt::FileKind;
+    match f.kind {
+        FileKind::File => format!("{path}: file, sha256:{}", f.sha256.map(|s| s.hex()).unwrap_or_default()),
+        FileKind::Symlink => format!("{path}: symlink to {}", f.target.as_deref().unwrap_or("?")),
+        FileKind::Dir => format!("{path}: dir"),
     }
 }
 

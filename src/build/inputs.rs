@@ -85,7 +85,7 @@ pub fn gather(w: &Wanted, store: &Store, opts: &FetchOptions, progress: &dyn Pro
     let mut sources = BTreeMap::new();
     for f in &fetched {
         let r = ReadySource::of(store, f)
-            .ok_or_else(|| BuildError::Exec(ExecError::Sandbox(format!("source `{}` is not in the store after fetching", f.name))))?;
+            .ok_or_else(|| BuildError::Exec(ExecError::Internal(format!("source `{}` is not in the store after fetching", f.name))))?;
         sources.insert(f.name.clone(), r);
     }
     Ok(Inputs { seeds, without, sources, fetched })

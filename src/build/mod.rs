@@ -108,15 +108,48 @@ pub enum Outcome {
     Blocked(Vec<String>),
 }
 
+/// What happened to a step, without its receipt: as reports, stage
+/// receipts and JSON documents name it (`built`, `cached`, `failed`,
+/// `blocked`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeKind {
+    /// It ran and succeeded.
+    Built,
+    /// Its result was already in the store.
+    Cached,
+    /// It ran and failed.
+    Failed,
+    /// It could not run.
+    Blocked,
+}
+
+impl OutcomeKind {
+    /// The word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Built => "built",
+            OutcomeKind::Cached => "cached",
+            OutcomeKind::Failed => "failed",
+            OutcomeKind::Blocked => "blocked",
+        }
+    }
+}
+
 impl Outcome {
+    /// Which of the four it is.
+    pub fn kind(&self) -> OutcomeKind {
+        match self {
+            Outcome::Built(_) => OutcomeKind::Built,
+            Outcome::Cached(_) => OutcomeKind::Cached,
+            Outcome::Failed(_) => OutcomeKind::Failed,
+            Outcome::Blocked(_) => OutcomeKind::Blocked,
+        }
+    }
+
     /// `built`, `cached`, `failed` or `blocked`, as in reports.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            Outcome::Built(_) => "built",
-            Outcome::Cached(_) => "cached",
-            Outcome::Failed(_) => "failed",
-            Outcome::Blocked(_) => "blocked",
-        }
+        self.kind().as_str()
     }
 
     /// The receipt, unless blocked.
@@ -245,7 +278,7 @@ impl Build<'_> {
         for &k in &chain.source_ids[id] {
             let name = &chain.sources[k].name;
             let Some(ready) = self.sources.get(name) else {
-                return Err(crate::exec::ExecError::Sandbox(format!("source `{name}` was not made ready")).into());
+                return Err(crate::exec::ExecError::Internal(format!("source `{name}` was not made ready")).into());
             };
             sources.push((name.clone(), ready.input.clone()));
             keyed.push((name.as_str(), ready.identity(), ready.placement()));

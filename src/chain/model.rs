@@ -345,8 +345,8 @@ pub enum Command {
 pub struct Output {
     /// The path as written: relative to `workdir`, or absolute.
     pub path: String,
-    /// Pinned lowercase hex sha256 of the file, if given.
-    pub sha256: Option<String>,
+    /// The file's pinned sha256, if given.
+    pub sha256: Option<crate::hash::Sha256>,
     /// The `output` node.
     pub span: Span,
 }

@@ -1264,7 +1264,7 @@ impl Cx<'_> {
                         self.diags.push(D::InvalidOutput { src: self.src(), span: arg.span(), value: path, reason });
                         continue;
                     }
-                    let sha256 = e.prop("sha256").and_then(|s| self.sha256(s, U));
+                    let sha256 = e.prop("sha256").and_then(|s| self.sha256_pin(s, U));
                     outputs.push((Output { path, sha256, span: sp(child.span()) }, child.span()));
                 }
                 _ => {

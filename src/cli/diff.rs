@@ -43,14 +43,14 @@ struct Change {
 
 #[derive(Serialize, Clone)]
 struct Side {
-    kind: String,
+    kind: crate::store::receipt::FileKind,
     sha256: Option<String>,
     size: Option<u64>,
     target: Option<String>,
 }
 
 fn side(f: &FileRecord) -> Side {
-    Side { kind: f.kind.clone(), sha256: f.sha256.map(|s| s.hex()), size: f.size, target: f.target.clone() }
+    Side { kind: f.kind, sha256: f.sha256.map(|s| s.hex()), size: f.size, target: f.target.clone() }
 }
 
 fn changes(a: &[FileRecord], b: &[FileRecord]) -> Vec<Change> {
@@ -139,7 +139,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
                     Some(s) => match (&s.sha256, s.size, &s.target) {
                         (Some(h), Some(n), _) => format!("sha256:{h} {n} bytes"),
                         (_, _, Some(t)) => format!("symlink to {t}"),
-                        _ => s.kind.clone(),
+                        _ => s.kind.as_str().to_string(),
                     },
                 };
                 writeln!(out, "  {:<9} {}\n      a: {}\n      b: {}", c.what, c.path, show(&c.a), show(&c.b))?;
@@ -168,7 +168,7 @@ fn diffoscope(la: &std::path::Path, lb: &std::path::Path, list: &[Change], json:
     std::os::unix::fs::symlink(la, here.path().join("a")).map_err(Error::Output)?;
     std::os::unix::fs::symlink(lb, here.path().join("b")).map_err(Error::Output)?;
     let mut reports = Vec::new();
-    for c in list.iter().filter(|c| c.what == "content" && c.a.as_ref().is_some_and(|s| s.kind == "file")) {
+    for c in list.iter().filter(|c| c.what == "content" && c.a.as_ref().is_some_and(|s| s.kind == crate::store::receipt::FileKind::File)) {
         let (a, b) = (format!("a/{}", c.path), format!("b/{}", c.path));
         let mut cmd = std::process::Command::new("diffoscope");
         cmd.current_dir(here.path()).arg("--exclude-directory-metadata=yes");

@@ -92,7 +92,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         // Judged as `verify` will judge it, before it is saved.
         let name = format!("{}.asc", key.fingerprint);
         let checks = check_signature_file(t, &args.stage, &name, &armored, &bytes);
-        if let Some(reason) = checks.iter().find_map(|c| c.reason.clone()) {
+        if let Some(reason) = checks.iter().find_map(|c| c.reason.as_ref().map(ToString::to_string)) {
             return Err(refused(SignRefused::WouldNotCount { reason, cert: s.cert_path.clone() }));
         }
     }

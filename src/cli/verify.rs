@@ -230,7 +230,7 @@ fn write_report(
                 let run = step.runs.iter().find(|r| r.seed == s.name);
                 write!(out, "  {:<12}", run.map_or_else(|| "-".to_string(), |r| short(&r.output)))?;
             }
-            let ran: Vec<&crate::verify::SeedRun> = step.runs.iter().filter(|r| r.outcome != "cached").collect();
+            let ran: Vec<&crate::verify::SeedRun> = step.runs.iter().filter(|r| r.outcome != crate::build::OutcomeKind::Cached).collect();
             let time = if step.runs.is_empty() {
                 "-".to_string()
             } else if ran.is_empty() {
@@ -243,7 +243,7 @@ fn write_report(
                 writeln!(out, "      {reason}")?;
             }
             // A failure is read from its log: show where it is and how it ends, per seed.
-            for run in step.runs.iter().filter(|r| r.outcome == "failed") {
+            for run in step.runs.iter().filter(|r| r.outcome == crate::build::OutcomeKind::Failed) {
                 let tail = store.log_tail(&run.log, super::build::LOG_TAIL);
                 let path = store.log_path(&run.log);
                 if tail.is_empty() {

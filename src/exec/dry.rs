@@ -107,7 +107,7 @@ impl Executor for DryRun {
         let mut log = super::log::LogTail::new(store, u64::MAX)?;
         let said = format!("dry run: {} command(s), nothing executed\n", req.commands.len());
         echo.write(said.as_bytes());
-        log.write_all(said.as_bytes()).map_err(|e| ExecError::Sandbox(format!("write the step log: {e}")))?;
+        log.write_all(said.as_bytes()).map_err(|e| ExecError::Io { what: "write the step log".into(), message: e.to_string() })?;
         let log = log.finish(store)?;
         let files = match answer {
             Dry::Exit(code) => {
@@ -126,7 +126,7 @@ impl Executor for DryRun {
         let dir = store.temp_dir()?;
         for (rel, bytes) in &files {
             let path = dir.path().join(rel);
-            let io = |e: std::io::Error| ExecError::Sandbox(format!("dry run: write {}: {e}", path.display()));
+            let io = |e: std::io::Error| ExecError::Io { what: format!("write {}", path.display()), message: e.to_string() };
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(io)?;
             }

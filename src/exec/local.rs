@@ -68,7 +68,13 @@ impl LocalBackend {
         lowers.push(match &req.root {
             Root::Scratch => empty.clone(),
             Root::Dir(d) => d.clone(),
-            Root::Image(id) => return Err(sandbox_err("the local backend runs seeds from root filesystems", format!("image {id} given"))),
+            Root::Image(id) => {
+                return Err(ExecError::Unsupported {
+                    backend: "local",
+                    message: format!("it runs seeds from root filesystem directories, and was given the image {id}"),
+                    help: "give the seed as a directory or tarball (`--seed NAME=PATH`), or use `--backend oci`".into(),
+                });
+            }
         });
         let sources = req
             .sources
@@ -132,8 +138,8 @@ impl Executor for LocalBackend {
         let capture = store.temp_dir()?;
         let spec = self.spec(req, run.path(), capture.path())?;
         let spec_path = run.path().join("spec.json");
-        fs::write(&spec_path, serde_json::to_vec(&spec).map_err(|e| sandbox_err("spec", e))?)
-            .map_err(|e| sandbox_err("spec", e))?;
+        fs::write(&spec_path, serde_json::to_vec(&spec).map_err(|e| ExecError::Internal(format!("the sandbox spec: {e}")))?)
+            .map_err(|e| ExecError::Io { what: format!("write {}", spec_path.display()), message: e.to_string() })?;
         let mut log = super::log::LogTail::new(store, self.limits.log)?;
         // The step writes its log into a pipe, not a file of the host's: no
         // descriptor inside the sandbox may refer to a host file.
@@ -169,7 +175,7 @@ impl Executor for LocalBackend {
                 match pipe.read(&mut buf) {
                     Ok(0) => return Ok(false),
                     Ok(n) => {
-                        log.write_all(&buf[..n]).map_err(|e| sandbox_err("log", e))?;
+                        log.write_all(&buf[..n]).map_err(|e| ExecError::Io { what: "write the step log".into(), message: e.to_string() })?;
                         echo.write(&buf[..n]);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(true),

@@ -69,7 +69,7 @@ pub enum Root {
 pub struct StepRequest {
     /// The seed's root filesystem, or nothing for a scratch root. A backend
     /// given a kind it cannot run (a directory to `oci`, an image to
-    /// `local`) refuses with [`ExecError::Sandbox`].
+    /// `local`) refuses with [`ExecError::Unsupported`].
     pub root: Root,
     /// Sources by name.
     pub sources: Vec<(String, SourceInput)>,
@@ -152,13 +152,52 @@ pub struct StepResult {
 /// A step could not be run at all (as opposed to running and failing).
 #[derive(Debug, Error, Diagnostic)]
 pub enum ExecError {
-    /// Setting up or tearing down the sandbox failed.
+    /// Setting up or tearing down the local backend's sandbox failed.
     #[error("cannot run the sandbox: {0}")]
     #[diagnostic(
         code(bootstrap::exec::sandbox),
         help("the local backend needs Linux namespaces and overlayfs (root, or unprivileged user namespaces enabled)")
     )]
     Sandbox(String),
+    /// A file of the state directory could not be read or written while
+    /// running a step (its log, its inputs, its captured outputs).
+    #[error("cannot {what}: {message}")]
+    #[diagnostic(code(bootstrap::exec::io), help("check the free space and the permissions of the state directory (`--state`)"))]
+    Io {
+        /// What was being done.
+        what: String,
+        /// What failed.
+        message: String,
+    },
+    /// The backend cannot run this request as it is.
+    #[error("the {backend} backend cannot run this: {message}")]
+    #[diagnostic(code(bootstrap::exec::unsupported))]
+    Unsupported {
+        /// The backend.
+        backend: &'static str,
+        /// What it cannot do.
+        message: String,
+        /// What to do instead.
+        #[help]
+        help: String,
+    },
+    /// The OCI backend's init in the step container ended without saying
+    /// how the step went.
+    #[error("the step container's init ended with status {code} and no report (it said {said:?})")]
+    #[diagnostic(
+        code(bootstrap::exec::init),
+        help("bootstrap's init runs as pid 1 of an x86_64 container: check that the engine runs x86_64 containers; the step's log is in the store (`bootstrap build STEP -v` shows it)")
+    )]
+    InitFailed {
+        /// Its exit status.
+        code: i64,
+        /// What it wrote on stdout.
+        said: String,
+    },
+    /// Something that cannot happen did: a bug in bootstrap.
+    #[error("internal error: {0}")]
+    #[diagnostic(code(bootstrap::internal), help("this is a bug in bootstrap: please report it with the command that ran and this message"))]
+    Internal(String),
     /// The container engine could not be reached or refused a request.
     #[error("the container engine at {endpoint}: {message}")]
     #[diagnostic(

@@ -53,7 +53,11 @@ impl Union {
             let mut subdirs = Vec::new();
             for name in names {
                 let Some(name_s) = name.to_str() else {
-                    return Err(ExecError::Sandbox(format!("{}: a file name that is not UTF-8 cannot be sent to the engine", d.join(&name).display())));
+                    return Err(ExecError::Unsupported {
+                        backend: "oci",
+                        message: format!("{}: a file name that is not UTF-8 cannot be sent to the engine", d.join(&name).display()),
+                        help: "rename the file in the source or step that makes it, or use `--backend local`".into(),
+                    });
                 };
                 let p = d.join(&name);
                 let r = if rel.is_empty() { name_s.to_string() } else { format!("{rel}/{name_s}") };
@@ -79,7 +83,7 @@ impl Union {
 }
 
 pub(crate) fn io(p: &Path, e: std::io::Error) -> ExecError {
-    ExecError::Sandbox(format!("read {}: {e}", p.display()))
+    ExecError::Io { what: format!("read {}", p.display()), message: e.to_string() }
 }
 
 impl Union {
@@ -88,7 +92,7 @@ impl Union {
     /// given `mtime`, that one for every entry.
     pub(crate) fn write(&self, mtime: Option<u64>) -> Result<Vec<u8>, ExecError> {
         let mut b = tar::Builder::new(Vec::new());
-        let fail = |p: &str, e: std::io::Error| ExecError::Sandbox(format!("writing a tar, at {p}: {e}"));
+        let fail = |p: &str, e: std::io::Error| ExecError::Io { what: format!("write the step's inputs as a tar, at {p}"), message: e.to_string() };
         for (path, item) in &self.0 {
             let mut h = tar::Header::new_gnu();
             h.set_uid(0);

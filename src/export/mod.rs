@@ -44,11 +44,11 @@ pub fn stage_files(steps: &[Receipt]) -> BTreeMap<String, String> {
             // A directory over a directory merges; anything else replaces
             // what was at that path, and under it.
             files.remove(&f.path);
-            if f.kind != "dir" {
+            if f.kind != crate::store::receipt::FileKind::Dir {
                 let under = format!("{}/", f.path);
                 files.retain(|p, _| !p.starts_with(&under));
             }
-            if let (true, Some(sha)) = (f.kind == "file", f.sha256) {
+            if let (true, Some(sha)) = (f.kind == crate::store::receipt::FileKind::File, f.sha256) {
                 files.insert(f.path.clone(), sha.hex());
             }
         }

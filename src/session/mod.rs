@@ -180,7 +180,7 @@ impl Session {
     pub fn backend(&self) -> Result<Backend, ExecError> {
         Ok(match self.backend {
             BackendKind::Local => {
-                let helper = std::env::current_exe().map_err(|e| ExecError::Sandbox(format!("cannot find the running executable: {e}")))?;
+                let helper = std::env::current_exe().map_err(|e| ExecError::Io { what: "find the running executable (the local backend runs it as the sandbox)".into(), message: e.to_string() })?;
                 Backend::Local(crate::exec::local::LocalBackend::new(helper).with_limits(self.limits).with_cancel(self.cancel.clone()))
             }
             BackendKind::Oci => {

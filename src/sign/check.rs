@@ -33,6 +33,7 @@ use openpgp::policy::{HashAlgoSecurity, Policy, StandardPolicy};
 use openpgp::types::{RevocationStatus, SignatureType};
 
 use crate::chain::trust::Trust;
+use super::rejection::{Rejected, Rejection};
 use crate::sign::snapshot;
 
 /// Clock skew allowed on a signature's creation time, as sequoia's
@@ -54,7 +55,7 @@ pub struct SignatureCheck {
     /// Whether it counts toward the rules.
     pub counted: bool,
     /// Why it does not count; `None` when it does.
-    pub reason: Option<String>,
+    pub reason: Option<Rejection>,
 }
 
 /// One `require` rule, checked.
@@ -215,7 +216,7 @@ fn check_files(trust: &Trust, dir: &Path, stage: &str, data: &[u8], now: SystemT
                 signer: None,
                 key: None,
                 counted: false,
-                reason: Some(format!("cannot read the file: {e}")),
+                reason: Some(Rejection::Unreadable(e.to_string())),
             }),
         }
     }
@@ -243,7 +244,9 @@ fn check_file(
     let stem = name.trim_end_matches(".asc").to_ascii_uppercase();
     let sigs = match read_signatures(bytes) {
         Ok(sigs) => sigs,
-        Err(reason) => return vec![SignatureCheck { file, index: 1, signer: None, key: None, counted: false, reason: Some(reason) }],
+        Err(reason) => {
+            return vec![SignatureCheck { file, index: 1, signer: None, key: None, counted: false, reason: Some(Rejection::NotSignatures(reason)) }];
+        }
     };
     let policy = StandardPolicy::new();
     let mut out = Vec::new();
@@ -255,18 +258,15 @@ fn check_file(
                 let s = &trust.signers[signer];
                 check.signer = Some(s.name.clone());
                 if counted.contains(&signer) {
-                    check.reason = Some(format!(
-                        "a good signature, but {} is already counted: a certificate counts once, however many signatures or subkeys it has",
-                        s.name
-                    ));
+                    check.reason = Some(Rejection::AlreadyCounted { signer: s.name.clone() });
                 } else {
                     counted.push(signer);
                     check.counted = true;
                 }
             }
-            Err((signer, reason)) => {
+            Err(Rejected { signer, why }) => {
                 check.signer = signer.map(|i| trust.signers[i].name.clone());
-                check.reason = Some(reason);
+                check.reason = Some(why);
             }
         }
         out.push(check);
@@ -317,89 +317,84 @@ fn judge(
     policy: &StandardPolicy,
     now: SystemTime,
     stage: &str,
-) -> Result<usize, (Option<usize>, String)> {
+) -> Result<usize, Rejected> {
     let shown = format!("snapshots/{stage}.kdl");
     if !matches!(sig.typ(), SignatureType::Binary | SignatureType::Text) {
-        return Err((None, format!("a {} signature, not one over a document", sig.typ())));
+        return Err(Rejected { signer: None, why: Rejection::NotOverADocument(sig.typ().to_string()) });
     }
     let Some(created) = sig.signature_creation_time() else {
-        return Err((None, "malformed: the signature has no creation time".into()));
+        return Err(Rejected { signer: None, why: Rejection::NoCreationTime });
     };
     let issuers = sig.get_issuers();
     if issuers.is_empty() {
-        return Err((None, "the signature names no key that made it".into()));
+        return Err(Rejected { signer: None, why: Rejection::NoIssuer });
     }
     let found = trust.signers.iter().enumerate().find_map(|(i, s)| {
         s.cert.keys().key_handles(issuers.iter().cloned()).next().map(|ka| (i, ka.key().fingerprint()))
     });
     let Some((signer, key_fpr)) = found else {
-        let keys: Vec<String> = issuers.iter().map(|h| h.to_hex()).collect();
-        return Err((None, format!("made by key {}, which is no signer's in chain/trust.kdl", keys.join(" / "))));
+        return Err(Rejected { signer: None, why: Rejection::UnknownKey(issuers.iter().map(|h| h.to_hex()).collect()) });
     };
     let s = &trust.signers[signer];
-    let fail = |reason: String| Err((Some(signer), reason));
+    let fail = |why: Rejection| Err(Rejected { signer: Some(signer), why });
+    let name = || s.name.clone();
+    let key = || key_fpr.to_string();
     if let Err(e) = policy.signature(sig, HashAlgoSecurity::CollisionResistance) {
-        return fail(format!("{} signature, which the standard policy rejects ({e})", sig.hash_algo()));
+        return fail(Rejection::WeakHash { algo: sig.hash_algo().to_string(), why: e.to_string() });
     }
     // The digest over the file as it is now. Its first two bytes are
     // stored in the signature, which tells "made over other bytes" from
     // "does not verify" (forged or damaged).
     let digest = match digest_of(sig, data) {
         Ok(d) => d,
-        Err(e) => return fail(format!("cannot hash {shown} for it: {e}")),
+        Err(e) => return fail(Rejection::CannotHash { file: shown, why: e.to_string() }),
     };
     if digest.get(..2) != Some(&sig.digest_prefix()[..]) {
-        return fail(format!(
-            "made by {} over other bytes than {shown} as it is now (an earlier snapshot?): sign the current file again",
-            s.name
-        ));
+        return fail(Rejection::OtherBytes { signer: name(), file: shown });
     }
     let cert = &s.cert;
     let Some(ka) = cert.keys().key_handles(issuers.iter().cloned()).next() else {
-        return fail("its key is gone from the certificate".into());
+        return fail(Rejection::KeyGone);
     };
     for (t, at) in [(created, "when it signed"), (now, "now")] {
         let vc = match cert.with_policy(policy, t) {
             Ok(vc) => vc,
-            Err(e) => return fail(format!("{}'s certificate is not valid {at} ({e})", s.name)),
+            Err(e) => return fail(Rejection::CertInvalid { signer: name(), at, why: e.to_string() }),
         };
         if let RevocationStatus::Revoked(revs) = vc.revocation_status() {
-            return fail(format!("{}'s certificate is revoked ({})", s.name, revocation_reason(&revs)));
+            return fail(Rejection::CertRevoked { signer: name(), reason: revocation_reason(&revs) });
         }
         if vc.alive().is_err() {
             let expiry = vc.primary_key().key_expiration_time().map_or_else(|| "its expiry".into(), when);
-            return fail(format!("{}'s certificate expired on {expiry}; an expired key counts zero", s.name));
+            return fail(Rejection::CertExpired { signer: name(), expiry });
         }
         let vka = match ka.clone().with_policy(policy, t) {
             Ok(k) => k,
-            Err(e) => return fail(format!("key {key_fpr} is not validly bound to {}'s certificate {at} ({e})", s.name)),
+            Err(e) => return fail(Rejection::KeyNotBound { key: key(), signer: name(), at, why: e.to_string() }),
         };
         if let RevocationStatus::Revoked(revs) = vka.revocation_status() {
-            return fail(format!("{}'s signing key {key_fpr} is revoked ({})", s.name, revocation_reason(&revs)));
+            return fail(Rejection::KeyRevoked { signer: name(), key: key(), reason: revocation_reason(&revs) });
         }
         if vka.alive().is_err() {
             let expiry = vka.key_expiration_time().map_or_else(|| "its expiry".into(), when);
-            return fail(format!("{}'s signing key {key_fpr} expired on {expiry}; an expired key counts zero", s.name));
+            return fail(Rejection::KeyExpired { signer: name(), key: key(), expiry });
         }
         if !vka.for_signing() {
-            return fail(format!("{}'s key {key_fpr} is not a signing key", s.name));
+            return fail(Rejection::NotSigningKey { signer: name(), key: key() });
         }
     }
     if let Err(e) = sig.signature_alive(now, CLOCK_SKEW) {
-        return fail(format!("the signature itself is not valid now ({e}); made {}", when(created)));
+        return fail(Rejection::SignatureNotAlive { why: e.to_string(), made: when(created) });
     }
     if let Err(e) = sig.verify_digest(ka.key(), &digest) {
-        return fail(format!("does not verify with {}'s key {key_fpr}: forged or damaged ({e})", s.name));
+        return fail(Rejection::DoesNotVerify { signer: name(), key: key(), why: e.to_string() });
     }
     if stem != s.fingerprint {
         let named = match trust.signer_by_fingerprint(stem) {
             Some(o) => format!("the file of {}", trust.signers[o].name),
             None => "no signer's file".to_string(),
         };
-        return fail(format!(
-            "a good signature by {}, but saved as {stem}.asc, {named}: a signature counts only in its signer's file, {}.asc",
-            s.name, s.fingerprint
-        ));
+        return fail(Rejection::WrongFile { signer: name(), stem: stem.to_string(), named, own: s.fingerprint.clone() });
     }
     Ok(signer)
 }

@@ -19,6 +19,7 @@
 
 pub mod check;
 pub mod key;
+pub mod rejection;
 pub mod snapshot;
 
 pub use check::{RuleCheck, SignatureCheck, StageSignatures, check_stage};

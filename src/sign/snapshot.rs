@@ -24,7 +24,7 @@ use thiserror::Error;
 
 use crate::chain::edit::quote;
 use crate::hash::Blake3;
-use crate::store::receipt::FileRecord;
+use crate::store::receipt::{FileKind, FileRecord};
 
 /// One step of a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,10 +75,10 @@ impl SnapshotEntry {
     pub fn of(files: &[FileRecord]) -> Vec<SnapshotEntry> {
         files
             .iter()
-            .filter_map(|f| match f.kind.as_str() {
-                "file" => f.sha256.map(|s| SnapshotEntry::File(f.path.clone(), s.hex())),
-                "symlink" => f.target.clone().map(|t| SnapshotEntry::Symlink(f.path.clone(), t)),
-                _ => None,
+            .filter_map(|f| match f.kind {
+                FileKind::File => f.sha256.map(|s| SnapshotEntry::File(f.path.clone(), s.hex())),
+                FileKind::Symlink => f.target.clone().map(|t| SnapshotEntry::Symlink(f.path.clone(), t)),
+                FileKind::Dir => None,
             })
             .collect()
     }

@@ -104,13 +104,36 @@ pub enum RunStatus {
     },
 }
 
+/// What an entry of a layer is, as receipts and reports name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+}
+
+impl FileKind {
+    /// The word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::File => "file",
+            FileKind::Dir => "dir",
+            FileKind::Symlink => "symlink",
+        }
+    }
+}
+
 /// One entry of the output layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRecord {
     /// Path inside the layer (relative to the sandbox root), lossy UTF-8.
     pub path: String,
     /// `file`, `dir` or `symlink`.
-    pub kind: String,
+    pub kind: FileKind,
     /// Normalised mode, octal.
     pub mode: String,
     /// Size in bytes (files).
@@ -135,7 +158,7 @@ impl FileRecord {
             .map(|e| {
                 let mut r = FileRecord {
                     path: e.display_path(),
-                    kind: String::new(),
+                    kind: FileKind::Dir,
                     mode: format!("{:o}", e.mode()),
                     size: None,
                     sha256: None,
@@ -143,15 +166,15 @@ impl FileRecord {
                     target: None,
                 };
                 match &e.kind {
-                    EntryKind::Dir => r.kind = "dir".into(),
+                    EntryKind::Dir => r.kind = FileKind::Dir,
                     EntryKind::File { content, .. } => {
-                        r.kind = "file".into();
+                        r.kind = FileKind::File;
                         r.size = Some(content.size);
                         r.sha256 = Some(content.sha256);
                         r.blake3 = Some(content.blake3);
                     }
                     EntryKind::Symlink { target } => {
-                        r.kind = "symlink".into();
+                        r.kind = FileKind::Symlink;
                         r.target = Some(String::from_utf8_lossy(target).into_owned());
                     }
                 }

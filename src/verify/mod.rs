@@ -307,7 +307,7 @@ impl Verifier<'_> {
         let mut prev = loaded.receipt;
         for step in &mut prev.steps {
             for r in &mut step.runs {
-                r.outcome = "cached".to_string();
+                r.outcome = crate::build::OutcomeKind::Cached;
             }
         }
         Some(prev)
@@ -325,7 +325,7 @@ impl Verifier<'_> {
         let chain = self.chain;
         let step = &chain.steps[id];
         let per_seed_needs: Vec<Vec<(usize, Blake3)>> = {
-            let v = verified.lock().map_err(|_| crate::exec::ExecError::Sandbox("a verify thread panicked".into()))?;
+            let v = verified.lock().map_err(|_| crate::exec::ExecError::Internal("a verify thread panicked".into()))?;
             (0..self.lineages.len())
                 .map(|s| chain.need_ids[id].iter().filter_map(|&j| v.get(&j).and_then(|o| o.get(s)).map(|d| (j, *d))).collect())
                 .collect()
@@ -346,7 +346,7 @@ impl Verifier<'_> {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(crate::exec::ExecError::Sandbox("a verify thread panicked".into()).into())))
+                .map(|h| h.join().unwrap_or_else(|_| Err(crate::exec::ExecError::Internal("a verify thread panicked".into()).into())))
                 .collect()
         });
         let mut outcomes = Vec::with_capacity(results.len());
@@ -364,7 +364,7 @@ impl Verifier<'_> {
                     input: r.input,
                     output: r.output,
                     log: r.log,
-                    outcome: o.as_str().to_string(),
+                    outcome: o.kind(),
                     duration_ms: r.duration_ms,
                     earlier_output: r.earlier_output,
                     receipt_bytes: self.store.receipt_bytes(&step.name, &b.seed.name, &r.input),
@@ -438,13 +438,13 @@ fn pin_problems(step: &crate::chain::model::Step, receipt: &Receipt) -> Vec<Stri
         let abs = request::output_path(step, &out.path);
         let rel = abs.trim_start_matches('/');
         match receipt.files.iter().find(|f| f.path == rel) {
-            Some(f) if f.kind == "file" => {
-                let got = f.sha256.map(|s| s.hex()).unwrap_or_default();
-                if got != *pin {
-                    problems.push(format!("output `{}` is pinned to sha256:{pin} but is sha256:{got}", out.path));
+            Some(f) if f.kind == crate::store::receipt::FileKind::File => {
+                if f.sha256 != Some(*pin) {
+                    let got = f.sha256.map(|s| s.hex()).unwrap_or_default();
+                    problems.push(format!("output `{}` is pinned to sha256:{} but is sha256:{got}", out.path, pin.hex()));
                 }
             }
-            Some(f) => problems.push(format!("output `{}` is pinned to a sha256 but is a {}", out.path, f.kind)),
+            Some(f) => problems.push(format!("output `{}` is pinned to a sha256 but is a {}", out.path, f.kind.as_str())),
             None => problems.push(format!("output `{}` is pinned but was not captured", out.path)),
         }
     }

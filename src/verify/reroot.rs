@@ -78,7 +78,7 @@ pub struct StepCompare {
     /// The step.
     pub step: String,
     /// `built`, `cached`, `failed` or `blocked` on the new seed.
-    pub outcome: String,
+    pub outcome: crate::build::OutcomeKind,
     /// Its output tree on the new seed.
     pub output: Option<Blake3>,
     /// The snapshot's tree for it, if the snapshot has the step.
@@ -150,9 +150,9 @@ pub fn compare_stage(
             (Some(r), Some(p)) if !agrees && output.is_some() => differences(&r.files, &p.entries),
             _ => Vec::new(),
         };
-        steps.push(StepCompare { step: name.clone(), outcome: o.as_str().to_string(), output, snapshot: pinned.map(|p| p.tree), agrees, differences });
+        steps.push(StepCompare { step: name.clone(), outcome: o.kind(), output, snapshot: pinned.map(|p| p.tree), agrees, differences });
     }
-    let result = if steps.iter().any(|s| s.outcome == "failed" || s.outcome == "blocked") {
+    let result = if steps.iter().any(|s| matches!(s.outcome, crate::build::OutcomeKind::Failed | crate::build::OutcomeKind::Blocked)) {
         Convergence::Failed
     } else if snapshot.is_none() {
         Convergence::NoSnapshot

@@ -62,7 +62,7 @@ pub fn pins_digest(chain: &Chain, stage: usize) -> String {
         for o in &step.outputs {
             if let Some(sha) = &o.sha256 {
                 c.field("output", o.path.as_bytes());
-                c.field("sha256", sha.as_bytes());
+                c.field("sha256", sha.hex().as_bytes());
             }
         }
     }
@@ -125,7 +125,7 @@ pub struct SeedRun {
     /// The log.
     pub log: Blake3,
     /// `built` (ran now) or `cached`; `failed`.
-    pub outcome: String,
+    pub outcome: crate::build::OutcomeKind,
     /// Wall time of the run that made the receipt.
     pub duration_ms: u64,
     /// With `verify --rebuild`, the output the same inputs gave before.
@@ -237,7 +237,7 @@ pub fn write_receipt(store: &Store, r: &StageReceipt) -> Result<(), StoreError> 
 /// parsed, so failing to write it is no error.
 fn write_twin(store: &Store, r: &StageReceipt, layers_seen: Option<Fingerprint>) {
     if let Some(key) = fingerprint(&receipt_path(store.root(), &r.stage))
-        && let Ok(twin) = postcard::to_stdvec(&(key, layers_seen, r))
+        && let Ok(twin) = postcard::to_stdvec(&(TWIN_FORMAT, key, layers_seen, r))
     {
         let _ = store.write_atomic(&twin_path(store.root(), &r.stage), &twin);
     }
@@ -256,6 +256,12 @@ pub fn fingerprint(path: &std::path::Path) -> Option<Fingerprint> {
     let m = std::fs::metadata(path).ok()?;
     Some([m.dev(), m.ino(), m.size(), m.mtime() as u64, m.mtime_nsec() as u64, m.ctime() as u64, m.ctime_nsec() as u64])
 }
+
+/// The first field of a binary twin: which layout of [`StageReceipt`] it
+/// holds. postcard carries no field names, so a twin written by a build
+/// whose types differ must not be read as this one's (2: outcomes and file
+/// kinds became enums). The twin is only a cache: a mismatch reads the JSON.
+const TWIN_FORMAT: u64 = 0xb007_57a9_0000_0002;
 
 /// The binary twin of a stage receipt: the [`fingerprint`] of the JSON file
 /// it mirrors, the `layers_seen` of [`Loaded`], then the receipt in postcard
@@ -310,8 +316,8 @@ fn read(state: &std::path::Path, stage: &str) -> Option<Loaded> {
     let path = receipt_path(state, stage);
     let key = fingerprint(&path)?;
     let twin = std::fs::read(twin_path(state, stage)).ok().and_then(|t| {
-        let (k, seen, r): (Fingerprint, Option<Fingerprint>, StageReceipt) = postcard::from_bytes(&t).ok()?;
-        (k == key).then_some((r, seen))
+        let (format, k, seen, r): (u64, Fingerprint, Option<Fingerprint>, StageReceipt) = postcard::from_bytes(&t).ok()?;
+        (format == TWIN_FORMAT && k == key).then_some((r, seen))
     });
     let loaded = match twin {
         Some((receipt, layers_seen)) => Loaded { receipt, layers_seen, from_twin: true },

@@ -171,6 +171,12 @@ macro_rules! conformance_suite {
                 }
             }
             #[test]
+            fn a_root_of_the_other_kind_is_refused_as_unsupported() {
+                if let Some(f) = $make {
+                    conformance::other_root(&f);
+                }
+            }
+            #[test]
             fn only_declared_outputs_survive_and_scratch_sees_only_its_inputs() {
                 if let Some(f) = $make {
                     conformance::survivors_and_scratch(&f);
@@ -264,6 +270,25 @@ pub fn failures(f: &Fixture) {
     req.outputs = vec!["/out/passwd".into()];
     let r = f.run(&req);
     assert!(matches!(&r.status, Status::BadOutput { reason, .. } if reason.contains("symlink")), "{:?}", r.status);
+}
+
+/// A seed given the way the other backends take it (an image to one that
+/// runs directories, a directory to one that runs images): refused before
+/// anything runs, as `Unsupported`, naming the backend and what to do.
+pub fn other_root(f: &Fixture) {
+    let mut req = f.sh("mkdir /out");
+    req.root = match &f.root {
+        Root::Dir(_) => Root::Image(bootstrap::hash::Sha256([7; 32])),
+        _ => Root::Dir(f.seed.clone()),
+    };
+    match f.backend.run(&req, &f.store, &NoEcho) {
+        Err(e @ bootstrap::exec::ExecError::Unsupported { backend, .. }) => {
+            assert_eq!(backend, f.backend.name());
+            let help = miette::Diagnostic::help(&e).map(|h| h.to_string()).unwrap_or_default();
+            assert!(help.contains("--backend"), "{help}");
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
 }
 
 pub fn survivors_and_scratch(f: &Fixture) {

@@ -58,9 +58,9 @@ pub fn archive(seed: &str, layer: &[u8]) -> Result<Archive, ExecError> {
         "RepoTags": [tag],
         "Layers": [format!("{}/layer.tar", diff_id.hex())],
     }]);
-    let manifest = serde_json::to_vec(&manifest).map_err(|e| ExecError::Sandbox(format!("image manifest: {e}")))?;
+    let manifest = serde_json::to_vec(&manifest).map_err(|e| ExecError::Internal(format!("image manifest: {e}")))?;
     let mut b = tar::Builder::new(Vec::with_capacity(layer.len() + 4096));
-    let fail = |e: std::io::Error| ExecError::Sandbox(format!("image archive: {e}"));
+    let fail = |e: std::io::Error| ExecError::Io { what: "write the image archive".into(), message: e.to_string() };
     let mut put = |name: String, data: &[u8], dir: bool| -> std::io::Result<()> {
         let mut h = tar::Header::new_gnu();
         h.set_mode(if dir { 0o755 } else { 0o644 });

@@ -438,10 +438,11 @@ impl Executor for OciBackend {
             Root::Image(id) => *id,
             Root::Scratch => self.scratch()?,
             Root::Dir(d) => {
-                return Err(ExecError::Sandbox(format!(
-                    "the oci backend runs seeds as images, not root filesystem directories ({}); import it with `bootstrap seed import`",
-                    d.display()
-                )));
+                return Err(ExecError::Unsupported {
+                    backend: "oci",
+                    message: format!("it runs seeds as images, not root filesystem directories ({})", d.display()),
+                    help: "import the directory's tarball as an image with `bootstrap seed import NAME TARBALL`, or use `--backend local`".into(),
+                });
             }
         };
         let real: Vec<String> =
@@ -538,7 +539,7 @@ impl OciBackend {
             }
         }
         if let Some(err) = write_err {
-            return Err(ExecError::Sandbox(format!("write the step log: {err}")));
+            return Err(ExecError::Io { what: "write the step log".into(), message: err.to_string() });
         }
         // The init's own exit status: 0 unless it could not do its job.
         let waited = self.docker.wait_container(id, None).next().await;
@@ -551,10 +552,7 @@ impl OciBackend {
         let text = String::from_utf8_lossy(&report);
         let parsed = if code == 0 { parse_report(&text, req, real) } else { None };
         let Some(parsed) = parsed else {
-            return Err(ExecError::Sandbox(format!(
-                "the step container's init ended with status {code} and no report (it said {:?}); the step's log is in the store",
-                text.trim()
-            )));
+            return Err(ExecError::InitFailed { code, said: text.trim().to_string() });
         };
         match parsed {
             Report::Status(s) => return Ok((s, false)),
@@ -582,7 +580,7 @@ impl OciBackend {
             match outputs::capture(&bytes, declared, capture) {
                 Ok(()) => {}
                 Err(outputs::CaptureError::Bad(reason)) => return Ok((Status::BadOutput { path: declared.clone(), reason }, false)),
-                Err(outputs::CaptureError::Io(m)) => return Err(ExecError::Sandbox(m)),
+                Err(outputs::CaptureError::Io(m)) => return Err(ExecError::Io { what: format!("capture the output {declared}"), message: m }),
             }
         }
         Ok((Status::Succeeded, false))
