@@ -357,15 +357,7 @@ fn a_seed_directory_changed_in_place_gets_a_new_identity_even_with_its_mtime_put
 fn a_cancelled_run_stops_its_local_step_and_exits_130() {
     let m = common::mini::Mini::new();
     m.add("stage0/nap.kdl", "step \"nap\" {\n    root \"seed\"\n    script \"echo napping-for-bootstrap; sleep 600\"\n    output \"/nothing\"\n}\n");
-    let distfiles = m.chain.join("distfiles");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(["-v", "--state", m.state.to_str().unwrap(), "-C", m.chain.to_str().unwrap(), "--distfiles", distfiles.to_str().unwrap()])
-        .args(&m.seed_args)
-        .args(["build", "nap", "--seed", "busybox"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = m.spawn(&["-v"], &["build", "nap", "--seed", "busybox"]);
     // Its log line says the step runs.
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();

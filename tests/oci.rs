@@ -117,15 +117,7 @@ fn ctrl_c_removes_the_running_step_container() {
     let busybox = import("busybox");
     let m = on_oci(&busybox, &busybox);
     m.add("stage0/nap.kdl", "step \"nap\" {\n    root \"seed\"\n    script \"sleep 600\"\n    output \"/nothing\"\n}\n");
-    let distfiles = m.chain.join("distfiles");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(["-q", "--state", m.state.to_str().unwrap(), "-C", m.chain.to_str().unwrap(), "--distfiles", distfiles.to_str().unwrap()])
-        .args(&m.seed_args)
-        .args(["build", "nap", "--seed", "busybox"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = m.spawn(&["-q"], &["build", "nap", "--seed", "busybox"]);
     let pid = child.id();
     let started = Instant::now();
     while engine.containers_of(pid).unwrap().is_empty() {

@@ -48,7 +48,8 @@ pub struct SessionOptions {
     pub dir: PathBuf,
     /// The state directory.
     pub state: PathBuf,
-    /// Distfiles directories, in the order they are searched.
+    /// Distfiles directories, in the order they are searched (an open
+    /// [`Session`] adds the remembered ones not given).
     pub distfiles: Vec<PathBuf>,
     /// Never reach a network.
     pub offline: bool,
@@ -70,38 +71,23 @@ pub struct SessionOptions {
     pub cancel: Cancel,
 }
 
-/// An open chain directory and state directory. Holds the state
-/// directory's remembered settings, read once when it is opened.
+/// An open chain directory and state directory: the options it was
+/// opened with (its fields, through `Deref`), with the distfiles
+/// directories the state directory remembers added, and those remembered
+/// settings, read once when it is opened.
 #[derive(Debug)]
 pub struct Session {
-    /// The chain directory.
-    pub dir: PathBuf,
-    /// The state directory.
-    pub state: PathBuf,
-    /// Distfiles directories: the options' first, then the remembered
-    /// ones ([`crate::chain::settings`]) not given again.
-    pub distfiles: Vec<PathBuf>,
-    /// Never reach a network.
-    pub offline: bool,
-    /// How many at once.
-    pub jobs: usize,
-    /// Fail instead of waiting for the store lock.
-    pub no_wait: bool,
-    /// Seed arguments given (remembered locations are added by
-    /// [`Session::seed_args`], which knows the chain).
-    pub seeds: Vec<SeedArg>,
+    /// The options, `distfiles` completed from the settings.
+    options: SessionOptions,
     /// The state directory's remembered settings.
     pub settings: Settings,
-    /// The backend.
-    pub backend: BackendKind,
-    /// What each step may use.
-    pub limits: StepLimits,
-    /// The largest download.
-    pub max_download: u64,
-    /// The largest unpacked archive.
-    pub max_unpacked: u64,
-    /// Stops running steps when set; every backend of the session watches it.
-    pub cancel: Cancel,
+}
+
+impl std::ops::Deref for Session {
+    type Target = SessionOptions;
+    fn deref(&self) -> &SessionOptions {
+        &self.options
+    }
 }
 
 /// How long a run that needs sources waits on a URL (`fetch --timeout`
@@ -137,30 +123,15 @@ impl Session {
     /// Opens the session: reads the state directory's settings file (a
     /// malformed one is an error, never silently ignored). Nothing is
     /// locked or loaded yet.
-    pub fn open(opts: SessionOptions) -> Result<Session, ChainErrors> {
-        let settings = chain::settings::load(&opts.state)?;
-        let mut distfiles = opts.distfiles;
+    pub fn open(mut options: SessionOptions) -> Result<Session, ChainErrors> {
+        let settings = chain::settings::load(&options.state)?;
         for d in &settings.distfiles {
-            let given = distfiles.iter().any(|g| std::path::absolute(g).is_ok_and(|a| &a == d));
+            let given = options.distfiles.iter().any(|g| std::path::absolute(g).is_ok_and(|a| &a == d));
             if !given {
-                distfiles.push(d.clone());
+                options.distfiles.push(d.clone());
             }
         }
-        Ok(Session {
-            dir: opts.dir,
-            state: opts.state,
-            distfiles,
-            offline: opts.offline,
-            jobs: opts.jobs,
-            no_wait: opts.no_wait,
-            seeds: opts.seeds,
-            settings,
-            backend: opts.backend,
-            limits: opts.limits,
-            max_download: opts.max_download,
-            max_unpacked: opts.max_unpacked,
-            cancel: opts.cancel,
-        })
+        Ok(Session { options, settings })
     }
 
     /// Loads the chain, using the parse cache under the state directory.

@@ -40,6 +40,22 @@ impl Mini {
         run_in(&self.chain, &self.state, &all)
     }
 
+    /// Starts the binary on the chain (not `--offline`, stdout dropped,
+    /// stderr piped) with `global` flags before the seed arguments and
+    /// `args` after them, for a test that signals it.
+    pub fn spawn(&self, global: &[&str], args: &[&str]) -> std::process::Child {
+        let distfiles = self.chain.join("distfiles");
+        std::process::Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+            .args(global)
+            .args(["--state", self.state.to_str().unwrap(), "-C", self.chain.to_str().unwrap(), "--distfiles", distfiles.to_str().unwrap()])
+            .args(&self.seed_args)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     pub fn edit(&self, rel: &str, from: &str, to: &str) {
         let p = self.chain.join(rel);
         let text = fs::read_to_string(&p).unwrap();
