@@ -41,7 +41,7 @@ impl<'c> History<'c> {
         let mut receipts = HashMap::new();
         for (i, s) in chain.stages().iter().enumerate() {
             let r = stage::read_receipt(store.root(), &s.name);
-            current.push(r.as_ref().is_some_and(|r| r.definition == stage::stage_digest(chain, &plan, i)));
+            current.push(r.as_ref().is_some_and(|r| crate::session::state::made_under(r, &stage::stage_digest(chain, &plan, i))));
             for step in r.iter().flat_map(|r| &r.steps) {
                 for run in &step.runs {
                     if let Some(rec) = store.read_receipt(&step.step, &run.seed, &run.input) {

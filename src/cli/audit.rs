@@ -39,7 +39,7 @@ pub struct Args {
 /// Runs `audit`.
 pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
     let chain = cx.load()?;
-    let trust = crate::chain::trust::load(&chain.dir)?;
+    let trust = cx.session.trust()?;
     let selected: Vec<usize> = match &args.target {
         None => (0..chain.steps.len()).collect(),
         Some(t) => match crate::plan::stage_target(&chain, t) {

@@ -99,7 +99,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let progress = super::build::Progress::new(cx);
     let build = Build { chain: &rerooted, plan: &plan, store: &store, executor: backend.executor(), seed: &root, sources, jobs: cx.jobs, events: &progress, vary: Vec::new(), rebuild: false };
     let outcomes = build.run(&selection)?;
-    let trust = crate::chain::trust::load(&chain.dir)?.filter(|t| !t.rules.is_empty());
+    let trust = cx.session.rules()?;
     let mut stages: Vec<StageCompare> = Vec::new();
     for i in 0..=target {
         let stage = &rerooted.stages()[i].name;

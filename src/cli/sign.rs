@@ -48,7 +48,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let chain = cx.load()?;
     let plan = Plan::new(&chain);
     let stage_id = crate::plan::stage_target(&chain, &args.stage)?;
-    let trust = crate::chain::trust::load(&chain.dir)?;
+    let trust = cx.session.trust()?;
     let refused = |r: SignRefused| Error::Sign(Box::new(r));
     let stage_name = args.stage.clone();
     let path = snapshot::path(&chain.dir, &args.stage);

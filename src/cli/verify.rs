@@ -117,7 +117,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let plan = Plan::new(&chain);
     let target = crate::plan::stage_target(&chain, &args.stage)?;
     // Loaded (and so checked) even when signatures are skipped.
-    let trust = crate::chain::trust::load(&chain.dir)?.filter(|t| !t.rules.is_empty());
+    let trust = cx.session.rules()?;
     let skipped = args.no_signatures && trust.is_some();
     if skipped && cx.verbosity >= 0 {
         eprintln!("warning: signatures are NOT checked (--no-signatures): chain/trust.kdl's rules are ignored for this run");

@@ -13,7 +13,7 @@
 
 mod reproduced;
 mod signed;
-mod state;
+pub mod state;
 mod verified;
 
 use std::path::PathBuf;

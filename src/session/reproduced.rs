@@ -86,7 +86,7 @@ impl Session {
     pub fn reproduced_here(&self, store: &Store, stage: &str, definition: &str, snap: &str) -> Result<(), NotReproduced> {
         let name = || stage.to_string();
         let receipt = stage::read_receipt(store.root(), stage).ok_or_else(|| NotReproduced::NeverVerified { stage: name() })?;
-        if receipt.definition != definition {
+        if !super::state::made_under(&receipt, definition) {
             return Err(NotReproduced::OtherDefinition { stage: name() });
         }
         if receipt.verdict != Verdict::Verified {

@@ -96,12 +96,18 @@ impl StageState {
     }
 }
 
+/// Whether `receipt` was made under the definition the stage has today
+/// (`definition`): what it says is about the stage as it is.
+pub fn made_under(receipt: &StageReceipt, definition: &str) -> bool {
+    receipt.definition == definition
+}
+
 /// What `receipt` means for a stage whose definition is `definition`
 /// today; `check` tells what a layer is now.
 pub fn verification(receipt: Option<&StageReceipt>, definition: &str, check: impl Fn(&Blake3) -> LayerState) -> Verification {
     match receipt {
         None => Verification::NeverRun,
-        Some(r) if r.definition != definition => Verification::Stale(r.verdict),
+        Some(r) if !made_under(r, definition) => Verification::Stale(r.verdict),
         Some(r) if r.verdict == Verdict::Verified => match r.first_damaged(check) {
             Some((step, layer, state)) => Verification::Damaged { step: step.to_string(), layer, state },
             None => Verification::Is(Verdict::Verified),

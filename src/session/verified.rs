@@ -108,7 +108,7 @@ impl Session {
         let definition = stage::stage_digest(chain, &plan, stage_id);
         let refused = |state: &str| StageRefused::NotVerified { stage: stage_name.to_string(), state: state.to_string() };
         let receipt = stage::read_receipt(store.root(), stage_name).ok_or_else(|| refused("never verified"))?;
-        if receipt.definition != definition {
+        if !super::state::made_under(&receipt, &definition) {
             return Err(refused("its definition changed since it was verified"));
         }
         if receipt.verdict != Verdict::Verified {
