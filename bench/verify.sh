@@ -29,28 +29,7 @@ setup verify
 SEEDS="$ROOT/target/test-seeds"
 
 CHAIN="$TMP/chain"
-python3 - "$CHAIN" "$STEPS" <<'PY'
-import os, random, sys
-out, n = sys.argv[1], int(sys.argv[2])
-rng = random.Random(1)
-stages = 4
-os.makedirs(f"{out}/chain")
-with open(f"{out}/chain/chain.kdl", "w") as f:
-    f.write('chain "bench" {\n    arch "x86_64"\n    source-date-epoch 0\n')
-    for s in range(stages):
-        f.write(f'    stage "stage{s}" description="generated"\n')
-    f.write('}\nseed "busybox" { description "busybox-static" }\nseed "debian" { description "minbase" }\n')
-per = (n + stages - 1) // stages
-for s in range(stages):
-    os.makedirs(f"{out}/stage{s}")
-    with open(f"{out}/stage{s}/steps.kdl", "w") as f:
-        for i in range(s * per, min(n, (s + 1) * per)):
-            needs = sorted(set(rng.randrange(i) for _ in range(rng.randint(0, 2)))) if i else []
-            f.write(f'step "s{i}" {{\n    root "seed"\n')
-            if needs:
-                f.write("    needs " + " ".join(f'"s{j}"' for j in needs) + "\n")
-            f.write(f'    run "/bin/sh" "-c" "mkdir -p /o && echo {i} > /o/{i}"\n    output "/o/{i}"\n}}\n')
-PY
+layered_chain "$CHAIN" "$STEPS"
 V="$BIN -q -C $CHAIN --seed busybox=$SEEDS/busybox.tar --seed debian=$SEEDS/debian.tar verify stage3"
 VD="$BIN -q -C $CHAIN --seed busybox=$SEEDS/busybox --seed debian=$SEEDS/debian verify stage3"
 echo "first verify (runs $STEPS steps on two seeds)" >&2
