@@ -195,7 +195,7 @@ fn watch_signals() -> bootstrap::exec::cancel::Cancel {
         token.cancel();
         let busy = token.busy_count();
         if busy > 0 {
-            eprintln!("interrupted: stopping {busy} running step(s) and removing what they left (containers)");
+            eprintln!("interrupted: stopping {busy} running step(s) and removing what they left outside the store");
         }
         token.wait_idle(std::time::Duration::from_secs(60));
         std::process::exit(i32::from(exit::INTERRUPTED));

@@ -170,7 +170,7 @@ impl World {
         let run = Run { chain: &chain, plan: &plan, store: &store, executor: backend.executor(), rebuild: false };
         let events: Vec<&dyn bootstrap::build::Events> = vec![&Silent, &Silent];
         let lineages = self.session.lineages(run, &inputs.seeds, &inputs.sources, &events);
-        let verifier = Verifier { chain: &chain, plan: &plan, store: &store, lineages, jobs: 2, trust: None, rebuild: false };
+        let verifier = Verifier { chain: &chain, plan: &plan, store: &store, lineages, jobs: 2, trust: None };
         verifier.verify(target, &bootstrap::verify::Silent).unwrap()
     }
 

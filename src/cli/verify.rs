@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::{Context, write_json};
 use super::Error;
-use super::refused::{Unverified};
+use super::refused::Unverified;
 use crate::build::{BuildError, Events, Outcome, SeedArg, SeedRoot, Wanted, seed};
 use crate::session::Run;
 use crate::plan::Plan;
@@ -166,7 +166,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let run = Run { chain: &chain, plan: &plan, store: &store, executor: backend.executor(), rebuild: args.rebuild };
     let lineages = cx.session.lineages(run, &seeds, &sources, &events);
     let gate = if args.no_signatures { None } else { trust.as_ref() };
-    let verifier = Verifier { chain: &chain, plan: &plan, store: &store, lineages, jobs: cx.jobs, trust: gate, rebuild: args.rebuild };
+    let verifier = Verifier { chain: &chain, plan: &plan, store: &store, lineages, jobs: cx.jobs, trust: gate };
     let report = bars.lines.beating(|| verifier.verify(target, &bars)).map_err(Error::from)?;
     for b in &bars.bars {
         b.finish_and_clear();

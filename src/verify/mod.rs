@@ -103,9 +103,6 @@ pub struct Verifier<'a> {
     /// The trust policy whose rules a verified stage's snapshot signatures
     /// must meet before the next stage unlocks; `None` checks none.
     pub trust: Option<&'a Trust>,
-    /// Every stage's steps run again (the lineages' builds rebuild too):
-    /// no verdict is taken from an earlier stage receipt.
-    pub rebuild: bool,
 }
 
 /// What one `verify` run decided.
@@ -140,6 +137,13 @@ struct Unit {
 }
 
 impl Verifier<'_> {
+    /// Whether this is `verify --rebuild`, as the lineages' builds say: every
+    /// stage's steps run again, and no verdict is taken from an earlier
+    /// stage receipt.
+    fn rebuild(&self) -> bool {
+        self.lineages.iter().any(|l| l.rebuild)
+    }
+
     /// Verifies stages `0..=target` in order, stopping at the first that is
     /// not verified.
     pub fn verify(&self, target: usize, progress: &dyn Progress) -> Result<Report, VerifyError> {
@@ -162,7 +166,7 @@ impl Verifier<'_> {
             let pins = stage::pins_digest(chain, stage);
             let snap_digest = snapshot::file_digest(&chain.dir, name);
             // A rebuild judges every stage afresh: the last receipt is not even read.
-            if !self.rebuild
+            if !self.rebuild()
                 && let Some(prev) = self.unchanged(name, &definition, &pins, &snap_digest, &seeds, &layers)
             {
                 // Verified before under exactly these inputs: the verdicts

@@ -46,9 +46,9 @@ pub mod image;
 mod inputs;
 mod outputs;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use bollard::Docker;
@@ -83,8 +83,6 @@ pub struct OciBackend {
     docker: Docker,
     rt: tokio::runtime::Runtime,
     endpoint: String,
-    /// Containers created and not yet removed (for Ctrl-C).
-    live: Arc<Mutex<HashSet<String>>>,
     scratch: OnceLock<Sha256>,
     /// `<pid>-<n>`: this backend's label value.
     instance: String,
@@ -152,20 +150,18 @@ impl OciBackend {
             .enable_all()
             .build()
             .map_err(|e| engine_err(&endpoint, "start the async runtime", e))?;
-        let docker = rt.block_on(async {
+        let (docker, product) = rt.block_on(async {
             let d = Docker::connect_with_host(&endpoint).map_err(|e| engine_err(&endpoint, "connect", e))?;
             let d = d.negotiate_version().await.map_err(|e| engine_err(&endpoint, "connect", e))?;
             d.ping().await.map_err(|e| engine_err(&endpoint, "ping", e))?;
             let version = d.version().await.map_err(|e| engine_err(&endpoint, "ask its version", e))?;
             Ok::<(Docker, String), ExecError>((d, product(&version)))
         })?;
-        let (docker, product) = docker;
         let instance = format!("{}-{}", std::process::id(), BACKENDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let backend = OciBackend {
             docker,
             rt,
             endpoint,
-            live: Arc::default(),
             scratch: OnceLock::new(),
             instance,
             limits: super::StepLimits::default(),
@@ -213,7 +209,6 @@ impl OciBackend {
     fn is_podman(&self) -> bool {
         self.product.starts_with("Podman")
     }
-
 
     /// The containers of this backend the engine still has: none once
     /// every [`Executor::run`] has returned.
@@ -311,9 +306,6 @@ impl OciBackend {
 
     async fn remove(&self, id: &str) {
         let _ = self.docker.remove_container(id, Some(RemoveContainerOptions { force: true, v: true, ..Default::default() })).await;
-        if let Ok(mut l) = self.live.lock() {
-            l.remove(id);
-        }
     }
 
     async fn create(&self, image: &Sha256, req: &StepRequest, argv: Vec<String>) -> Result<String, ExecError> {
@@ -356,9 +348,6 @@ impl OciBackend {
             ..Default::default()
         };
         let created = self.docker.create_container(None, body).await.map_err(|e| engine_err(&self.endpoint, "create the step container", e))?;
-        if let Ok(mut l) = self.live.lock() {
-            l.insert(created.id.clone());
-        }
         Ok(created.id)
     }
 }
