@@ -43,6 +43,7 @@ macro_rules! bad_fixtures {
 }
 
 bad_fixtures!(
+    bad_destdir,
     control_characters,
     cycle,
     duplicate_env,

@@ -136,6 +136,9 @@ pub struct StepAudit {
     pub env: BTreeMap<String, String>,
     /// Its working directory, if set.
     pub workdir: Option<String>,
+    /// Where its outputs are read from, if it installs into a destdir.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destdir: Option<String>,
     /// Its timeout in seconds, if set.
     pub timeout_secs: Option<u64>,
     /// Declared outputs with their pins.
@@ -341,6 +344,7 @@ pub fn audit(history: &History<'_>, store: &Store, trust: Option<&Trust>, select
             interpreted,
             env: step.env.clone(),
             workdir: step.workdir.clone(),
+            destdir: step.destdir.clone(),
             timeout_secs: step.timeout_secs,
             outputs: step.outputs.iter().map(|o| OutputAudit { path: o.path.clone(), sha256: o.sha256.map(|s| s.hex()) }).collect(),
             observed,

@@ -39,6 +39,7 @@
 //! | `hostname` | the hostname inside |
 //! | `source-dir` | where sources are mounted (`/src` unless the build path is varied) |
 //! | `output-count`, then one `output` per path | resolved absolute outputs, sorted |
+//! | `destdir` (only when the step has one) | where its outputs are read from |
 //! | `needs-count`, then per need `needs-step` and `needs-output` | the needs' names and output tree digests on this seed, in the order written |
 //!
 //! A source enters by the identity of the content mounted, whatever pin it
@@ -175,6 +176,7 @@ pub fn request(
         env: environment(chain, id),
         workdir,
         outputs,
+        destdir: step.destdir.as_deref().map(normalize),
         timeout: step.timeout_secs.map_or(DEFAULT_TIMEOUT, Duration::from_secs),
         hostname: if vary.contains(&Variation::Hostname) { VARIED_HOSTNAME } else { HOSTNAME }.to_string(),
         source_dir: if vary.contains(&Variation::BuildPath) { VARIED_SOURCE_DIR } else { "/src" }.to_string(),
@@ -233,6 +235,10 @@ pub fn input_digest(key: &InputKey<'_>, req: &StepRequest) -> Blake3 {
     c.number("output-count", req.outputs.len() as u64);
     for o in &req.outputs {
         c.field("output", o.as_bytes());
+    }
+    // Only present when set, so steps without one keep their digests.
+    if let Some(d) = &req.destdir {
+        c.field("destdir", d.as_bytes());
     }
     c.number("needs-count", key.needs.len() as u64);
     for (name, digest) in key.needs {

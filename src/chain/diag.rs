@@ -1089,6 +1089,47 @@ pub enum ChainDiagnostic {
         reason: String,
     },
 
+    /// A `destdir` that cannot hold a step's installed tree.
+    #[error("invalid destdir `{value}`: {reason}")]
+    #[diagnostic(
+        code(bootstrap::chain::invalid_destdir),
+        help("write an absolute directory below the root, e.g. destdir \"/destdir\", without `.` or `..` components")
+    )]
+    InvalidDestdir {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The value.
+        #[label("{reason}")]
+        span: SourceSpan,
+        /// The value as written.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A relative output in a step with a `destdir`.
+    #[error("output `{value}` of step `{step}` is relative, but the step installs into a destdir")]
+    #[diagnostic(
+        code(bootstrap::chain::relative_output_with_destdir),
+        help("with `destdir`, an output names where the installed files belong (e.g. output \"/usr\" for what `make install DESTDIR=…` put under DESTDIR/usr): write it absolute")
+    )]
+    RelativeOutputWithDestdir {
+        /// The file.
+        #[source_code]
+        src: Src,
+        /// The output.
+        #[label("relative")]
+        span: SourceSpan,
+        /// The destdir node.
+        #[label("the step installs into this destdir")]
+        destdir: SourceSpan,
+        /// The path as written.
+        value: String,
+        /// The step.
+        step: String,
+    },
+
     /// The same output declared twice.
     #[error("output `{path}` is declared twice in step `{step}`")]
     #[diagnostic(
@@ -1473,6 +1514,8 @@ impl ChainDiagnostic {
             | D::RelativePath { src, span, .. }
             | D::RelativeSetting { src, span, .. }
             | D::InvalidOutput { src, span, .. }
+            | D::InvalidDestdir { src, span, .. }
+            | D::RelativeOutputWithDestdir { src, span, .. }
             | D::DuplicateOutput { src, span, .. }
             | D::InvalidEnvName { src, span, .. }
             | D::ReservedEnv { src, span, .. }

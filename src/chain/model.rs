@@ -374,6 +374,13 @@ pub struct Step {
     pub needs: Vec<Named>,
     /// Absolute working directory, if given.
     pub workdir: Option<String>,
+    /// Where the step installs what it builds (live-bootstrap's DESTDIR),
+    /// if given: absolute, below the root, plain components. When set,
+    /// every output is absolute and is read from under this directory but
+    /// stored at its own path, so a package installed into
+    /// `/destdir/usr` becomes a layer holding `/usr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destdir: Option<String>,
     /// Environment added to the sandbox's fixed one (sorted by key).
     pub env: BTreeMap<String, String>,
     /// What it runs.

@@ -62,8 +62,8 @@ pub const RESERVED_ENV: &[&str] = &["HOME", "TZ", "LC_ALL", "SOURCE_DATE_EPOCH"]
 pub const DEFAULT_SHELL: &str = "/bin/sh";
 
 const STEP_CHILDREN: &[&str] = &[
-    "description", "root", "source", "needs", "workdir", "env", "timeout", "run", "script",
-    "shell", "interpreter", "output", "unverified",
+    "description", "root", "source", "needs", "workdir", "destdir", "env", "timeout", "run",
+    "script", "shell", "interpreter", "output", "unverified",
 ];
 const SOURCE_CHILDREN: &[&str] = &["url", "git", "path", "sha256", "tree", "unpack"];
 const SEED_CHILDREN: &[&str] = &["description", "image", "rootfs"];
@@ -1166,6 +1166,7 @@ impl Cx<'_> {
             sources: Vec::new(),
             needs: Vec::new(),
             workdir: None,
+            destdir: None,
             env: BTreeMap::new(),
             command: Command::Run(Vec::new()),
             timeout_secs: None,
@@ -1181,6 +1182,7 @@ impl Cx<'_> {
         let mut env_spans = HashMap::new();
         let mut output_spans: HashMap<String, SourceSpan> = HashMap::new();
         let mut outputs: Vec<(Output, SourceSpan)> = Vec::new();
+        let mut destdir: Option<(String, Span)> = None;
         for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
             let cname = child.name().value();
             if !STEP_CHILDREN.contains(&cname) {
@@ -1205,6 +1207,14 @@ impl Cx<'_> {
                 "source" => self.references(child, "source", &step_name, &mut step.sources),
                 "needs" => self.references(child, "need", &step_name, &mut step.needs),
                 "workdir" => step.workdir = self.absolute(child, "workdir \"/src/NAME\"").map(|w| w.0),
+                "destdir" => {
+                    if let Some((dir, span)) = self.absolute(child, "destdir \"/destdir\"") {
+                        match check_output_path(&dir) {
+                            Ok(()) => destdir = Some((dir, span)),
+                            Err(reason) => self.diags.push(D::InvalidDestdir { src: self.src(), span: span.into(), value: dir, reason }),
+                        }
+                    }
+                }
                 "env" => self.env(child, &step_name, &mut step.env, &mut env_spans),
                 "timeout" => {
                     const U: &str = "timeout \"10m\"";
@@ -1277,6 +1287,20 @@ impl Cx<'_> {
                     }
                 }
             }
+        }
+        if let Some((dir, dspan)) = destdir {
+            for (output, span) in &outputs {
+                if !output.path.starts_with('/') {
+                    self.diags.push(D::RelativeOutputWithDestdir {
+                        src: self.src(),
+                        span: *span,
+                        destdir: dspan.into(),
+                        value: output.path.clone(),
+                        step: step_name.clone(),
+                    });
+                }
+            }
+            step.destdir = Some(dir);
         }
         // Two outputs collide when they name the same path in the sandbox.
         let workdir = step.workdir.clone().unwrap_or_else(|| "/".to_owned());

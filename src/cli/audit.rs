@@ -169,6 +169,9 @@ fn text_page(stage: &StageAudit, st: &StepAudit, report: &Audit, with_stage: boo
     }
     line("env", if st.env.is_empty() { "(only the sandbox's own)".into() } else { st.env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect::<Vec<_>>().join(" ") });
     line("workdir", st.workdir.clone().unwrap_or_else(|| "(the default)".into()));
+    if let Some(d) = &st.destdir {
+        line("destdir", format!("{d} (outputs are read from under it)"));
+    }
     if let Some(t) = st.timeout_secs {
         line("timeout", format!("{t}s"));
     }
@@ -246,6 +249,9 @@ fn markdown(report: &Audit) -> String {
             }
             if let Some(w) = &st.workdir {
                 o.push_str(&format!("- workdir: `{w}`\n"));
+            }
+            if let Some(d) = &st.destdir {
+                o.push_str(&format!("- destdir: `{d}` (outputs are read from under it)\n"));
             }
             for out in &st.outputs {
                 let pin = out.sha256.as_deref().map_or_else(|| "not pinned".to_string(), |p| format!("pinned sha256 `{p}`"));

@@ -111,7 +111,7 @@ impl LocalBackend {
             commands: req.commands.clone(),
             env: req.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             workdir: req.workdir.clone(),
-            outputs: req.outputs.clone(),
+            outputs: req.outputs.iter().map(|o| (o.clone(), req.read_path(o))).collect(),
             hostname: req.hostname.clone(),
             source_dir: req.source_dir.clone(),
             copy_limit: self.copy_limit,

@@ -83,6 +83,10 @@ pub struct StepRequest {
     pub workdir: String,
     /// Declared outputs (absolute paths inside the sandbox).
     pub outputs: Vec<String>,
+    /// The step's install directory, if it has one: each output is then
+    /// read from under it and stored at its declared path
+    /// ([`StepRequest::read_path`]).
+    pub destdir: Option<String>,
     /// Killed, with everything it started, after this long.
     pub timeout: Duration,
     /// The hostname inside: `bootstrap`, or `bootstrap-vary` on a varied lineage.
@@ -340,6 +344,20 @@ pub const STEP_CAPABILITIES: &[(&str, u32)] = &[
     ("NET_BIND_SERVICE", 10),
     ("SETFCAP", 31),
 ];
+
+impl StepRequest {
+    /// Where output `out` (one of [`StepRequest::outputs`]) is read inside
+    /// the sandbox: under the step's `destdir` if it has one, then moved to
+    /// the lineage's source directory if that lands under `/src/<source>/`
+    /// ([`real_output_path`]). What is read there is stored under `out`.
+    pub fn read_path(&self, out: &str) -> String {
+        let out = match &self.destdir {
+            Some(d) => format!("{}{}", d.trim_end_matches('/'), out),
+            None => out.to_string(),
+        };
+        real_output_path(&self.source_dir, self.sources.iter().map(|(n, _)| n.as_str()), &out)
+    }
+}
 
 /// Where output `out` (absolute, as declared) really is inside the sandbox.
 /// Under a varied build path (`source_dir` other than `/src`), an output

@@ -69,8 +69,9 @@ pub struct Spec {
     pub env: Vec<(String, String)>,
     /// Working directory inside.
     pub workdir: String,
-    /// Declared outputs (absolute inside).
-    pub outputs: Vec<String>,
+    /// Declared outputs (absolute inside), each with where it is read
+    /// ([`super::StepRequest::read_path`]).
+    pub outputs: Vec<(String, String)>,
     /// The hostname.
     pub hostname: String,
     /// Where sources are mounted (`/src`, or elsewhere with `/src/<name>` links).
@@ -197,9 +198,8 @@ fn run_pid1(spec: &Spec, merged: &Path) -> Result<Outcome, String> {
             if outcome != Outcome::Succeeded {
                 return Ok(outcome);
             }
-            for out in &spec.outputs {
-                let real = super::real_output_path(&spec.source_dir, spec.sources.iter().map(|(n, _)| n.as_str()), out);
-                if let Err(reason) = capture::capture(merged, &real, out, &spec.capture) {
+            for (out, real) in &spec.outputs {
+                if let Err(reason) = capture::capture(merged, real, out, &spec.capture) {
                     return Ok(Outcome::BadOutput(out.clone(), reason));
                 }
             }

@@ -93,6 +93,10 @@ pub fn definition_digest(chain: &Chain, id: usize, digests: &[String], buf: &mut
     c.field("name", step.name.as_bytes());
     c.field("root", step.root.as_str().as_bytes());
     c.field("workdir", step.workdir.as_deref().unwrap_or("").as_bytes());
+    // Only present when set, so steps without one keep their digests.
+    if let Some(d) = &step.destdir {
+        c.field("destdir", d.as_bytes());
+    }
     c.number("env-count", step.env.len() as u64);
     for (k, v) in &step.env {
         c.field("env-key", k.as_bytes());

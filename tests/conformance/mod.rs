@@ -76,6 +76,7 @@ impl Fixture {
             timeout: Duration::from_secs(60),
             hostname: "bootstrap".into(),
             source_dir: "/src".into(),
+            destdir: None,
         }
     }
 }
@@ -156,6 +157,12 @@ macro_rules! conformance_suite {
             fn a_varied_hostname_and_build_path_are_seen_and_outputs_keep_their_paths() {
                 if let Some(f) = $make {
                     conformance::variations(&f);
+                }
+            }
+            #[test]
+            fn a_destdir_output_is_read_under_it_and_stored_at_its_path() {
+                if let Some(f) = $make {
+                    conformance::destdir(&f);
                 }
             }
             #[test]
@@ -324,6 +331,7 @@ pub fn survivors_and_scratch(f: &Fixture) {
         timeout: Duration::from_secs(60),
         hostname: "bootstrap".into(),
         source_dir: "/src".into(),
+        destdir: None,
     };
     let r = f.run(&req);
     assert_eq!(r.status, Status::Succeeded, "{}", f.log(&r));
@@ -395,6 +403,25 @@ pub fn variations(f: &Fixture) {
     assert_eq!(varied.status, Status::Succeeded, "{}", f.log(&varied));
     // Stored under the declared path, with what the varied sandbox saw.
     assert_eq!(fs::read_to_string(f.layer(&varied).join("src/greeting/facts")).unwrap(), "bootstrap-vary\n/src-vary/greeting\nhello\n");
+}
+
+pub fn destdir(f: &Fixture) {
+    // What `make install DESTDIR=/destdir` leaves: the layer holds it at
+    // /usr, and nothing of the same path outside the destdir.
+    let mut req = f.sh("mkdir -p /destdir/usr/bin /usr/bin; echo installed > /destdir/usr/bin/tool; echo stray > /usr/bin/stray");
+    req.outputs = vec!["/usr".into()];
+    req.destdir = Some("/destdir".into());
+    let r = f.run(&req);
+    assert_eq!(r.status, Status::Succeeded, "{}", f.log(&r));
+    let layer = f.layer(&r);
+    assert_eq!(fs::read_to_string(layer.join("usr/bin/tool")).unwrap(), "installed\n");
+    assert!(!layer.join("usr/bin/stray").exists() && !layer.join("destdir").exists());
+    // An output missing under the destdir fails the step, naming the declared path.
+    let mut req = f.sh("mkdir -p /usr/lib; echo x > /usr/lib/x");
+    req.outputs = vec!["/usr/lib".into()];
+    req.destdir = Some("/destdir".into());
+    let r = f.run(&req);
+    assert!(matches!(&r.status, Status::BadOutput { path, .. } if path == "/usr/lib"), "{:?}", r.status);
 }
 
 /// Bits of the capabilities no step may hold: `NET_ADMIN` (12), `SYS_PTRACE`

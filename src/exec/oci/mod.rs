@@ -435,7 +435,7 @@ impl Executor for OciBackend {
             }
         };
         let real: Vec<String> =
-            req.outputs.iter().map(|o| super::real_output_path(&req.source_dir, req.sources.iter().map(|(n, _)| n.as_str()), o)).collect();
+            req.outputs.iter().map(|o| req.read_path(o)).collect();
         let input = inputs::tar(req, INIT)?;
         let mut log = super::log::LogTail::new(store, self.limits.log)?;
         let capture = store.temp_dir()?;
