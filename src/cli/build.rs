@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use super::{Context, write_json};
 use super::Error;
-use crate::build::{self, Build, BuildError, Events, Outcome, StepFailed, StepsFailed, seed};
+use crate::build::{self, BuildError, Events, Outcome, StepFailed, StepsFailed, seed};
+use crate::session::Run;
 use crate::chain::Chain;
 use crate::hash::Blake3;
 use crate::plan::Plan;
@@ -152,8 +153,8 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         eprintln!("seed `{}`: {} device file(s), fifo(s) or socket(s) left out (the sandbox has its own /dev)", seed.name, seed.skipped);
     }
     let progress = Progress::new(cx);
-    let b = Build { chain: &chain, plan: &plan, store: &store, executor: backend.executor(), seed: &seed, sources, jobs: cx.jobs, events: &progress, vary: Vec::new(), rebuild: false };
-    let outcomes = b.run(&selection)?;
+    let run = Run { chain: &chain, plan: &plan, store: &store, executor: backend.executor(), rebuild: false };
+    let outcomes = cx.session.build(run, &seed, sources, &progress, &selection)?;
 
     let failures: Vec<StepFailed> = outcomes
         .iter()

@@ -11,7 +11,8 @@ use std::io::Write;
 use super::{Context, write_json};
 use super::Error;
 use super::refused::{NotConverged, RerootError};
-use crate::build::{Build, SeedArg, seed};
+use crate::build::{SeedArg, seed};
+use crate::session::Run;
 use crate::chain::model::{Seed, Span};
 use crate::plan::Plan;
 use crate::store::LockMode;
@@ -97,8 +98,8 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         return Err(Error::Reroot(RerootError::NoLocation { given: args.seed.clone() }));
     };
     let progress = super::build::Progress::new(cx);
-    let build = Build { chain: &rerooted, plan: &plan, store: &store, executor: backend.executor(), seed: &root, sources, jobs: cx.jobs, events: &progress, vary: Vec::new(), rebuild: false };
-    let outcomes = build.run(&selection)?;
+    let run = Run { chain: &rerooted, plan: &plan, store: &store, executor: backend.executor(), rebuild: false };
+    let outcomes = cx.session.build(run, &root, sources, &progress, &selection)?;
     let trust = cx.session.rules()?;
     let mut stages: Vec<StageCompare> = Vec::new();
     for i in 0..=target {

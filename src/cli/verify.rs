@@ -17,7 +17,7 @@ use crate::build::{BuildError, Events, Outcome, SeedArg, SeedRoot, Wanted, seed}
 use crate::session::Run;
 use crate::plan::Plan;
 use crate::store::LockMode;
-use crate::verify::{Report, StageReceipt, Verdict, Verifier, VerifyError};
+use crate::verify::{Report, StageReceipt, Verdict, VerifyError};
 
 /// Arguments of `verify`.
 #[derive(Debug, clap::Args)]
@@ -164,10 +164,8 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let events: Vec<Lineage> = seeds.iter().map(|s| Lineage { seed: s.name.clone(), bars: &bars }).collect();
     let events: Vec<&dyn crate::build::Events> = events.iter().map(|e| e as &dyn crate::build::Events).collect();
     let run = Run { chain: &chain, plan: &plan, store: &store, executor: backend.executor(), rebuild: args.rebuild };
-    let lineages = cx.session.lineages(run, &seeds, &sources, &events);
     let gate = if args.no_signatures { None } else { trust.as_ref() };
-    let verifier = Verifier { chain: &chain, plan: &plan, store: &store, lineages, jobs: cx.jobs, trust: gate };
-    let report = bars.lines.beating(|| verifier.verify(target, &bars)).map_err(Error::from)?;
+    let report = bars.lines.beating(|| cx.session.verify(run, target, &seeds, &sources, &events, &bars, gate)).map_err(Error::from)?;
     for b in &bars.bars {
         b.finish_and_clear();
     }

@@ -241,6 +241,52 @@ impl Session {
             .collect()
     }
 
+    /// Builds `selection` (in plan order) on one seed, `jobs` steps at a
+    /// time (`build`, `reroot`): each step's outcome, in the order settled.
+    pub fn build(
+        &self,
+        run: Run<'_>,
+        seed: &crate::build::SeedRoot,
+        sources: std::collections::BTreeMap<String, crate::build::ReadySource>,
+        events: &dyn crate::build::Events,
+        selection: &[usize],
+    ) -> Result<Vec<(usize, crate::build::Outcome)>, crate::build::BuildError> {
+        let build = crate::build::Build {
+            chain: run.chain,
+            plan: run.plan,
+            store: run.store,
+            executor: run.executor,
+            seed,
+            sources,
+            jobs: self.jobs,
+            events,
+            vary: Vec::new(),
+            rebuild: run.rebuild,
+        };
+        build.run(selection)
+    }
+
+    /// Verifies every stage up to `target` on the seeds of `seeds`
+    /// ([`Session::lineages`], one entry of `events` per seed): the gate
+    /// unlocks a stage only when the one before agreed on every seed,
+    /// matched its pins and, when `trust` is given, is signed as it
+    /// requires.
+    #[allow(clippy::too_many_arguments)]
+    pub fn verify<'a>(
+        &self,
+        run: Run<'a>,
+        target: usize,
+        seeds: &'a [crate::build::SeedRoot],
+        sources: &std::collections::BTreeMap<String, crate::build::ReadySource>,
+        events: &[&'a dyn crate::build::Events],
+        progress: &dyn crate::verify::Progress,
+        trust: Option<&'a crate::chain::trust::Trust>,
+    ) -> Result<crate::verify::Report, crate::verify::VerifyError> {
+        let lineages = self.lineages(run, seeds, sources, events);
+        let verifier = crate::verify::Verifier { chain: run.chain, plan: run.plan, store: run.store, lineages, jobs: self.jobs, trust };
+        verifier.verify(target, progress)
+    }
+
     /// The trust policy, `None` without `chain/trust.kdl`.
     pub fn trust(&self) -> Result<Option<crate::chain::trust::Trust>, ChainErrors> {
         crate::chain::trust::load(&self.dir)
