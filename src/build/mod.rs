@@ -363,7 +363,7 @@ impl Build<'_> {
             stage: chain.stages()[step.stage].name.clone(),
             seed: SeedRef { name: self.seed.name.clone(), digest: self.seed.digest, origin: self.seed.origin.clone() },
             input,
-            definition: self.plan.digests[id].clone(),
+            definition: self.plan.digests[id],
             sources: source_refs,
             needs: named.iter().map(|(n, d)| NeedRef { step: n.to_string(), output: *d }).collect(),
             status,

@@ -379,7 +379,6 @@ pub struct Step {
     /// every output is absolute and is read from under this directory but
     /// stored at its own path, so a package installed into
     /// `/destdir/usr` becomes a layer holding `/usr`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destdir: Option<String>,
     /// Environment added to the sandbox's fixed one (sorted by key).
     pub env: BTreeMap<String, String>,

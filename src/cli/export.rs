@@ -74,7 +74,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     labels.insert("org.opencontainers.image.title".to_string(), format!("{} {}", chain.decl.name, args.stage));
     labels.insert("org.bootstrap.chain".to_string(), chain.decl.name.clone());
     labels.insert("org.bootstrap.stage".to_string(), args.stage.clone());
-    labels.insert("org.bootstrap.definition".to_string(), verified.definition.clone());
+    labels.insert("org.bootstrap.definition".to_string(), verified.definition.to_string());
     if let Some(snap) = crate::sign::snapshot::file_digest(&chain.dir, &args.stage) {
         labels.insert("org.bootstrap.snapshot".to_string(), snap);
     }

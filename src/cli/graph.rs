@@ -35,7 +35,7 @@ pub struct Args {
 struct Node<'a> {
     name: &'a str,
     stage: &'a str,
-    definition_digest: &'a str,
+    definition_digest: String,
 }
 
 #[derive(Serialize)]
@@ -69,7 +69,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let stages: Vec<&str> = chain.stages().iter().map(|s| s.name.as_str()).collect();
     let nodes: Vec<Node<'_>> = selected
         .iter()
-        .map(|&i| Node { name: &chain.steps[i].name, stage: stages[chain.steps[i].stage], definition_digest: &plan.digests[i] })
+        .map(|&i| Node { name: &chain.steps[i].name, stage: stages[chain.steps[i].stage], definition_digest: plan.digests[i].to_string() })
         .collect();
     let edges: Vec<Edge<'_>> = selected
         .iter()

@@ -25,7 +25,7 @@ struct PlannedStep<'a> {
     sources: Vec<&'a str>,
     root: &'static str,
     unverified: bool,
-    definition_digest: &'a str,
+    definition_digest: String,
 }
 
 /// The JSON document of `plan`.
@@ -52,7 +52,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
                 sources: s.sources.iter().map(|n| n.name.as_str()).collect(),
                 root: s.root.as_str(),
                 unverified: s.unverified,
-                definition_digest: &plan.digests[i],
+                definition_digest: plan.digests[i].to_string(),
             }
         })
         .collect();

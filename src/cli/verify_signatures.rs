@@ -81,7 +81,7 @@ pub(crate) fn write_block(sigs: &StageSignatures, out: &mut dyn Write) -> std::i
 /// session's [`crate::session::Session::require_signed`], with a warning
 /// on stderr when rules go unchecked; exit 2 when a rule is not met. The
 /// check made, if any.
-pub(crate) fn require_signed(cx: &Context, stage: &str, definition: &str, skip: bool) -> Result<Option<StageSignatures>, Error> {
+pub(crate) fn require_signed(cx: &Context, stage: &str, definition: &crate::hash::Blake3, skip: bool) -> Result<Option<StageSignatures>, Error> {
     match cx.session.require_signed(stage, definition, skip)? {
         Signatures::Skipped { rules } => {
             if rules && cx.verbosity >= 0 {

@@ -45,6 +45,7 @@
 //! step produces.
 
 use crate::chain::{Chain, Command, Placement, Source};
+use crate::hash::Blake3;
 
 /// Version of the sandbox contract (ARCHITECTURE.md §3) that digests are made under.
 pub const SANDBOX_CONTRACT_VERSION: u32 = 1;
@@ -82,7 +83,7 @@ impl Canon<'_> {
 /// The definition digest of step `id` of `chain`, given the digests of all
 /// steps by index (those of its needs must be filled in). `buf` is scratch
 /// space, reused across calls.
-pub fn definition_digest(chain: &Chain, id: usize, digests: &[String], buf: &mut Vec<u8>) -> String {
+pub fn definition_digest(chain: &Chain, id: usize, digests: &[Blake3], buf: &mut Vec<u8>) -> Blake3 {
     let step = &chain.steps[id];
     buf.clear();
     let mut c = Canon(buf);
@@ -138,13 +139,13 @@ pub fn definition_digest(chain: &Chain, id: usize, digests: &[String], buf: &mut
     let needs = &chain.need_ids[id];
     c.number("needs-count", needs.len() as u64);
     for &j in needs {
-        c.field("needs", digests[j].as_bytes());
+        c.field("needs", digests[j].to_string().as_bytes());
     }
     c.number("output-count", step.outputs.len() as u64);
     for output in &step.outputs {
         c.field("output", output.path.as_bytes());
     }
-    format!("blake3:{}", blake3::hash(buf).to_hex())
+    Blake3(*blake3::hash(buf).as_bytes())
 }
 
 /// A source's content identity as the chain pins it, and its placement

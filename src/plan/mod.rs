@@ -17,6 +17,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use thiserror::Error;
 
 use crate::chain::Chain;
+use crate::hash::Blake3;
 
 pub use digest::{SANDBOX_CONTRACT_VERSION, definition_digest};
 
@@ -42,7 +43,7 @@ pub struct Plan<'c> {
     /// Every step index, in execution order.
     pub order: Vec<usize>,
     /// Definition digest per step index.
-    pub digests: Vec<String>,
+    pub digests: Vec<Blake3>,
 }
 
 impl<'c> Plan<'c> {
@@ -76,7 +77,7 @@ impl<'c> Plan<'c> {
                 }
             }
         }
-        let mut digests = vec![String::new(); n];
+        let mut digests = vec![Blake3([0; 32]); n];
         let mut buf = Vec::with_capacity(4096);
         for &i in &order {
             digests[i] = definition_digest(chain, i, &digests, &mut buf);

@@ -83,7 +83,7 @@ impl Session {
     /// whose BLAKE3 is `snap` (`blake3:<hex>`), every output is still the
     /// bytes verified, and every step ran on this machine, not in a state
     /// directory made elsewhere.
-    pub fn reproduced_here(&self, store: &Store, stage: &str, definition: &str, snap: &str) -> Result<(), NotReproduced> {
+    pub fn reproduced_here(&self, store: &Store, stage: &str, definition: &Blake3, snap: &str) -> Result<(), NotReproduced> {
         let name = || stage.to_string();
         let receipt = stage::read_receipt(store.root(), stage).ok_or_else(|| NotReproduced::NeverVerified { stage: name() })?;
         if !super::state::made_under(&receipt, definition) {

@@ -1,6 +1,7 @@
 //! Whether a stage may be handed on as far as signatures go: with rules in
 //! `chain/trust.kdl`, its snapshot must meet them.
 
+use crate::hash::Blake3;
 use crate::chain::ChainErrors;
 use crate::sign::{StageSignatures, check_stage};
 
@@ -63,7 +64,7 @@ pub enum Signatures {
 impl Session {
     /// The stage's signatures checked against `chain/trust.kdl`'s rules,
     /// met or not; `None` when it has no rules.
-    pub fn signatures(&self, stage: &str, definition: &str) -> Result<Option<StageSignatures>, ChainErrors> {
+    pub fn signatures(&self, stage: &str, definition: &Blake3) -> Result<Option<StageSignatures>, ChainErrors> {
         let Some(trust) = self.rules()? else { return Ok(None) };
         Ok(Some(check_stage(&trust, &self.dir, stage, definition)))
     }
@@ -72,7 +73,7 @@ impl Session {
     /// the snapshot must meet them, unless `skip`. The policy is loaded
     /// (and so checked) either way: a malformed `trust.kdl` is an error
     /// even when signatures are skipped.
-    pub fn require_signed(&self, stage: &str, definition: &str, skip: bool) -> Result<Signatures, ChainErrors> {
+    pub fn require_signed(&self, stage: &str, definition: &Blake3, skip: bool) -> Result<Signatures, ChainErrors> {
         if skip {
             return Ok(Signatures::Skipped { rules: self.rules()?.is_some() });
         }

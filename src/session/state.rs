@@ -74,7 +74,7 @@ pub struct StageState {
     /// The stage.
     pub stage: String,
     /// Its definition digest today.
-    pub definition: String,
+    pub definition: Blake3,
     /// Its last stage receipt.
     pub receipt: Option<StageReceipt>,
     /// What that receipt means today.
@@ -98,13 +98,13 @@ impl StageState {
 
 /// Whether `receipt` was made under the definition the stage has today
 /// (`definition`): what it says is about the stage as it is.
-pub fn made_under(receipt: &StageReceipt, definition: &str) -> bool {
-    receipt.definition == definition
+pub fn made_under(receipt: &StageReceipt, definition: &Blake3) -> bool {
+    receipt.definition == *definition
 }
 
 /// What `receipt` means for a stage whose definition is `definition`
 /// today; `check` tells what a layer is now.
-pub fn verification(receipt: Option<&StageReceipt>, definition: &str, check: impl Fn(&Blake3) -> LayerState) -> Verification {
+pub fn verification(receipt: Option<&StageReceipt>, definition: &Blake3, check: impl Fn(&Blake3) -> LayerState) -> Verification {
     match receipt {
         None => Verification::NeverRun,
         Some(r) if !made_under(r, definition) => Verification::Stale(r.verdict),

@@ -1,6 +1,7 @@
 //! A stage verified under its current definition, with every output still
 //! the bytes verified: what `snapshot`, `export` and `attest` hand on.
 
+use crate::hash::Blake3;
 use crate::chain::Chain;
 use crate::exit;
 use crate::plan::{Plan, UnknownTarget};
@@ -92,7 +93,7 @@ pub struct VerifiedStage {
     /// The stage receipt.
     pub receipt: StageReceipt,
     /// The stage's definition digest now (equal to the receipt's).
-    pub definition: String,
+    pub definition: Blake3,
     /// One step receipt per step, each with an output.
     pub steps: Vec<Receipt>,
 }

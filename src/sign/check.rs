@@ -149,7 +149,7 @@ pub fn signature_file(stage: &str, fingerprint: &str) -> String {
 /// Checks the signatures of `stage`'s snapshot. `definition` is the stage's
 /// current definition digest: a snapshot written for another one vouches
 /// for something else.
-pub fn check_stage(trust: &Trust, dir: &Path, stage: &str, definition: &str) -> StageSignatures {
+pub fn check_stage(trust: &Trust, dir: &Path, stage: &str, definition: &crate::hash::Blake3) -> StageSignatures {
     let shown = format!("snapshots/{stage}.kdl");
     let mut result = StageSignatures { stage: stage.to_string(), problem: None, signatures: Vec::new(), rules: Vec::new(), met: false };
     let snapshot_bytes = match std::fs::read(snapshot::path(dir, stage)) {
@@ -165,7 +165,7 @@ pub fn check_stage(trust: &Trust, dir: &Path, stage: &str, definition: &str) -> 
     };
     if let Some(bytes) = &snapshot_bytes {
         match snapshot::Snapshot::parse(stage, bytes) {
-            Ok(s) if s.definition != definition => {
+            Ok(s) if s.definition != *definition => {
                 result.problem = Some(format!(
                     "{shown} was written for another definition of `{stage}` ({}, now {definition}): its signatures vouch for that one; snapshot the stage again and have it signed",
                     s.definition

@@ -55,7 +55,7 @@ pub struct Snapshot {
     /// The chain's name.
     pub chain: String,
     /// The stage's definition digest when it was verified.
-    pub definition: String,
+    pub definition: crate::hash::Blake3,
     /// The steps, sorted by name.
     pub steps: Vec<SnapshotStep>,
 }
@@ -97,7 +97,7 @@ impl Snapshot {
             "snapshot {} chain={} definition={} {{\n",
             quote(&self.stage),
             quote(&self.chain),
-            quote(&self.definition)
+            quote(&self.definition.to_string())
         ));
         for step in &self.steps {
             out.push_str(&format!("    step {} tree={} {{\n", quote(&step.name), quote(&step.tree.to_string())));
@@ -207,10 +207,12 @@ fn parse(file: &str, text: &str) -> Result<Snapshot, SnapshotError> {
     if top.name().value() != "snapshot" {
         return Err(bad(format!("expected `snapshot`, found `{}`", top.name().value()), top.span()));
     }
+    let definition_text = prop(top, "definition")?;
+    let definition = definition_text.parse().map_err(|_| bad(format!("`{definition_text}` is not a blake3 digest"), top.span()))?;
     let mut snap = Snapshot {
         stage: arg(top, "stage name")?,
         chain: prop(top, "chain")?,
-        definition: prop(top, "definition")?,
+        definition,
         steps: Vec::new(),
     };
     for n in top.children().map(|c| c.nodes()).unwrap_or_default() {
@@ -242,7 +244,7 @@ mod tests {
         let snap = Snapshot {
             stage: "stage0".into(),
             chain: "mini".into(),
-            definition: "blake3:00".into(),
+            definition: crate::hash::Blake3([0; 32]),
             steps: vec![SnapshotStep {
                 name: "a".into(),
                 tree: Blake3([7; 32]),

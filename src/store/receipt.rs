@@ -198,7 +198,7 @@ pub struct Receipt {
     /// The input digest (ARCHITECTURE.md §4): the cache key.
     pub input: Blake3,
     /// The step's definition digest (the chain's part of the input).
-    pub definition: String,
+    pub definition: crate::hash::Blake3,
     /// Sources mounted, in the order written.
     pub sources: Vec<SourceRef>,
     /// Needs overlaid, in the order written.

@@ -249,7 +249,7 @@ impl Verifier<'_> {
     /// stage just reported, if it is verified. Signatures are checked on
     /// every run, never cached: a key can be revoked or a file replaced at
     /// any time.
-    fn check_signatures(&self, report: &mut Report, stage: &str, definition: &str) {
+    fn check_signatures(&self, report: &mut Report, stage: &str, definition: &Blake3) {
         let Some(trust) = self.trust.filter(|t| !t.rules.is_empty()) else { return };
         if report.verdict() == Verdict::Verified {
             report.signatures.push(crate::sign::check_stage(trust, &self.chain.dir, stage, definition));
@@ -265,7 +265,7 @@ impl Verifier<'_> {
     fn unchanged(
         &self,
         stage: &str,
-        definition: &str,
+        definition: &Blake3,
         pins: &str,
         snap: &Option<String>,
         seeds: &[SeedEntry],
@@ -274,7 +274,7 @@ impl Verifier<'_> {
         let loaded = stage::load(self.store, stage)?;
         let prev = &loaded.receipt;
         let same = prev.verdict == Verdict::Verified
-            && prev.definition == definition
+            && prev.definition == *definition
             && prev.pins == pins
             && prev.snapshot == *snap
             && prev.seeds == seeds;

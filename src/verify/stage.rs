@@ -29,10 +29,10 @@ use crate::store::{LayerState, Store, StoreError};
 pub const STAGE_RECEIPT_FORMAT: &str = "bootstrap-stage-receipt-v1";
 
 /// The definition digest of stage `stage` (an index into the chain's stages).
-pub fn stage_digest(chain: &Chain, plan: &Plan<'_>, stage: usize) -> String {
-    let mut steps: Vec<(&str, &str)> = (0..chain.steps.len())
+pub fn stage_digest(chain: &Chain, plan: &Plan<'_>, stage: usize) -> Blake3 {
+    let mut steps: Vec<(&str, String)> = (0..chain.steps.len())
         .filter(|&i| chain.steps[i].stage == stage)
-        .map(|i| (chain.steps[i].name.as_str(), plan.digests[i].as_str()))
+        .map(|i| (chain.steps[i].name.as_str(), plan.digests[i].to_string()))
         .collect();
     steps.sort();
     let mut buf = Vec::new();
@@ -44,7 +44,7 @@ pub fn stage_digest(chain: &Chain, plan: &Plan<'_>, stage: usize) -> String {
         c.field("step", name.as_bytes());
         c.field("definition", digest.as_bytes());
     }
-    format!("blake3:{}", blake3::hash(&buf).to_hex())
+    Blake3(*blake3::hash(&buf).as_bytes())
 }
 
 /// Digest of every pinned `output … sha256=` of the stage's steps (they are
@@ -167,7 +167,7 @@ pub struct StageReceipt {
     /// The stage.
     pub stage: String,
     /// Its definition digest at the time.
-    pub definition: String,
+    pub definition: Blake3,
     /// The worst step verdict (`verified` only when every step is).
     pub verdict: Verdict,
     /// Digest of the stage's pinned output hashes ([`pins_digest`]).
@@ -260,8 +260,9 @@ pub fn fingerprint(path: &std::path::Path) -> Option<Fingerprint> {
 /// The first field of a binary twin: which layout of [`StageReceipt`] it
 /// holds. postcard carries no field names, so a twin written by a build
 /// whose types differ must not be read as this one's (2: outcomes and file
-/// kinds became enums). The twin is only a cache: a mismatch reads the JSON.
-const TWIN_FORMAT: u64 = 0xb007_57a9_0000_0002;
+/// kinds became enums; 3: definition digests became `Blake3`). The twin is
+/// only a cache: a mismatch reads the JSON.
+const TWIN_FORMAT: u64 = 0xb007_57a9_0000_0003;
 
 /// The binary twin of a stage receipt: the [`fingerprint`] of the JSON file
 /// it mirrors, the `layers_seen` of [`Loaded`], then the receipt in postcard
