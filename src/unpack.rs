@@ -1,4 +1,5 @@
-//! Safe unpacking of `.tar`, `.tar.gz`, `.tar.bz2` and `.tar.xz` archives.
+//! Safe unpacking of `.tar`, `.tar.gz`, `.tar.bz2`, `.tar.xz` and `.tar.lzma`
+//! archives.
 //!
 //! The compression is recognised by its magic bytes, not the file name.
 //! Members are written without ever following a symlink: every parent of a
@@ -46,7 +47,7 @@ pub enum UnpackError {
     #[error("cannot unpack {archive}: {reason}")]
     #[diagnostic(
         code(bootstrap::fetch::bad_archive),
-        help("`unpack` accepts .tar, .tar.gz, .tar.bz2 and .tar.xz; omit `unpack` to place the file as-is")
+        help("`unpack` accepts .tar, .tar.gz, .tar.bz2, .tar.xz and .tar.lzma; omit `unpack` to place the file as-is")
     )]
     Damaged {
         /// The archive's file name.
@@ -81,9 +82,9 @@ pub enum UnpackError {
 }
 
 /// `file` through the decompressor its magic bytes call for (gzip, bzip2,
-/// xz), or as it is.
+/// xz, legacy lzma), or as it is.
 pub fn decoder(mut file: File) -> io::Result<Box<dyn Read>> {
-    let mut magic = [0u8; 6];
+    let mut magic = [0u8; 13];
     let n = file.read(&mut magic)?;
     use std::io::Seek;
     file.rewind()?;
@@ -95,9 +96,21 @@ pub fn decoder(mut file: File) -> io::Result<Box<dyn Read>> {
         Box::new(bzip2::read::MultiBzDecoder::new(buf))
     } else if m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
         Box::new(liblzma::read::XzDecoder::new_multi_decoder(buf))
+    } else if legacy_lzma(m) {
+        let stream = liblzma::stream::Stream::new_lzma_decoder(u64::MAX).map_err(io::Error::other)?;
+        Box::new(liblzma::read::XzDecoder::new_stream(buf, stream))
     } else {
         Box::new(buf)
     })
+}
+
+/// Whether `m` starts a legacy `.lzma` (LZMA_alone) file, as GNU's
+/// coreutils-6.10 is published: it has no magic number, so this asks for
+/// what every lzma-utils file has (properties byte 0x5d, lc=3 lp=0 pb=2,
+/// and a dictionary of a non-zero multiple of 64 KiB), which a tar header
+/// (a file name of printable bytes) never starts with.
+fn legacy_lzma(m: &[u8]) -> bool {
+    m.len() >= 13 && m[0] == 0x5d && m[1] == 0 && m[2] == 0 && (m[3] != 0 || m[4] != 0)
 }
 
 /// Splits an archive path into its components, refusing absolute paths and

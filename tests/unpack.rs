@@ -96,6 +96,16 @@ fn xz(b: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// Legacy `.lzma` (LZMA_alone, as lzma-utils wrote it: coreutils-6.10 is
+/// published so), with lzma-utils' default 8 MiB dictionary.
+fn lzma(b: &[u8]) -> Vec<u8> {
+    let opts = liblzma::stream::LzmaOptions::new_preset(6).unwrap();
+    let stream = liblzma::stream::Stream::new_lzma_encoder(&opts).unwrap();
+    let mut e = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
+}
+
 /// Puts `files` in `dir/mirror` and declares each as a source fetched from there.
 fn mirror_chain(dir: &Path, files: &[(&'static str, Vec<u8>, Option<u32>)]) {
     let mirror = dir.join("mirror");
@@ -110,16 +120,16 @@ fn mirror_chain(dir: &Path, files: &[(&'static str, Vec<u8>, Option<u32>)]) {
 }
 
 #[test]
-fn all_four_formats_unpack_to_the_same_normalised_layer() {
+fn all_five_formats_unpack_to_the_same_normalised_layer() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let t = good();
-    mirror_chain(dir, &[("plain", t.clone(), Some(1)), ("gz", gz(&t), Some(1)), ("bz2", bz2(&t), Some(1)), ("xz", xz(&t), Some(1))]);
+    mirror_chain(dir, &[("plain", t.clone(), Some(1)), ("gz", gz(&t), Some(1)), ("bz2", bz2(&t), Some(1)), ("xz", xz(&t), Some(1)), ("lzma", lzma(&t), Some(1))]);
     let run = run_in(dir, &dir.join(".bootstrap"), &["--json", "--offline", "--distfiles", "mirror", "fetch"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let layers: Vec<&str> = v["sources"].as_array().unwrap().iter().map(|s| s["layer"].as_str().unwrap()).collect();
-    assert_eq!(layers.len(), 4);
+    assert_eq!(layers.len(), 5);
     assert!(layers.iter().all(|l| *l == layers[0]), "{layers:?}");
 
     let layer = dir.join(".bootstrap/layers").join(layers[0].trim_start_matches("blake3:"));
