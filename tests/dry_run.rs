@@ -105,6 +105,7 @@ impl World {
             no_wait: true,
             seeds,
             backend: BackendKind::Local,
+            remote: None,
             limits: Default::default(),
             max_download: 1 << 20,
             max_unpacked: 1 << 20,

@@ -299,7 +299,8 @@ impl Build<'_> {
             keyed.push((request::SCRIPT_SOURCE, sha.to_string(), "file"));
         }
         let layers = needs.iter().map(|(_, d)| self.store.layer_path(d)).collect();
-        let req: StepRequest = request::request(chain, id, &self.seed.root, sources, layers, &self.vary);
+        let mut req: StepRequest = request::request(chain, id, &self.seed.root, sources, layers, &self.vary);
+        req.lineage = self.seed.name.clone();
         let named: Vec<(&str, Blake3)> = needs.iter().map(|(j, d)| (chain.steps[*j].name.as_str(), *d)).collect();
         keyed.sort();
         let key = request::InputKey {

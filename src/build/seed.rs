@@ -104,7 +104,7 @@ pub fn choose(chain: &Chain, args: &[SeedArg], backend: &Backend) -> Result<usiz
     }
     let located = chain.seeds.iter().position(|s| location(args, &s.name).is_some());
     let with_rootfs = chain.seeds.iter().position(|s| match backend {
-        Backend::Local(_) | Backend::DryRun(_) => s.rootfs.is_some(),
+        Backend::Local(_) | Backend::Remote(_) | Backend::DryRun(_) => s.rootfs.is_some(),
         Backend::Oci(_) => s.image.is_some(),
     });
     located.or(with_rootfs).ok_or_else(|| BuildError::NoSeed { names: seed_names(chain) })

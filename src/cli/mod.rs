@@ -29,6 +29,7 @@ pub mod store;
 pub mod trace;
 pub mod verify;
 pub mod verify_signatures;
+pub mod worker;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -65,9 +66,21 @@ pub struct Cli {
     /// Where a seed is: NAME=DIR or NAME=TARBALL (local backend), NAME=IMAGE (oci); repeatable (commands that run steps take it too).
     #[arg(long = "seed", value_name = "NAME=PATH|IMAGE")]
     pub seeds: Vec<String>,
-    /// How steps run: `local` (Linux namespaces, no daemon) or `oci` (a Docker or Podman engine at DOCKER_HOST).
+    /// How steps run: `local` (Linux namespaces, no daemon), `oci` (a Docker or Podman engine at DOCKER_HOST) or `remote` (a Remote Execution API server at --remote).
     #[arg(long, value_enum, value_name = "BACKEND", global = true, env = "BOOTSTRAP_BACKEND", default_value = "local")]
     pub backend: BackendKind,
+    /// The Remote Execution API server steps run on with `--backend remote`, and `bootstrap worker` takes work from: grpc://HOST:PORT.
+    #[arg(long, value_name = "URL", global = true, env = "BOOTSTRAP_REMOTE")]
+    pub remote: Option<String>,
+    /// The server's instance name.
+    #[arg(long, value_name = "NAME", global = true, env = "BOOTSTRAP_REMOTE_INSTANCE", default_value = "")]
+    pub remote_instance: String,
+    /// Send each seed's steps only to workers serving it (platform property bootstrap-lineage=SEED; `bootstrap worker --property bootstrap-lineage=SEED`).
+    #[arg(long, global = true)]
+    pub remote_split_lineages: bool,
+    /// A platform property every remote action carries: KEY=VALUE; repeatable.
+    #[arg(long = "remote-property", value_name = "KEY=VALUE", global = true, value_parser = parse_property)]
+    pub remote_properties: Vec<(String, String)>,
     /// Fail at once (exit 3) instead of waiting when another process holds the store lock.
     #[arg(long, global = true)]
     pub no_wait: bool,
@@ -154,6 +167,8 @@ pub enum Cmd {
     /// Remember distfiles directories, so commands need no --distfiles.
     #[command(subcommand)]
     Distfiles(distfiles::Cmd),
+    /// Take steps from a Remote Execution API server (--remote) and run each in this machine's sandbox.
+    Worker(worker::Args),
 }
 
 /// What every subcommand gets: the engine's [`Session`] and how to render.
@@ -192,6 +207,12 @@ impl Context {
             no_wait: cli.no_wait,
             seeds: cli.seeds.iter().chain(command_seeds(&cli.command)).map(|s| crate::build::SeedArg::parse(s)).collect(),
             backend: cli.backend,
+            remote: cli.remote.clone().map(|endpoint| crate::exec::remote::RemoteOptions {
+                endpoint,
+                instance: cli.remote_instance.clone(),
+                split_lineages: cli.remote_split_lineages,
+                properties: cli.remote_properties.clone(),
+            }),
             limits: crate::exec::StepLimits {
                 log: cli.max_log_size.unwrap_or(d.log),
                 tmp: cli.max_tmp_size.unwrap_or(d.tmp),
@@ -281,6 +302,7 @@ pub fn run(cli: &Cli, cancel: crate::exec::cancel::Cancel, out: &mut dyn Write) 
         Cmd::Store(cmd) => store::run(&cx, cmd, out),
         Cmd::Seed(cmd) => seed::run(&cx, cmd, out),
         Cmd::Distfiles(cmd) => distfiles::run(&cx, cmd, out),
+        Cmd::Worker(args) => worker::run(&cx, args, out),
     };
     result?;
     out.flush().map_err(Error::Output)
@@ -290,6 +312,14 @@ pub fn run(cli: &Cli, cancel: crate::exec::cancel::Cancel, out: &mut dyn Write) 
 pub(crate) fn write_json<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> Result<(), Error> {
     serde_json::to_writer_pretty(&mut *out, value).map_err(|e| Error::Output(e.into()))?;
     writeln!(out).map_err(Error::Output)
+}
+
+/// `KEY=VALUE`, both non-empty.
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
 }
 
 /// `4096`, `64K`, `64M`, `2G` (powers of 1024) as bytes; at least 2.

@@ -3,8 +3,9 @@
 //! [`StepResult`] it gives back. Backends differ only behind the trait; this
 //! module knows nothing of KDL (the caller turns a chain step into a request).
 //!
-//! Backends: [`local`] (Linux namespaces, no daemon) and [`oci`] (a Docker
-//! or Podman engine through its API); [`dry`] runs nothing, for tests. The sandbox side of the local
+//! Backends: [`local`] (Linux namespaces, no daemon), [`oci`] (a Docker
+//! or Podman engine through its API) and [`remote`] (a Remote Execution
+//! API server); [`dry`] runs nothing, for tests. The sandbox side of the local
 //! backend, which runs in a re-executed `bootstrap` process, is in
 //! [`sandbox`].
 
@@ -14,6 +15,7 @@ pub mod dry;
 pub mod local;
 pub mod log;
 pub mod oci;
+pub mod remote;
 pub mod sandbox;
 pub(crate) mod union;
 
@@ -83,6 +85,11 @@ pub struct StepRequest {
     pub workdir: String,
     /// Declared outputs (absolute paths inside the sandbox).
     pub outputs: Vec<String>,
+    /// The lineage the step belongs to: the seed's name. Backends that share
+    /// a cache between runs keep lineages apart by it (the remote backend
+    /// salts its actions with it), so that one seed's result never stands
+    /// for another's. Not part of the input digest (the seed's identity is).
+    pub lineage: String,
     /// The step's install directory, if it has one: each output is then
     /// read from under it and stored at its declared path
     /// ([`StepRequest::read_path`]).
@@ -233,6 +240,20 @@ pub enum ExecError {
         /// What it did.
         what: String,
     },
+    /// The REAPI server could not be reached, or failed a call.
+    #[error("the remote execution server at {endpoint}: {message}")]
+    #[diagnostic(
+        code(bootstrap::exec::remote),
+        help(
+            "start the server, or point `--remote` (BOOTSTRAP_REMOTE) at one that serves the instance given by `--remote-instance` (BOOTSTRAP_REMOTE_INSTANCE); its workers must be running (`bootstrap worker`)"
+        )
+    )]
+    Remote {
+        /// `--remote`.
+        endpoint: String,
+        /// What failed.
+        message: String,
+    },
     /// The run was cancelled (Ctrl-C, SIGTERM) while the step ran; the
     /// step's processes are gone, and so is its container.
     #[error("interrupted")]
@@ -264,6 +285,8 @@ pub enum Backend {
     Local(local::LocalBackend),
     /// A Docker or Podman engine.
     Oci(Box<oci::OciBackend>),
+    /// A Remote Execution API server and its workers.
+    Remote(Box<remote::RemoteBackend>),
     /// Nothing runs ([`dry`]); seeds are directories, as on the local
     /// backend. Only the library's own tests use it.
     DryRun(dry::DryRun),
@@ -275,6 +298,7 @@ impl Backend {
         match self {
             Backend::Local(b) => b,
             Backend::Oci(b) => b.as_ref(),
+            Backend::Remote(b) => b.as_ref(),
             Backend::DryRun(b) => b,
         }
     }

@@ -1,6 +1,7 @@
 //! The union of directory trees as an overlay computes it, written as one
 //! tar stream: what a step container is given (`oci::inputs`) and what
-//! `export` puts in an image layer.
+//! `export` puts in an image layer; as a Merkle tree, a remote step's input
+//! root.
 //!
 //! A directory over a directory merges; anything else replaces what was
 //! there (and, for a directory replaced, all under it). Paths are kept in
@@ -12,7 +13,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::exec::ExecError;
+use crate::exec::{ExecError, SourceInput, StepRequest};
 
 /// One path of the union.
 #[derive(Debug, Clone)]
@@ -28,6 +29,11 @@ pub(crate) enum Item {
 pub(crate) struct Union(BTreeMap<String, Item>);
 
 impl Union {
+    /// Every path and its item, a parent before its children.
+    pub(crate) fn items(&self) -> impl Iterator<Item = (&String, &Item)> {
+        self.0.iter()
+    }
+
     /// Puts `item` at `path`, over what is there, as an overlay would.
     pub(crate) fn put(&mut self, path: String, item: Item) {
         let merges = matches!(item, Item::Dir { .. }) && matches!(self.0.get(&path), Some(Item::Dir { .. }) | None);
@@ -132,4 +138,92 @@ impl Union {
         }
         b.into_inner().map_err(|e| fail("the end", e))
     }
+}
+
+/// Top-level names the sandbox provides; never taken from a layer.
+const PROVIDED: &[&str] = &["tmp", "proc", "dev", "sys"];
+
+/// The union a step runs on, as ARCHITECTURE.md §3 orders it: the seed's
+/// root directory `seed` when given (the remote backend sends it; the OCI
+/// engine has it as an image), the step's sources at `<source dir>/<name>`
+/// and its needs' layers, in order. What the sandbox itself provides is
+/// left out, as the local backend's mounts hide it: `/tmp`, `/proc`,
+/// `/dev`, `/sys`, and the backend's own files `engine` (absolute paths).
+/// Where sources are mounted (`<source dir>/<name>` and its parents) only
+/// directories are taken from layers. On a lineage varying the build path,
+/// a layer's `/src/<name>/…` goes to `<source dir>/<name>/…`, `/src/<name>`
+/// is a symlink there, and the rest of a layer's `/src` is hidden.
+pub(crate) fn step_union(req: &StepRequest, seed: Option<&Path>, engine: &[&str]) -> Result<Union, ExecError> {
+    let sd = req.source_dir.trim_matches('/').to_string();
+    let varied = sd != "src";
+    let names: Vec<&str> = req.sources.iter().map(|(n, _)| n.as_str()).collect();
+    let mut u = Union::default();
+    let provided = |r: &str| -> bool {
+        let first = r.split('/').next().unwrap_or_default();
+        PROVIDED.contains(&first) || engine.iter().any(|e| e.trim_start_matches('/') == r)
+    };
+    if let Some(seed) = seed {
+        // A seed's own files where a source is mounted are hidden by it.
+        let mounted = |r: &str| {
+            req.sources.iter().any(|(n, _)| {
+                [format!("src/{n}"), format!("{}/{n}", req.source_dir.trim_matches('/'))].iter().any(|m| r == m || r.starts_with(&format!("{m}/")))
+            })
+        };
+        u.put_tree(seed, "", &|r, _| (!provided(r) && !mounted(r)).then(|| r.to_string()))?;
+    }
+    if !req.sources.is_empty() {
+        // Parents of the mount points.
+        let mut at = String::new();
+        for c in sd.split('/') {
+            at = if at.is_empty() { c.to_string() } else { format!("{at}/{c}") };
+            u.put(at.clone(), Item::Dir { mtime: 0 });
+        }
+    }
+    for (name, input) in &req.sources {
+        let at = format!("{sd}/{name}");
+        match input {
+            SourceInput::Tree(dir) => {
+                u.put(at.clone(), Item::Dir { mtime: 0 });
+                u.put_tree(dir, &at, &|r, _| Some(r.to_string()))?;
+            }
+            SourceInput::File(f) => {
+                let meta = fs::metadata(f).map_err(|e| io(f, e))?;
+                u.put(at, Item::File { from: f.clone(), exec: meta.permissions().mode() & 0o111 != 0, mtime: meta.mtime().max(0) as u64 });
+            }
+        }
+    }
+    let keep = |r: &str, is_dir: bool| -> Option<String> {
+        let mut parts = r.splitn(3, '/');
+        let first = parts.next().unwrap_or_default();
+        if provided(r) {
+            return None;
+        }
+        let second = parts.next();
+        if first == "src" && !req.sources.is_empty() {
+            match second {
+                // `/src` itself, and a source's mount point: only directories.
+                None => return (is_dir && !varied).then(|| r.to_string()),
+                Some(n) if names.contains(&n) => {
+                    if parts.next().is_none() && !is_dir {
+                        return None;
+                    }
+                    return Some(if varied { format!("{sd}/{}", &r[4..]) } else { r.to_string() });
+                }
+                // Hidden by a varied build path's directory of links.
+                Some(_) if varied => return None,
+                Some(_) => {}
+            }
+        }
+        Some(r.to_string())
+    };
+    for layer in &req.layers {
+        u.put_tree(layer, "", &keep)?;
+    }
+    if varied && !req.sources.is_empty() {
+        u.put("src".into(), Item::Dir { mtime: 0 });
+        for n in &names {
+            u.put(format!("src/{n}"), Item::Link { target: PathBuf::from(format!("/{sd}/{n}")), mtime: 0 });
+        }
+    }
+    Ok(u)
 }

@@ -38,6 +38,8 @@ pub enum BackendKind {
     Local,
     /// A Docker or Podman engine through its API.
     Oci,
+    /// A Remote Execution API server and its workers.
+    Remote,
 }
 
 /// What a session is opened with: the directories, where inputs come
@@ -61,6 +63,8 @@ pub struct SessionOptions {
     pub seeds: Vec<SeedArg>,
     /// The backend.
     pub backend: BackendKind,
+    /// The Remote Execution API server (`--remote`), if given.
+    pub remote: Option<crate::exec::remote::RemoteOptions>,
     /// What each step may use.
     pub limits: StepLimits,
     /// The largest download.
@@ -157,6 +161,14 @@ impl Session {
             BackendKind::Oci => {
                 Backend::Oci(Box::new(crate::exec::oci::OciBackend::connect()?.with_limits(self.limits).with_cancel(self.cancel.clone())))
             }
+            BackendKind::Remote => {
+                let options = self.remote.clone().ok_or_else(|| ExecError::Unsupported {
+                    backend: "remote",
+                    message: "no server is named".into(),
+                    help: "give its address: `--remote grpc://HOST:PORT` (or BOOTSTRAP_REMOTE), and `--remote-instance NAME` if it has instances".into(),
+                })?;
+                Backend::Remote(Box::new(crate::exec::remote::RemoteBackend::connect(options)?.with_limits(self.limits).with_cancel(self.cancel.clone())))
+            }
         })
     }
 
@@ -187,7 +199,7 @@ impl Session {
                 continue;
             }
             let remembered = match self.backend {
-                BackendKind::Local => s.path.clone(),
+                BackendKind::Local | BackendKind::Remote => s.path.clone(),
                 BackendKind::Oci => s.image.as_ref().map(PathBuf::from),
             };
             if let Some(at) = remembered {

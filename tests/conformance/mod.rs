@@ -77,6 +77,7 @@ impl Fixture {
             hostname: "bootstrap".into(),
             source_dir: "/src".into(),
             destdir: None,
+            lineage: "conformance".into(),
         }
     }
 }
@@ -332,6 +333,7 @@ pub fn survivors_and_scratch(f: &Fixture) {
         hostname: "bootstrap".into(),
         source_dir: "/src".into(),
         destdir: None,
+        lineage: "conformance".into(),
     };
     let r = f.run(&req);
     assert_eq!(r.status, Status::Succeeded, "{}", f.log(&r));

@@ -1,0 +1,235 @@
+//! The server's content-addressable storage: which blobs it lacks, sending
+//! them (small ones in batches, large ones through ByteStream), and reading
+//! them back, each checked against its digest: a blob is never trusted to
+//! be what the server says it is.
+
+use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
+use bazel_remote_apis::google::bytestream as bs;
+use re::content_addressable_storage_client::ContentAddressableStorageClient;
+use tonic::transport::Channel;
+
+use super::merkle::{Blob, digest};
+
+/// Blobs at most this big go in batches; bigger ones stream.
+const BATCH_BLOB: i64 = 1 << 20;
+/// The most bytes of blobs one batch request carries (gRPC's default
+/// message limit is 4 MiB).
+const BATCH_BYTES: i64 = 3 << 20;
+/// The chunk size of a ByteStream write.
+const CHUNK: usize = 1 << 20;
+/// The most digests one FindMissingBlobs request asks about.
+const FIND_BATCH: usize = 4096;
+
+/// Why a CAS call failed.
+#[derive(Debug)]
+pub enum CasError {
+    /// The server failed the call.
+    Rpc(tonic::Status),
+    /// The server does not have the blob (it lost it, or never had it).
+    Missing(String),
+    /// It gave bytes that are not the blob's.
+    Corrupt(String),
+    /// A local file could not be read or written.
+    Io(String),
+}
+
+impl std::fmt::Display for CasError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CasError::Rpc(s) => write!(f, "{}: {}", s.code(), s.message()),
+            CasError::Missing(d) => write!(f, "the server does not have blob {d}"),
+            CasError::Corrupt(d) => write!(f, "the server gave bytes that are not blob {d}"),
+            CasError::Io(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl From<tonic::Status> for CasError {
+    fn from(s: tonic::Status) -> Self {
+        CasError::Rpc(s)
+    }
+}
+
+/// `hash/size`, as resource names and messages spell a digest.
+pub fn show(d: &re::Digest) -> String {
+    format!("{}/{}", d.hash, d.size_bytes)
+}
+
+/// The CAS of one instance.
+#[derive(Clone)]
+pub struct Cas {
+    instance: String,
+    cas: ContentAddressableStorageClient<Channel>,
+    bytestream: bs::byte_stream_client::ByteStreamClient<Channel>,
+}
+
+impl Cas {
+    /// The CAS of `instance` over `channel`.
+    pub fn new(channel: Channel, instance: &str) -> Cas {
+        Cas {
+            instance: instance.to_string(),
+            cas: ContentAddressableStorageClient::new(channel.clone()).max_decoding_message_size(64 << 20),
+            bytestream: bs::byte_stream_client::ByteStreamClient::new(channel).max_decoding_message_size(64 << 20),
+        }
+    }
+
+    /// Which of `digests` the server lacks.
+    pub async fn missing(&self, digests: Vec<re::Digest>) -> Result<Vec<re::Digest>, CasError> {
+        let mut out = Vec::new();
+        for chunk in digests.chunks(FIND_BATCH) {
+            let req = re::FindMissingBlobsRequest { instance_name: self.instance.clone(), blob_digests: chunk.to_vec(), digest_function: 0 };
+            out.extend(self.cas.clone().find_missing_blobs(req).await?.into_inner().missing_blob_digests);
+        }
+        Ok(out)
+    }
+
+    /// Sends `blobs` (those the server lacks) to it.
+    pub async fn upload(&self, blobs: Vec<(re::Digest, Blob)>) -> Result<(), CasError> {
+        let (small, large): (Vec<_>, Vec<_>) = blobs.into_iter().partition(|(d, _)| d.size_bytes <= BATCH_BLOB);
+        let mut batch: Vec<re::batch_update_blobs_request::Request> = Vec::new();
+        let mut bytes = 0;
+        for (d, blob) in small {
+            if bytes + d.size_bytes > BATCH_BYTES && !batch.is_empty() {
+                self.send_batch(std::mem::take(&mut batch)).await?;
+                bytes = 0;
+            }
+            bytes += d.size_bytes;
+            batch.push(re::batch_update_blobs_request::Request { digest: Some(d), data: read(&blob)?, compressor: 0 });
+        }
+        if !batch.is_empty() {
+            self.send_batch(batch).await?;
+        }
+        for (d, blob) in large {
+            self.write(&d, read(&blob)?).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_batch(&self, requests: Vec<re::batch_update_blobs_request::Request>) -> Result<(), CasError> {
+        let req = re::BatchUpdateBlobsRequest { instance_name: self.instance.clone(), requests, digest_function: 0 };
+        for r in self.cas.clone().batch_update_blobs(req).await?.into_inner().responses {
+            if let Some(s) = r.status.filter(|s| s.code != 0) {
+                let d = r.digest.as_ref().map(show).unwrap_or_default();
+                return Err(CasError::Rpc(tonic::Status::new(tonic::Code::from(s.code), format!("storing blob {d}: {}", s.message))));
+            }
+        }
+        Ok(())
+    }
+
+    async fn write(&self, d: &re::Digest, data: Vec<u8>) -> Result<(), CasError> {
+        let name = format!("{}/uploads/{}/blobs/{}", self.instance, upload_id(), show(d));
+        let total = data.len();
+        let mut reqs = Vec::new();
+        let mut offset = 0;
+        loop {
+            let end = (offset + CHUNK).min(total);
+            reqs.push(bs::WriteRequest {
+                resource_name: if offset == 0 { name.clone() } else { String::new() },
+                write_offset: offset as i64,
+                finish_write: end == total,
+                data: data[offset..end].to_vec(),
+            });
+            offset = end;
+            if offset == total {
+                break;
+            }
+        }
+        let committed = self.bytestream.clone().write(futures_util::stream::iter(reqs)).await?.into_inner().committed_size;
+        if committed != total as i64 && committed != -1 {
+            return Err(CasError::Rpc(tonic::Status::data_loss(format!("the server kept {committed} of the {total} bytes of blob {}", show(d)))));
+        }
+        Ok(())
+    }
+
+    /// Reads blob `d`, checking its bytes against it.
+    pub async fn read(&self, d: &re::Digest) -> Result<Vec<u8>, CasError> {
+        if d.size_bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let data = if d.size_bytes <= BATCH_BLOB {
+            let req = re::BatchReadBlobsRequest {
+                instance_name: self.instance.clone(),
+                digests: vec![d.clone()],
+                acceptable_compressors: Vec::new(),
+                digest_function: 0,
+            };
+            let r = self.cas.clone().batch_read_blobs(req).await?.into_inner().responses.into_iter().next().ok_or_else(|| CasError::Missing(show(d)))?;
+            match r.status {
+                Some(s) if s.code == tonic::Code::NotFound as i32 => return Err(CasError::Missing(show(d))),
+                Some(s) if s.code != 0 => return Err(CasError::Rpc(tonic::Status::new(tonic::Code::from(s.code), s.message))),
+                _ => r.data,
+            }
+        } else {
+            let req = bs::ReadRequest { resource_name: format!("{}/blobs/{}", self.instance, show(d)), read_offset: 0, read_limit: 0 };
+            let mut stream = match self.bytestream.clone().read(req).await {
+                Ok(s) => s.into_inner(),
+                Err(s) if s.code() == tonic::Code::NotFound => return Err(CasError::Missing(show(d))),
+                Err(s) => return Err(s.into()),
+            };
+            let mut data = Vec::with_capacity(d.size_bytes as usize);
+            loop {
+                match stream.message().await {
+                    Ok(Some(m)) => data.extend_from_slice(&m.data),
+                    Ok(None) => break,
+                    Err(s) if s.code() == tonic::Code::NotFound => return Err(CasError::Missing(show(d))),
+                    Err(s) => return Err(s.into()),
+                }
+            }
+            data
+        };
+        if digest(&data) != *d {
+            return Err(CasError::Corrupt(show(d)));
+        }
+        Ok(data)
+    }
+}
+
+impl Cas {
+    /// Every directory of the tree under `root` (the server's `GetTree`),
+    /// by digest, each checked against its digest.
+    pub async fn tree(&self, root: &re::Digest) -> Result<std::collections::HashMap<String, re::Directory>, CasError> {
+        let mut out = std::collections::HashMap::new();
+        let mut token = String::new();
+        loop {
+            let req = re::GetTreeRequest { instance_name: self.instance.clone(), root_digest: Some(root.clone()), page_size: 0, page_token: token.clone(), digest_function: 0 };
+            let mut stream = match self.cas.clone().get_tree(req).await {
+                Ok(s) => s.into_inner(),
+                Err(s) if s.code() == tonic::Code::NotFound => return Err(CasError::Missing(show(root))),
+                Err(s) => return Err(s.into()),
+            };
+            let mut next = String::new();
+            while let Some(page) = stream.message().await? {
+                for d in page.directories {
+                    out.insert(super::merkle::message(&d).0.hash, d);
+                }
+                next = page.next_page_token;
+            }
+            if next.is_empty() {
+                break;
+            }
+            token = next;
+        }
+        if !out.contains_key(&root.hash) && root.size_bytes != 0 {
+            return Err(CasError::Missing(show(root)));
+        }
+        Ok(out)
+    }
+}
+
+fn read(blob: &Blob) -> Result<Vec<u8>, CasError> {
+    match blob {
+        Blob::Bytes(b) => Ok(b.clone()),
+        Blob::File(p) => std::fs::read(p).map_err(|e| CasError::Io(format!("read {}: {e}", p.display()))),
+    }
+}
+
+/// A name for one upload, unique enough: the process and a counter.
+fn upload_id() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pid = std::process::id();
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    // A UUID-shaped name, as the ByteStream convention asks for.
+    let h = blake3::hash(format!("{pid}-{n}-{t}").as_bytes()).to_hex();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
