@@ -93,29 +93,174 @@ fn stage0_outputs_carry_the_published_hashes() {
     }
 }
 
+/// live-bootstrap's `build:` rows (manifest row 10 on; rows 1-5 are
+/// stage1's) that the chain leaves out, each with why. Every other build
+/// row of the facts' manifest table must be a step.
+const LEFT_OUT: &[(&str, &str)] = &[
+    ("fiwix-1.5.0-lb1", "the bare-metal kernel path"),
+    ("lwext4-1.0.0-lb1", "the bare-metal kernel path"),
+    ("kexec-fiwix-1.0", "the bare-metal kernel path"),
+    ("kexec-linux-1.0.0", "the bare-metal kernel path"),
+    ("kexec-tools-2.0.22", "the bare-metal kernel path"),
+    ("linux-4.14.341-openela", "the kernel itself: only the bare-metal path boots it"),
+    ("util-linux-2.19.1", "mount and fdisk, for moving to a disk: the bare-metal path"),
+    ("e2fsprogs-1.45.7", "mkfs.ext4, for moving to a disk: the bare-metal path"),
+    ("dhcpcd-10.0.1", "the network set-up of the bare-metal path"),
+    ("kbd-1.15", "keymaps and consoles of the bare-metal path"),
+    ("curl-8.17.0", "downloads: the engine fetches every source itself, and no later build uses curl"),
+    ("ca-certificates-3.119.1", "only curl's downloads use the bundle"),
+];
+
+/// One `build:` row of the facts' manifest table: its number, the package
+/// directory, and the step name the chain gives it (the directory for its
+/// first build, `<dir>-passN` for its N-th).
+struct ManifestBuild {
+    row: u32,
+    dir: String,
+    step: String,
+}
+
+/// The build rows of section 1 of chain-full.md, in manifest order.
+fn manifest_builds(facts: &str) -> Vec<ManifestBuild> {
+    let mut seen: std::collections::HashMap<String, u32> = Default::default();
+    let mut out = Vec::new();
+    let section = facts.split("\n## ").find(|s| s.starts_with("1.")).expect("section 1 of chain-full.md");
+    for line in section.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 4 {
+            continue;
+        }
+        let Ok(row) = cells[1].trim_end_matches(|c: char| c.is_ascii_lowercase()).parse::<u32>() else { continue };
+        let dir = cells[2];
+        // `〃` continues the row above; `*improve: …*` and the like are not builds.
+        if row == 0 || dir == "〃" || dir.starts_with('*') || cells[1].ends_with(|c: char| c.is_ascii_lowercase() && c != 'a') {
+            continue;
+        }
+        let dir = dir.split_whitespace().next().unwrap_or(dir).to_string();
+        let n = seen.entry(dir.clone()).or_default();
+        *n += 1;
+        let step = if *n == 1 { dir.clone() } else { format!("{dir}-pass{n}") };
+        out.push(ManifestBuild { row, dir, step });
+    }
+    out
+}
+
+/// Every sha256 the chain pins on a source is the facts' value for that
+/// file: the hash is in the facts, on a line that names the file.
 #[test]
-fn later_stages_reach_what_the_facts_pin() {
+fn every_pinned_hash_is_the_facts_value() {
+    let Some(facts) = ["chain-full.md", "chain-sources.md", "stage0-posix-amd64.md", "stage1-mes-tcc.md"]
+        .iter()
+        .map(|f| common::real::facts(f))
+        .collect::<Option<Vec<String>>>()
+    else {
+        return;
+    };
+    let lines: Vec<&str> = facts.iter().flat_map(|f| f.lines()).collect();
     let chain = repo_chain();
-    let names = |stage: &str| -> Vec<String> { stage_steps(&chain, stage).iter().map(|s| s.name.clone()).collect() };
-    let (s1, s2, s3) = (names("stage1"), names("stage2"), names("stage3"));
-    let has = |v: &[String], prefix: &str| v.iter().any(|n| n.starts_with(prefix));
-    // stage1 is mes and tcc to a self-rebuilt tcc 0.9.27; the rest of the
-    // GNU toolchain starts stage2.
-    assert!(has(&s1, "mes-") && has(&s1, "tcc-0.9.26") && has(&s1, "tcc-0.9.27"), "stage1: {s1:?}");
-    assert!(!has(&s1, "gcc-") && !has(&s1, "musl-"), "stage1: {s1:?}");
-    assert!(has(&s2, "gcc-4.0.4") && has(&s2, "gcc-4.7.4") && has(&s2, "musl-1.2"), "stage2: {s2:?}");
-    assert!(has(&s2, "guile-3.0.11") && has(&s2, "gcc-15.2.0"), "stage2: {s2:?}");
-    // Go: the newest Go the facts pin; Rust: the newest rustc reachable from
-    // the pinned mrustc (0.11.2 builds 1.74.0; 0.12.0 is not pinned yet).
-    assert!(has(&s3, "go1.4") && has(&s3, "go1.24.2"), "stage3: {s3:?}");
-    assert!(has(&s3, "mrustc-") && has(&s3, "rustc-1.75.0"), "stage3: {s3:?}");
-    // Nothing past stage1 has run yet: it must say so (stage1 itself is
-    // checked in tests/real_stage1.rs).
+    let mut checked = 0;
+    // A file of the chain directory (`path`) is the project's own, not upstream's.
+    for s in chain.sources.iter().filter(|s| s.path.is_none()) {
+        let Some(sha) = s.sha256 else { continue };
+        let hex = sha.hex();
+        let on: Vec<&&str> = lines.iter().filter(|l| l.contains(&hex)).collect();
+        assert!(!on.is_empty(), "source `{}` pins sha256 {hex}, which no facts file holds", s.name);
+        let file = s.urls.first().and_then(|u| u.rsplit('/').next()).unwrap_or(&s.name);
+        assert!(
+            on.iter().any(|l| l.contains(file) || l.contains(&s.name)),
+            "source `{}` pins {hex}, but the facts give that hash to another file:\n{}",
+            s.name,
+            on.iter().map(|l| l.to_string()).collect::<Vec<_>>().join("\n")
+        );
+        checked += 1;
+    }
+    assert!(checked > 150, "only {checked} sources carry a sha256");
+}
+
+/// Every build of live-bootstrap's manifest from row 10 to gcc-15.2.0 is a
+/// step of stage2 (or is left out, with a reason), and no step needs one
+/// of a later row: the chain's order is compatible with the manifest's.
+#[test]
+fn the_manifest_is_there_in_its_order() {
+    let Some(facts) = common::real::facts("chain-full.md") else { return };
+    let builds = manifest_builds(&facts);
+    assert_eq!(builds.last().map(|b| b.step.as_str()), Some("gcc-15.2.0"));
+    let chain = repo_chain();
+    let stage2 = chain.stage_id("stage2").unwrap();
+    let mut row_of: std::collections::HashMap<&str, u32> = Default::default();
+    let mut missing = Vec::new();
+    for b in builds.iter().filter(|b| b.row >= 10) {
+        if LEFT_OUT.iter().any(|(d, _)| *d == b.dir || *d == b.step) {
+            assert!(chain.step_id(&b.step).is_none(), "{} is listed as left out but is a step", b.step);
+            continue;
+        }
+        match chain.step_id(&b.step) {
+            Some(id) => {
+                assert_eq!(chain.steps[id].stage, stage2, "manifest row {} ({}) is not in stage2", b.row, b.step);
+                row_of.insert(&b.step, b.row);
+            }
+            None => missing.push(format!("row {}: {}", b.row, b.step)),
+        }
+    }
+    assert!(missing.is_empty(), "manifest builds with no step: {missing:?}");
+    for (step, row) in &row_of {
+        let id = chain.step_id(step).unwrap();
+        for &n in &chain.need_ids[id] {
+            if let Some(&need_row) = row_of.get(chain.steps[n].name.as_str()) {
+                assert!(need_row < *row, "{step} (row {row}) needs {} (row {need_row}), built later", chain.steps[n].name);
+            }
+        }
+    }
+}
+
+/// Stage 2 ends with gcc 15.2.0 and guile 3.0.11; stage 3 reaches Go 1.26.0
+/// from go1.4-bootstrap and rustc 1.94.0 from mrustc, both on stage 2's
+/// gcc; nothing past stage1 claims to have run.
+#[test]
+fn stage3_reaches_go_1_26_and_rust_1_94() {
+    let chain = repo_chain();
+    let reaches = |from: &str, to: &str| -> bool {
+        let mut todo = vec![chain.step_id(from).unwrap_or_else(|| panic!("no step {from}"))];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(i) = todo.pop() {
+            if chain.steps[i].name == to {
+                return true;
+            }
+            if seen.insert(i) {
+                todo.extend(chain.need_ids[i].iter().copied());
+            }
+        }
+        false
+    };
+    for step in ["go-1.26.0", "rustc-1.94.0"] {
+        let id = chain.step_id(step).unwrap_or_else(|| panic!("no step {step}"));
+        assert_eq!(chain.steps[id].stage, chain.stage_id("stage3").unwrap(), "{step} is not in stage3");
+        assert!(reaches(step, "gcc-15.2.0"), "{step} is not built on stage2's gcc-15.2.0");
+    }
+    assert!(reaches("go-1.26.0", "go1.4-bootstrap"), "go-1.26.0 does not start from go1.4-bootstrap");
+    assert!(reaches("rustc-1.94.0", "mrustc-0.12.0"), "rustc-1.94.0 does not start from mrustc-0.12.0");
+    for step in ["guile-3.0.11", "gcc-15.2.0"] {
+        let id = chain.step_id(step).unwrap_or_else(|| panic!("no step {step}"));
+        assert_eq!(chain.steps[id].stage, chain.stage_id("stage2").unwrap(), "{step} is not in stage2");
+    }
     for stage in ["stage2", "stage3"] {
         for step in stage_steps(&chain, stage) {
             assert!(step.unverified, "{} in {stage} is not marked unverified", step.name);
+            assert!(step.outputs.iter().all(|o| o.sha256.is_none()), "{} pins an output it never produced", step.name);
         }
     }
+}
+
+/// `check` on the repository chain is clean and counts the unverified steps.
+#[test]
+fn check_is_clean_and_counts_the_unverified() {
+    let chain = repo_chain();
+    let unverified = chain.steps.iter().filter(|s| s.unverified).count();
+    let state = tempfile::tempdir().unwrap();
+    let run = common::run_in(&common::root(), state.path(), &["check"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(&format!("steps ({unverified} unverified)")), "{}", run.stdout);
+    assert!(unverified > 150, "{unverified}");
 }
 
 #[test]

@@ -24,6 +24,26 @@ pub fn distfiles(files: &[&str]) -> Option<PathBuf> {
     None
 }
 
+/// The text of the shared facts files (`../shared/facts/*.md`, or
+/// `BOOTSTRAP_FACTS`), concatenated, or `None` (after saying why) when
+/// they are absent and not required (`BOOTSTRAP_REQUIRE_DISTFILES=1`, set
+/// by `.ci/run`, makes that a failure: the facts come with the mirror).
+pub fn facts(name: &str) -> Option<String> {
+    let dir = std::env::var_os("BOOTSTRAP_FACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| super::root().join("../shared/facts"));
+    match fs::read_to_string(dir.join(name)) {
+        Ok(text) => Some(text),
+        Err(e) if std::env::var("BOOTSTRAP_REQUIRE_DISTFILES").is_ok_and(|v| v == "1") => {
+            panic!("BOOTSTRAP_REQUIRE_DISTFILES=1 but {} cannot be read: {e}", dir.join(name).display())
+        }
+        Err(e) => {
+            eprintln!("skipped: {} cannot be read ({e}; set BOOTSTRAP_FACTS, or BOOTSTRAP_REQUIRE_DISTFILES=1 to fail)", dir.join(name).display());
+            None
+        }
+    }
+}
+
 /// `verify STAGE` of a copy of the repository chain on both test seeds from
 /// `dist`, offline, from a fresh state: it must exit 0 with every line of
 /// `expect` in its report and nothing unexpected; then `snapshot STAGE`,
