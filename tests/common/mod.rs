@@ -14,6 +14,7 @@ pub mod http;
 pub mod mini;
 pub mod pgp;
 pub mod real;
+pub mod remote;
 
 /// What one run of the binary produced.
 pub struct Run {

@@ -110,6 +110,13 @@ pub fn oci(backend: Option<OciBackend>, seed: &str) -> Option<Fixture> {
     Some(f)
 }
 
+/// The remote backend on test seed `seed` (a directory, sent as part of
+/// each input root), through the server's workers.
+pub fn remote(seed: &str) -> Option<Fixture> {
+    let backend = crate::common::remote::backend(false)?;
+    Some(Fixture::new(Box::new(backend), crate::common::seeds().join(seed)))
+}
+
 pub fn env() -> BTreeMap<String, String> {
     [("HOME", "/homeless"), ("LC_ALL", "C"), ("PATH", "/usr/bin:/bin:/usr/sbin:/sbin"), ("SOURCE_DATE_EPOCH", "0"), ("TZ", "UTC")]
         .into_iter()

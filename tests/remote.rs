@@ -1,0 +1,115 @@
+//! `--backend remote` end to end, against the REAPI server at
+//! BOOTSTRAP_REMOTE and `bootstrap worker`s started here: the mini chain
+//! verified through the cluster gives the local backend's snapshot byte
+//! for byte, and the ways a cluster fails end cleanly (a server that is
+//! not there, a worker that dies under a step; a server that lost what it
+//! was sent is tests/remote_restart.rs). Skips without a server unless
+//! BOOTSTRAP_REQUIRE_REMOTE=1.
+
+mod common;
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+
+use bootstrap::exec::remote::{RemoteBackend, RemoteOptions};
+use bootstrap::exec::{Executor, NoEcho, Status};
+use bootstrap::store::{LockMode, Store, Wait};
+use common::mini::Mini;
+use common::remote::{self, request};
+
+fn remote_args(split: bool) -> Vec<String> {
+    let (url, instance) = remote::server().expect("a server");
+    let mut a = vec!["--backend".into(), "remote".into(), "--remote".into(), url, "--remote-instance".into(), instance];
+    if split {
+        a.push("--remote-split-lineages".into());
+    }
+    a
+}
+
+/// The mini chain's stage2 snapshot after `verify stage2` with `args`.
+fn snapshot_with(args: &[String]) -> Vec<u8> {
+    let m = Mini::new();
+    let all: Vec<&str> = args.iter().map(String::as_str).chain(["verify", "stage2"]).collect();
+    let r = m.run(&all);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let s = m.run(&["snapshot", "stage2"]);
+    assert_eq!(s.code, 0, "{}", s.stderr);
+    fs::read(m.chain.join("snapshots/stage2.kdl")).unwrap()
+}
+
+/// Through the cluster, each seed's lineage on workers that serve only it,
+/// the mini chain verifies to the same snapshot as on the local backend.
+#[test]
+fn the_mini_chain_verifies_through_the_cluster_to_the_local_snapshot() {
+    if remote::server().is_none() {
+        return;
+    }
+    remote::workers();
+    // Workers for each lineage, so the split lineages are served.
+    let _busybox = remote::worker(&["bootstrap-lineage=busybox"]);
+    let _debian = remote::worker(&["bootstrap-lineage=debian"]);
+    let local = snapshot_with(&[]);
+    let through = snapshot_with(&remote_args(true));
+    assert_eq!(String::from_utf8_lossy(&through), String::from_utf8_lossy(&local));
+}
+
+/// A server that does not answer: exit 1, a message naming its address, nothing run.
+#[test]
+fn a_server_that_is_not_there_is_named() {
+    let m = Mini::new();
+    let r = m.run(&["--backend", "remote", "--remote", "grpc://127.0.0.1:9", "build", "stage0"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("bootstrap::exec::remote") && r.stderr.contains("grpc://127.0.0.1:9"), "{}", r.stderr);
+    assert_eq!(m.receipts(), 0);
+    // Without an address at all, it says how to give one.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(["--state"])
+        .arg(&m.state)
+        .args(["-C"])
+        .arg(&m.chain)
+        .args(["--backend", "remote", "build", "stage0"])
+        .env_remove("BOOTSTRAP_REMOTE")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--remote grpc://HOST:PORT"), "{stderr}");
+}
+
+/// A worker killed while it runs a step: the server gives the step to
+/// another worker, which runs it to the end, and the store holds exactly
+/// the one result.
+#[test]
+fn a_worker_that_dies_under_a_step_is_replaced() {
+    let Some((endpoint, instance)) = remote::server() else { return };
+    // A lineage of its own, so that only the workers started here take it.
+    let lineage = format!("dying-{}", std::process::id());
+    let property = format!("bootstrap-lineage={lineage}");
+    let mut first = remote::worker(&[&property]);
+    let backend = RemoteBackend::connect(RemoteOptions { endpoint, instance, split_lineages: true, properties: Vec::new() }).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("state"), LockMode::Exclusive, Wait::Block, &|_| {}).unwrap();
+    let marker = format!("started-{}", std::process::id());
+    let req = request("busybox", &lineage, &format!("mkdir /out; echo {marker} >&2; sleep 6; echo done > /out/x"), Duration::from_secs(120));
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let run = s.spawn(|| backend.run(&req, &store, &NoEcho));
+        // Kill the first worker once it runs the step, then start another.
+        std::thread::sleep(Duration::from_secs(3));
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let _second = remote::worker(&[&property]);
+        let r = run.join().unwrap().expect("the step ran");
+        assert_eq!(r.status, Status::Succeeded);
+        let (digest, _) = r.layer.expect("a layer");
+        assert_eq!(fs::read_to_string(store.layer_path(&digest).join("out/x")).unwrap(), "done\n");
+    });
+    // It went through the server's requeue (a dead bot is noticed only
+    // after its keepalive), not straight to the second worker.
+    assert!(started.elapsed() > Duration::from_secs(12), "finished in {:?}: the first worker never had it", started.elapsed());
+    // Nothing half-written: every layer in the store is whole.
+    let layers: Vec<_> = fs::read_dir(store.root().join("layers")).unwrap().collect();
+    assert_eq!(layers.len(), 1, "{layers:?}");
+}
