@@ -34,6 +34,10 @@ struct Report<'a> {
     chain: &'a str,
     target: Option<&'a str>,
     steps: Vec<PlannedStep<'a>>,
+    /// How many of them can run at once, per seed.
+    width: crate::plan::Width,
+    /// The chain's seeds: a verify runs each step once on each.
+    seeds: usize,
 }
 
 /// Runs `plan`.
@@ -56,7 +60,8 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
             }
         })
         .collect();
-    let report = Report { chain: &chain.decl.name, target: args.target.as_deref(), steps };
+    let width = plan.width(&selected);
+    let report = Report { chain: &chain.decl.name, target: args.target.as_deref(), steps, width, seeds: chain.seeds.len() };
     if cx.json {
         return write_json(out, &report);
     }
@@ -76,5 +81,14 @@ fn write_human(r: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         let mark = if s.unverified { "  (unverified)" } else { "" };
         writeln!(out, "  {:>num$}  {:<stage_w$}  {:<step_w$}  {short:<19}  {needs}{mark}", i + 1, s.stage, s.step)?;
     }
+    let w = r.width;
+    writeln!(
+        out,
+        "at most {} step(s) can run at once per seed ({} level(s) of needs); verifying on {} seeds keeps at most {} worker(s) busy",
+        w.widest,
+        w.levels,
+        r.seeds,
+        w.widest * r.seeds
+    )?;
     Ok(())
 }

@@ -46,6 +46,15 @@ pub struct Plan<'c> {
     pub digests: Vec<Blake3>,
 }
 
+/// How many steps of a selection can run at once ([`Plan::width`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Width {
+    /// The length of the longest chain of needs, in steps.
+    pub levels: usize,
+    /// The most steps of one level.
+    pub widest: usize,
+}
+
 impl<'c> Plan<'c> {
     /// Plans the whole chain. The chain's invariants (acyclic, resolved)
     /// guarantee an order exists.
@@ -83,6 +92,29 @@ impl<'c> Plan<'c> {
             digests[i] = definition_digest(chain, i, &digests, &mut buf);
         }
         Plan { chain, graph, order, digests }
+    }
+
+    /// How wide `selection` (a closed set of steps, as [`Plan::select`]
+    /// gives) is: each step's level is one more than its deepest need's,
+    /// and the steps of one level can all run at once. The number of
+    /// levels, and the most steps any level holds: with S seeds, at most
+    /// S times that many steps ever run at once (what a cluster can keep
+    /// busy).
+    pub fn width(&self, selection: &[usize]) -> Width {
+        let chain = self.chain;
+        let mut level: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+        // `selection` is in execution order: needs come first.
+        for &i in selection {
+            let l = chain.need_ids[i].iter().filter_map(|j| level.get(j)).max().map_or(0, |m| m + 1);
+            level.insert(i, l);
+        }
+        let levels = level.values().max().map_or(0, |m| m + 1);
+        let mut count = vec![0usize; levels];
+        for &l in level.values() {
+            count[l] += 1;
+        }
+        let widest = count.iter().copied().max().unwrap_or(0);
+        Width { levels, widest }
     }
 
     /// The steps to run for `target` (a stage or a step; `None` for the
