@@ -220,15 +220,12 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
 }
 
-/// The text of the node whose name is at `offset`: from its line to the
-/// line of its closing brace (or its own line).
-fn node_text(text: &str, offset: usize) -> (usize, String) {
-    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
-    let doc: Option<kdl::KdlDocument> = text.parse().ok();
-    let end = doc
-        .as_ref()
-        .and_then(|d| d.nodes().iter().find(|n| n.span().offset() <= offset && offset < n.span().offset() + n.span().len()))
-        .map_or_else(|| text[offset..].find('\n').map_or(text.len(), |i| offset + i), |n| n.span().offset() + n.span().len());
+/// The text of the node at `node` (its span, as the loader recorded it):
+/// from its first line to the line of its closing brace.
+fn node_text(text: &str, node: crate::chain::model::Span) -> (usize, String) {
+    let offset = node.offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = (node.offset + node.len).clamp(offset, text.len());
     let end = text[end..].find('\n').map_or(text.len(), |i| end + i);
     (line_of(text, start), text[start..end].trim_end().to_string())
 }
@@ -335,7 +332,7 @@ pub fn audit(history: &History<'_>, store: &Store, trust: Option<&Trust>, select
             description: step.description.clone(),
             file: file.path.clone(),
             line: line_of(&file.text, step.span.offset),
-            source_text: node_text(&file.text, step.span.offset),
+            source_text: node_text(&file.text, step.node),
             root: step.root.as_str().to_string(),
             sources,
             needs,

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use super::parse::{FileItems, FileKind};
 
-const FORMAT: &str = "bootstrap-parse-cache-v3";
+const FORMAT: &str = "bootstrap-parse-cache-v4";
 
 /// Identifies the parser build: any change to it invalidates every entry.
 fn parser_fingerprint() -> &'static str {

@@ -364,6 +364,8 @@ pub struct Step {
     pub file: usize,
     /// The step's name in its `step` node.
     pub span: Span,
+    /// The whole `step` node, children included (what `audit` shows).
+    pub node: Span,
     /// What the step does.
     pub description: Option<String>,
     /// The root it starts from.

@@ -1161,6 +1161,7 @@ impl Cx<'_> {
             stage: 0,
             file: 0,
             span: name.span,
+            node: sp(node.span()),
             description: None,
             root: Root::Scratch,
             sources: Vec::new(),
