@@ -283,3 +283,51 @@ fn audit_walks_stage0_from_the_seed_to_m2_planet() {
     assert!(walk.iter().any(|l| l.contains("AMD64/bin/M2-Planet (pinned sha256:7cf19de29a4ae63637898f6093d0526b73108040ab3634f11232030439602fc1)")), "{walk:?}");
     insta::assert_snapshot!("real_chain_audit_stage0_walk", walk.join("\n"));
 }
+
+/// `graph --reduce` of the whole chain keeps every step and every path of
+/// needs with far fewer edges, and Graphviz renders it.
+#[test]
+fn the_reduced_graph_of_the_whole_chain_renders() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let state = tempfile::tempdir().unwrap();
+    let edges = |args: &[&str]| -> BTreeSet<(String, String)> {
+        let run = common::run_in(&common::root(), state.path(), args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        v["edges"].as_array().unwrap().iter().map(|e| (e["from"].as_str().unwrap().to_string(), e["to"].as_str().unwrap().to_string())).collect()
+    };
+    let all = edges(&["graph", "--json"]);
+    let reduced = edges(&["graph", "--json", "--reduce"]);
+    assert!(reduced.is_subset(&all) && reduced.len() * 4 < all.len(), "{} of {}", reduced.len(), all.len());
+    // Same reachability: every edge left out is a path of edges kept.
+    let mut next: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (a, b) in &reduced {
+        next.entry(a.as_str()).or_default().push(b.as_str());
+    }
+    for (a, b) in all.difference(&reduced) {
+        let (mut todo, mut seen) = (vec![a.as_str()], BTreeSet::new());
+        let mut found = false;
+        while let Some(n) = todo.pop() {
+            if n == b {
+                found = true;
+                break;
+            }
+            if seen.insert(n) {
+                todo.extend(next.get(n).into_iter().flatten().copied());
+            }
+        }
+        assert!(found, "{a} -> {b} was dropped but is no path of the reduced graph");
+    }
+    let dot = common::run_in(&common::root(), state.path(), &["graph", "--reduce"]);
+    let mut child = std::process::Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("Graphviz `dot` is needed for this test (apt-get install graphviz): {e}"));
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), dot.stdout.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "dot rejected the graph: {}", String::from_utf8_lossy(&out.stderr));
+    let svg = String::from_utf8_lossy(&out.stdout).replace("&#45;", "-");
+    assert!(svg.contains(">gcc-15.2.0<") && svg.contains(">rustc-1.94.0<") && svg.contains(">go-1.26.0<"));
+}

@@ -117,6 +117,37 @@ impl<'c> Plan<'c> {
         Width { levels, widest }
     }
 
+    /// The needs of `selection` (a closed set, in execution order) as edges
+    /// `(need, step)`, each step's in the order written; with `reduce`,
+    /// without an edge whose need the step also reaches through another of
+    /// its needs (the transitive reduction: the same order of steps, far
+    /// fewer lines to draw; a step's root still holds only its direct
+    /// needs' layers, which the full list shows).
+    pub fn edges(&self, selection: &[usize], reduce: bool) -> Vec<(usize, usize)> {
+        let chain = self.chain;
+        // What each step reaches through its needs, built in execution order.
+        let mut reach: std::collections::HashMap<usize, std::collections::HashSet<usize>> = std::collections::HashMap::new();
+        let mut out = Vec::new();
+        for &i in selection {
+            let needs = &chain.need_ids[i];
+            for &n in needs {
+                let implied = reduce && needs.iter().any(|&m| m != n && reach.get(&m).is_some_and(|r| r.contains(&n)));
+                if !implied {
+                    out.push((n, i));
+                }
+            }
+            let mut r: std::collections::HashSet<usize> = std::collections::HashSet::new();
+            for &n in needs {
+                r.insert(n);
+                if let Some(rn) = reach.get(&n) {
+                    r.extend(rn.iter().copied());
+                }
+            }
+            reach.insert(i, r);
+        }
+        out
+    }
+
     /// The steps to run for `target` (a stage or a step; `None` for the
     /// whole chain), with everything they transitively need, in execution
     /// order.
