@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 fn main() {
+    println!("cargo::rerun-if-changed=src/exec/freestanding.h");
     build("src/exec/oci/init.c", "oci-init");
     build("src/exec/remote/runner.c", "remote-runner");
 }

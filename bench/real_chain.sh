@@ -4,7 +4,8 @@
 # repository's chain as it is now, against the same commands on the chain
 # as it was at BASE (the ~25-step sketch of stages 2 and 3), with the same
 # binary, in the same run; and `graph --format dot` of the whole chain
-# rendered by Graphviz's `dot -Tsvg` (time and size only: it must render).
+# rendered by Graphviz's `dot -Tsvg`, with `--reduce` and without (time
+# and size only: it must render; DOT_TIMEOUT, default 900 s, bounds it).
 #
 #   bench/real_chain.sh [BASE]      # BASE: a git revision, default 20c958c
 #
@@ -57,10 +58,19 @@ hyperfine -N --runs 10 --export-json "$TMP/cold.json" \
 ratio_table "$TMP/cold.json" "$BASE"
 echo
 
-"$BIN" -C "$TMP/now" --state "$TMP/state-now" graph --format dot > "$TMP/chain.dot"
-start=$(date +%s.%N)
-dot -Tsvg "$TMP/chain.dot" > "$TMP/chain.svg"
-end=$(date +%s.%N)
-printf 'graph --format dot | dot -Tsvg: %s nodes, %s edges, %.1f s, %s bytes of SVG\n' \
-    "$(grep -cE '^    "[^"]+";$' "$TMP/chain.dot" || true)" "$(grep -c -- '->' "$TMP/chain.dot" || true)" \
-    "$(echo "$end - $start" | bc)" "$(wc -c < "$TMP/chain.svg")"
+render() { # NAME ARGS...: graph, then dot -Tsvg, timed
+    local name=$1; shift
+    "$BIN" -C "$TMP/now" --state "$TMP/state-now" graph --format dot "$@" > "$TMP/chain.dot"
+    local start end
+    start=$(date +%s.%N)
+    if timeout "${DOT_TIMEOUT:-900}" dot -Tsvg "$TMP/chain.dot" > "$TMP/chain.svg"; then
+        end=$(date +%s.%N)
+        printf '%s | dot -Tsvg: %s nodes, %s edges, %.2f s, %s bytes of SVG\n' "$name" \
+            "$(grep -cE '^    "[^"]+";$' "$TMP/chain.dot" || true)" "$(grep -c -- '->' "$TMP/chain.dot" || true)" \
+            "$(echo "$end - $start" | bc)" "$(wc -c < "$TMP/chain.svg")"
+    else
+        echo "$name | dot -Tsvg: not done after ${DOT_TIMEOUT:-900} s ($(grep -c -- '->' "$TMP/chain.dot" || true) edges)"
+    fi
+}
+render "graph --reduce" --reduce
+render "graph"

@@ -74,21 +74,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 /// The PATH of a step that does not set one.
 pub const DEFAULT_PATH: &str = "/usr/bin:/bin:/usr/sbin:/sbin";
 
-/// Makes an absolute path normal: no empty, `.` or `..` components (`..`
-/// stops at the root, as the kernel's does).
-pub fn normalize(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
+pub use crate::exec::normalize;
 
 /// Where a declared output of `step` is inside the sandbox: its path
 /// resolved against the step's workdir (default `/`), normalised.

@@ -369,6 +369,22 @@ pub const STEP_CAPABILITIES: &[(&str, u32)] = &[
     ("SETFCAP", 31),
 ];
 
+/// Makes an absolute path normal: no empty, `.` or `..` components (`..`
+/// stops at the root, as the kernel's does).
+pub fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 impl StepRequest {
     /// Where output `out` (one of [`StepRequest::outputs`]) is read inside
     /// the sandbox: under the step's `destdir` if it has one, then moved to

@@ -36,14 +36,12 @@
  * where there is none), x86_64 Linux system calls only.
  */
 
-typedef unsigned long size_t;
+#include "../freestanding.h"
 
 enum {
-    SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_lstat = 6, SYS_dup2 = 33,
-    SYS_fork = 57, SYS_execve = 59, SYS_exit = 60, SYS_wait4 = 61,
-    SYS_chdir = 80, SYS_mkdir = 83, SYS_unlink = 87, SYS_chmod = 90,
-    SYS_umask = 95, SYS_getpid = 39, SYS_read = 0, SYS_capget = 125,
-    SYS_capset = 126, SYS_prctl = 157, SYS_unshare = 272,
+    SYS_lstat = 6, SYS_dup2 = 33, SYS_mkdir = 83, SYS_chmod = 90,
+    SYS_umask = 95, SYS_getpid = 39, SYS_capget = 125, SYS_capset = 126,
+    SYS_prctl = 157, SYS_unshare = 272,
 };
 
 #define CLONE_NEWCGROUP 0x02000000
@@ -51,41 +49,6 @@ enum {
 #define PR_CAPBSET_DROP 24
 #define CAP_SETPCAP 8
 #define CAP_SYS_ADMIN 21
-
-static long sys3(long n, long a, long b, long c) {
-    long r;
-    __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-    return r;
-}
-
-static long sys4(long n, long a, long b, long c, long d) {
-    long r;
-    register long r10 __asm__("r10") = d;
-    __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
-    return r;
-}
-
-/* The compiler may emit calls to these for copies and clears. */
-void *memset(void *d, int c, size_t n) {
-    unsigned char *p = d;
-    while (n--) *p++ = (unsigned char)c;
-    return d;
-}
-
-void *memcpy(void *d, const void *s, size_t n) {
-    unsigned char *p = d;
-    const unsigned char *q = s;
-    while (n--) *p++ = *q++;
-    return d;
-}
-
-static size_t len(const char *s) {
-    size_t n = 0;
-    while (s[n]) n++;
-    return n;
-}
-
-static void put(int fd, const char *s) { sys3(SYS_write, fd, (long)s, (long)len(s)); }
 
 static void put_num(int fd, long v) {
     char buf[24];
@@ -99,16 +62,6 @@ static void put_num(int fd, long v) {
     put(fd, buf + i);
 }
 
-static __attribute__((noreturn)) void quit(int code) {
-    for (;;) sys3(SYS_exit, code, 0, 0);
-}
-
-static long num(const char *s) {
-    long v = 0;
-    while (*s >= '0' && *s <= '9') v = v * 10 + (*s++ - '0');
-    return v;
-}
-
 /* struct stat on x86_64: st_mode is the 32-bit field at offset 24. */
 static int lstat_mode(const char *path, unsigned *mode) {
     unsigned long st[18];
@@ -120,39 +73,6 @@ static int lstat_mode(const char *path, unsigned *mode) {
 #define S_IFMT 0170000
 #define S_IFDIR 0040000
 #define S_IFLNK 0120000
-
-/* Runs argv with env; PATH from env when argv[0] has no slash, as the
- * local backend does. Only returns on failure. */
-static void run(char **argv, char **env) {
-    const char *name = argv[0];
-    int slash = 0;
-    for (const char *p = name; *p; p++) slash |= *p == '/';
-    if (slash) {
-        sys3(SYS_execve, (long)name, (long)argv, (long)env);
-        return;
-    }
-    const char *path = "/usr/bin:/bin";
-    for (char **e = env; *e; e++) {
-        const char *v = *e;
-        if (v[0] == 'P' && v[1] == 'A' && v[2] == 'T' && v[3] == 'H' && v[4] == '=') path = v + 5;
-    }
-    char full[4096];
-    size_t nlen = len(name);
-    while (*path) {
-        size_t i = 0;
-        while (path[i] && path[i] != ':') i++;
-        if (i + 1 + nlen + 1 <= sizeof full) {
-            memcpy(full, path, i);
-            size_t at = i;
-            if (at == 0) full[at++] = '.';
-            full[at++] = '/';
-            memcpy(full + at, name, nlen + 1);
-            sys3(SYS_execve, (long)full, (long)argv, (long)env);
-        }
-        path += i;
-        if (*path == ':') path++;
-    }
-}
 
 /* Checks one output path; 0 when it exists and nothing on the way to it
  * is a symlink or a non-directory. */
@@ -331,11 +251,3 @@ void start(long *sp) {
     put(1, "ok\n");
     quit(0);
 }
-
-__asm__(".globl _start\n"
-        "_start:\n"
-        "  xor %rbp, %rbp\n"
-        "  mov %rsp, %rdi\n"
-        "  and $-16, %rsp\n"
-        "  call start\n"
-        "  hlt\n");

@@ -18,47 +18,7 @@
  * system calls only.
  */
 
-typedef unsigned long size_t;
-
-enum {
-    SYS_read = 0, SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_fork = 57,
-    SYS_execve = 59, SYS_exit = 60, SYS_wait4 = 61, SYS_chdir = 80,
-    SYS_unlink = 87,
-};
-
-static long sys3(long n, long a, long b, long c) {
-    long r;
-    __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-    return r;
-}
-
-static long sys4(long n, long a, long b, long c, long d) {
-    long r;
-    register long r10 __asm__("r10") = d;
-    __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
-    return r;
-}
-
-void *memset(void *d, int c, size_t n) {
-    unsigned char *p = d;
-    while (n--) *p++ = (unsigned char)c;
-    return d;
-}
-
-void *memcpy(void *d, const void *s, size_t n) {
-    unsigned char *p = d;
-    const unsigned char *q = s;
-    while (n--) *p++ = *q++;
-    return d;
-}
-
-static size_t len(const char *s) {
-    size_t n = 0;
-    while (s[n]) n++;
-    return n;
-}
-
-static void put(int fd, const char *s) { sys3(SYS_write, fd, (long)s, (long)len(s)); }
+#include "../freestanding.h"
 
 static char *add(char *at, const char *s) {
     size_t n = len(s);
@@ -75,49 +35,6 @@ static char *add_num(char *at, long v) {
         v /= 10;
     } while (v);
     return add(at, buf + i);
-}
-
-static __attribute__((noreturn)) void quit(int code) {
-    for (;;) sys3(SYS_exit, code, 0, 0);
-}
-
-static long num(const char *s) {
-    long v = 0;
-    while (*s >= '0' && *s <= '9') v = v * 10 + (*s++ - '0');
-    return v;
-}
-
-/* Runs argv with env, looking argv[0] up in env's PATH when it has no
- * slash, as the other backends do. Only returns on failure. */
-static void run(char **argv, char **env) {
-    const char *name = argv[0];
-    int slash = 0;
-    for (const char *p = name; *p; p++) slash |= *p == '/';
-    if (slash) {
-        sys3(SYS_execve, (long)name, (long)argv, (long)env);
-        return;
-    }
-    const char *path = "/usr/bin:/bin";
-    for (char **e = env; *e; e++) {
-        const char *v = *e;
-        if (v[0] == 'P' && v[1] == 'A' && v[2] == 'T' && v[3] == 'H' && v[4] == '=') path = v + 5;
-    }
-    char full[4096];
-    size_t nlen = len(name);
-    while (*path) {
-        size_t i = 0;
-        while (path[i] && path[i] != ':') i++;
-        if (i + 1 + nlen + 1 <= sizeof full) {
-            memcpy(full, path, i);
-            size_t at = i;
-            if (at == 0) full[at++] = '.';
-            full[at++] = '/';
-            memcpy(full + at, name, nlen + 1);
-            sys3(SYS_execve, (long)full, (long)argv, (long)env);
-        }
-        path += i;
-        if (*path == ':') path++;
-    }
 }
 
 /* Says how command C ended and exits as it did. */
@@ -186,11 +103,3 @@ void start(long *sp) {
     }
     quit(0);
 }
-
-__asm__(".globl _start\n"
-        "_start:\n"
-        "  xor %rbp, %rbp\n"
-        "  mov %rsp, %rdi\n"
-        "  and $-16, %rsp\n"
-        "  call start\n"
-        "  hlt\n");

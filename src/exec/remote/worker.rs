@@ -30,7 +30,7 @@ use super::merkle::{Blob, message};
 use super::{BAD_OUTPUT, HOSTNAME_PROPERTY, remote_err, status_text};
 use crate::exec::cancel::Cancel;
 use crate::exec::local::LocalBackend;
-use crate::exec::{ExecError, Executor, NoEcho, Root, Status, StepRequest};
+use crate::exec::{ExecError, Executor, NoEcho, Root, Status, StepRequest, normalize};
 use crate::store::Store;
 
 const ACTION_TYPE: &str = "type.googleapis.com/build.bazel.remote.execution.v2.Action";
@@ -289,22 +289,6 @@ async fn run_lease(endpoint: &str, cas: &Cas, local: &LocalBackend, store: &Stor
     let send: Vec<(re::Digest, Blob)> = missing.iter().filter_map(|d| upload.get(&d.hash).cloned()).collect();
     cas.upload(send).await.map_err(|e| cas_err("send the action's results", e))?;
     Ok(Done { result, status })
-}
-
-/// `path` made absolute and plain: `.` and empty components dropped, `..`
-/// going up (never above the root).
-fn normalize(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 fn file_digest(p: &Path, upload: &mut BTreeMap<String, (re::Digest, Blob)>) -> Result<re::Digest, ExecError> {
