@@ -11,7 +11,8 @@
 # - 20 trivial steps (`build stage0` of a generated chain, seed busybox):
 #   local, and remote with one worker;
 # - the real stage0 on two seeds (`verify stage0 --no-signatures`): local,
-#   remote with one worker, and remote with two workers (do the two
+#   remote with one worker (one slot per CPU, like local's --jobs), with
+#   one worker of one slot, and with two workers of one slot (do the two
 #   lineages run side by side?);
 # - and the real stage0 again with the server's action cache warm (a new
 #   client state, same server): what a second engineer re-verifying gets.
@@ -37,8 +38,9 @@ CLUSTER="$ROOT/target/remote-cluster-bench"
 URL="grpc://127.0.0.1:$PORT"
 trap '"$TMP/fresh.sh" 0 >/dev/null 2>&1 || true; "$ROOT/tests/remote/cluster.sh" stop "$CLUSTER" >&2 || true; rm -rf "$TMP"' EXIT
 
-# fresh.sh N: stop the workers, restart the server (forgetting every blob
-# and result), start N workers; fresh.sh 0 only stops.
+# fresh.sh N [J]: stop the workers, restart the server (forgetting every
+# blob and result), start N workers of J slots each (default: one per
+# CPU); fresh.sh 0 only stops.
 cat > "$TMP/fresh.sh" <<SH
 #!/bin/sh
 set -e
@@ -51,7 +53,7 @@ sleep 0.5
 i=0
 while [ \$i -lt \$1 ]; do
     rm -rf "$TMP/worker-state-\$i"
-    "$BIN" --state "$TMP/worker-state-\$i" --remote $URL --remote-instance main worker >"$TMP/worker-\$i.log" 2>&1 &
+    "$BIN" --state "$TMP/worker-state-\$i" \${2:+-j \$2} --remote $URL --remote-instance main worker >"$TMP/worker-\$i.log" 2>&1 &
     echo \$! > "$TMP/worker-\$i.pid"
     i=\$((i + 1))
 done
@@ -83,15 +85,16 @@ rm -rf "$TMP/state"
 hyperfine --style basic --runs "$RUNS" --export-json "$TMP/stage0.json" \
     -n "local: verify stage0 (2 seeds)" --prepare "rm -rf $TMP/state" "$S verify stage0 --no-signatures" \
     -n "remote, 1 worker: verify stage0 (2 seeds)" --prepare "rm -rf $TMP/state; $TMP/fresh.sh 1" "$S $REMOTE verify stage0 --no-signatures" \
-    -n "remote, 2 workers: verify stage0 (2 seeds)" --prepare "rm -rf $TMP/state; $TMP/fresh.sh 2" "$S $REMOTE verify stage0 --no-signatures" \
+    -n "remote, 1 worker of 1 slot: verify stage0 (2 seeds)" --prepare "rm -rf $TMP/state; $TMP/fresh.sh 1 1" "$S $REMOTE verify stage0 --no-signatures" \
+    -n "remote, 2 workers of 1 slot: verify stage0 (2 seeds)" --prepare "rm -rf $TMP/state; $TMP/fresh.sh 2 1" "$S $REMOTE verify stage0 --no-signatures" \
     -n "remote, 1 worker, server's cache warm: verify stage0 (2 seeds)" --prepare "rm -rf $TMP/state" "$S $REMOTE verify stage0 --no-signatures" >&2
 echo "### The real stage0 on two seeds"
 echo
 ratio_table "$TMP/stage0.json" "local"
 echo
 
-# Side by side: with two workers, do both have run steps at the same time?
-"$TMP/fresh.sh" 2
+# Side by side: with two workers of one slot each, does each take steps?
+"$TMP/fresh.sh" 2 1
 rm -rf "$TMP/state"
 $S $REMOTE verify stage0 --no-signatures >/dev/null
 echo "leases per worker with two workers: $(for i in 0 1; do grep -c 'running lease' "$TMP/worker-$i.log" || true; done | paste -sd/ -)"

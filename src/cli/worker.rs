@@ -1,7 +1,7 @@
 //! `bootstrap worker`: takes steps from a Remote Execution API server
 //! (`--remote`, `--remote-instance`) as a bot of its Remote Workers API and
 //! runs each in this machine's sandbox ([`crate::exec::remote::worker`]),
-//! until interrupted. Its state directory (`--state`) holds the steps'
+//! `--jobs` of them at once (one bot session each), until interrupted. Its state directory (`--state`) holds the steps'
 //! logs and outputs and a cache of the files it was sent; one worker per
 //! state directory.
 
@@ -43,6 +43,7 @@ pub fn run(cx: &Context, args: &Args, _out: &mut dyn Write) -> Result<(), Error>
         instance: remote.instance,
         bot_id: args.bot_id.clone().unwrap_or_else(|| format!("{}-{}", crate::machine::host().chars().take(12).collect::<String>(), std::process::id())),
         properties: args.properties.clone(),
+        slots: cx.jobs,
     };
     let quiet = cx.verbosity < 0;
     let say = move |m: &str| {

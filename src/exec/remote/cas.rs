@@ -50,6 +50,29 @@ impl From<tonic::Status> for CasError {
     }
 }
 
+/// Calls `f` again, up to six times with growing pauses (0.1 s to 3.2 s),
+/// while the server says it is busy or not there for a moment
+/// (`RESOURCE_EXHAUSTED`, `UNAVAILABLE`): a loaded server must not fail a
+/// run that would succeed a second later.
+pub async fn retry<T, F, Fut>(mut f: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let mut pause = std::time::Duration::from_millis(100);
+    let mut tries = 0;
+    loop {
+        match f().await {
+            Err(s) if matches!(s.code(), tonic::Code::ResourceExhausted | tonic::Code::Unavailable) && tries < 6 => {
+                tries += 1;
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            r => return r,
+        }
+    }
+}
+
 /// `hash/size`, as resource names and messages spell a digest.
 pub fn show(d: &re::Digest) -> String {
     format!("{}/{}", d.hash, d.size_bytes)
@@ -78,7 +101,7 @@ impl Cas {
         let mut out = Vec::new();
         for chunk in digests.chunks(FIND_BATCH) {
             let req = re::FindMissingBlobsRequest { instance_name: self.instance.clone(), blob_digests: chunk.to_vec(), digest_function: 0 };
-            out.extend(self.cas.clone().find_missing_blobs(req).await?.into_inner().missing_blob_digests);
+            out.extend(retry(|| { let mut c = self.cas.clone(); let a = req.clone(); async move { c.find_missing_blobs(a).await } }).await?.into_inner().missing_blob_digests);
         }
         Ok(out)
     }
@@ -107,7 +130,7 @@ impl Cas {
 
     async fn send_batch(&self, requests: Vec<re::batch_update_blobs_request::Request>) -> Result<(), CasError> {
         let req = re::BatchUpdateBlobsRequest { instance_name: self.instance.clone(), requests, digest_function: 0 };
-        for r in self.cas.clone().batch_update_blobs(req).await?.into_inner().responses {
+        for r in retry(|| { let mut c = self.cas.clone(); let a = req.clone(); async move { c.batch_update_blobs(a).await } }).await?.into_inner().responses {
             if let Some(s) = r.status.filter(|s| s.code != 0) {
                 let d = r.digest.as_ref().map(show).unwrap_or_default();
                 return Err(CasError::Rpc(tonic::Status::new(tonic::Code::from(s.code), format!("storing blob {d}: {}", s.message))));
@@ -153,7 +176,7 @@ impl Cas {
                 acceptable_compressors: Vec::new(),
                 digest_function: 0,
             };
-            let r = self.cas.clone().batch_read_blobs(req).await?.into_inner().responses.into_iter().next().ok_or_else(|| CasError::Missing(show(d)))?;
+            let r = retry(|| { let mut c = self.cas.clone(); let a = req.clone(); async move { c.batch_read_blobs(a).await } }).await?.into_inner().responses.into_iter().next().ok_or_else(|| CasError::Missing(show(d)))?;
             match r.status {
                 Some(s) if s.code == tonic::Code::NotFound as i32 => return Err(CasError::Missing(show(d))),
                 Some(s) if s.code != 0 => return Err(CasError::Rpc(tonic::Status::new(tonic::Code::from(s.code), s.message))),
@@ -161,7 +184,7 @@ impl Cas {
             }
         } else {
             let req = bs::ReadRequest { resource_name: format!("{}/blobs/{}", self.instance, show(d)), read_offset: 0, read_limit: 0 };
-            let mut stream = match self.bytestream.clone().read(req).await {
+            let mut stream = match retry(|| { let mut c = self.bytestream.clone(); let a = req.clone(); async move { c.read(a).await } }).await {
                 Ok(s) => s.into_inner(),
                 Err(s) if s.code() == tonic::Code::NotFound => return Err(CasError::Missing(show(d))),
                 Err(s) => return Err(s.into()),
@@ -192,7 +215,7 @@ impl Cas {
         let mut token = String::new();
         loop {
             let req = re::GetTreeRequest { instance_name: self.instance.clone(), root_digest: Some(root.clone()), page_size: 0, page_token: token.clone(), digest_function: 0 };
-            let mut stream = match self.cas.clone().get_tree(req).await {
+            let mut stream = match retry(|| { let mut c = self.cas.clone(); let a = req.clone(); async move { c.get_tree(a).await } }).await {
                 Ok(s) => s.into_inner(),
                 Err(s) if s.code() == tonic::Code::NotFound => return Err(CasError::Missing(show(root))),
                 Err(s) => return Err(s.into()),

@@ -213,9 +213,9 @@ impl RemoteBackend {
     /// Runs the action to its end: its `ExecuteResponse`, or what the
     /// server said when it lacks an input (it lost a blob).
     async fn execute(&self, action: &re::Digest) -> Result<Result<re::ExecuteResponse, String>, ExecError> {
-        let mut exec = re::execution_client::ExecutionClient::new(self.channel.clone()).max_decoding_message_size(64 << 20);
+        let exec = re::execution_client::ExecutionClient::new(self.channel.clone()).max_decoding_message_size(64 << 20);
         let req = re::ExecuteRequest { instance_name: self.options.instance.clone(), action_digest: Some(action.clone()), ..Default::default() };
-        let mut stream = exec.execute(req).await.map_err(|e| self.err("run the step", status_text(&e)))?.into_inner();
+        let mut stream = cas::retry(|| { let mut c = exec.clone(); let a = req.clone(); async move { c.execute(a).await } }).await.map_err(|e| self.err("run the step", status_text(&e)))?.into_inner();
         let mut name = String::new();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
@@ -242,7 +242,7 @@ impl RemoteBackend {
                 // The stream ended or broke before the action did: wait on it again.
                 Ok(None) | Err(_) if !name.is_empty() => {
                     let wait = re::WaitExecutionRequest { name: name.clone() };
-                    stream = exec.wait_execution(wait).await.map_err(|e| self.err("wait for the step", status_text(&e)))?.into_inner();
+                    stream = cas::retry(|| { let mut c = exec.clone(); let a = wait.clone(); async move { c.wait_execution(a).await } }).await.map_err(|e| self.err("wait for the step", status_text(&e)))?.into_inner();
                 }
                 Ok(None) => return Err(self.err("run the step", "the server ended the call without naming the operation")),
                 Err(e) => return Err(self.err("run the step", status_text(&e))),

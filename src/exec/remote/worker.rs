@@ -52,8 +52,11 @@ pub struct WorkerOptions {
     pub endpoint: String,
     /// The instance name.
     pub instance: String,
-    /// The bot's id (unique per worker).
+    /// The bot's id (unique per worker); with several slots, each slot's
+    /// bot is `<id>-<n>`.
     pub bot_id: String,
+    /// How many leases it runs at once (one bot session each).
+    pub slots: usize,
     /// Platform properties it serves, besides `OSFamily=linux` and
     /// `ISA=x86-64` (e.g. `bootstrap-lineage=alpine`).
     pub properties: Vec<(String, String)>,
@@ -77,100 +80,157 @@ fn failed(code: tonic::Code, message: String) -> rpc::Status {
 pub fn serve(opts: &WorkerOptions, local: &LocalBackend, store: &Store, cancel: &Cancel, say: &(dyn Fn(&str) + Sync)) -> Result<(), ExecError> {
     let rt = super::runtime()?;
     let channel = super::channel(&rt, &opts.endpoint)?;
-    let err = |what: &str, e: &tonic::Status| remote_err(&opts.endpoint, what, status_text(e));
     let cas = Cas::new(channel.clone(), &opts.instance);
     let blobs = store.root().join("worker-blobs");
     fs::create_dir_all(&blobs).map_err(|e| ExecError::Io { what: format!("create {}", blobs.display()), message: e.to_string() })?;
-    let mut props = vec![("OSFamily".to_string(), "linux".to_string()), ("ISA".to_string(), "x86-64".to_string())];
-    props.extend(opts.properties.iter().cloned());
-    let worker = rw::Worker {
-        devices: vec![rw::Device {
-            handle: opts.bot_id.clone(),
-            properties: props.iter().map(|(k, v)| rw::device::Property { key: k.clone(), value: v.clone() }).collect(),
-        }],
-        properties: Vec::new(),
-        configs: Vec::new(),
-    };
-    std::thread::scope(|scope| rt.block_on(async {
-        let mut bots = rw::bots_client::BotsClient::new(channel.clone());
-        let mut req = tonic::Request::new(rw::CreateBotSessionRequest {
-            parent: opts.instance.clone(),
-            bot_session: Some(rw::BotSession { bot_id: opts.bot_id.clone(), status: rw::BotStatus::Ok as i32, worker: Some(worker), ..Default::default() }),
-        });
-        req.set_timeout(POLL);
-        let mut session = bots.create_bot_session(req).await.map_err(|e| err("start a bot session", &e))?.into_inner();
-        say(&format!("worker {}: serving instance `{}` of {} as {}", opts.bot_id, opts.instance, opts.endpoint, session.name));
-        let mut running: Option<(String, std::thread::ScopedJoinHandle<'_, Result<Done, ExecError>>)> = None;
-        let mut done: HashMap<String, Done> = HashMap::new();
-        loop {
-            if cancel.is_cancelled() {
-                session.status = rw::BotStatus::BotTerminating as i32;
-            }
-            if let Some((_, h)) = &running
-                && h.is_finished()
-                && let Some((id, h)) = running.take()
-            {
-                match h.join() {
-                    Ok(Ok(d)) => {
-                        done.insert(id, d);
-                    }
-                    // The step could not be run here at all: the server may try another worker.
-                    Ok(Err(e)) => {
-                        say(&format!("worker {}: lease {id}: {e}", opts.bot_id));
-                        done.insert(id, Done { result: re::ActionResult::default(), status: failed(tonic::Code::Unavailable, e.to_string()) });
-                    }
-                    Err(_) => {
-                        done.insert(id, Done { result: re::ActionResult::default(), status: failed(tonic::Code::Internal, "the worker's step thread panicked".into()) });
-                    }
+    let slots = opts.slots.max(1);
+    let shared = Shared { opts, local, store, cancel, say, rt: &rt, channel: &channel, cas: &cas, blobs: &blobs };
+    // One bot session per slot, each taking one lease at a time.
+    let results: Vec<Result<(), ExecError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..slots)
+            .map(|k| {
+                let bot_id = if slots == 1 { opts.bot_id.clone() } else { format!("{}-{k}", opts.bot_id) };
+                let shared = &shared;
+                scope.spawn(move || shared.session(&bot_id))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(ExecError::Internal("a worker slot panicked".into())))).collect()
+    });
+    // Interrupted only when every slot was; otherwise the first failure.
+    let mut first = Err(ExecError::Interrupted);
+    for r in results {
+        match r {
+            Err(ExecError::Interrupted) => {}
+            Ok(()) if matches!(first, Err(ExecError::Interrupted)) => first = Ok(()),
+            Ok(()) => {}
+            Err(e) if matches!(first, Err(ExecError::Interrupted) | Ok(())) => first = Err(e),
+            Err(_) => {}
+        }
+    }
+    first
+}
+
+/// What every slot of a worker shares.
+struct Shared<'a> {
+    opts: &'a WorkerOptions,
+    local: &'a LocalBackend,
+    store: &'a Store,
+    cancel: &'a Cancel,
+    say: &'a (dyn Fn(&str) + Sync),
+    rt: &'a tokio::runtime::Runtime,
+    channel: &'a tonic::transport::Channel,
+    cas: &'a Cas,
+    blobs: &'a Path,
+}
+
+impl Shared<'_> {
+    /// One bot session, serving leases one at a time until cancelled.
+    fn session(&self, bot_id: &str) -> Result<(), ExecError> {
+        let (opts, local, store, cancel, say, rt, cas) = (self.opts, self.local, self.store, self.cancel, self.say, self.rt, self.cas);
+        let (channel, blobs) = (self.channel, self.blobs.to_path_buf());
+        let err = |what: &str, e: &tonic::Status| remote_err(&opts.endpoint, what, status_text(e));
+        let mut props = vec![("OSFamily".to_string(), "linux".to_string()), ("ISA".to_string(), "x86-64".to_string())];
+        props.extend(opts.properties.iter().cloned());
+        let worker = rw::Worker {
+            devices: vec![rw::Device {
+                handle: bot_id.to_string(),
+                properties: props.iter().map(|(k, v)| rw::device::Property { key: k.clone(), value: v.clone() }).collect(),
+            }],
+            properties: Vec::new(),
+            configs: Vec::new(),
+        };
+        std::thread::scope(|scope| rt.block_on(async {
+            let mut bots = rw::bots_client::BotsClient::new(channel.clone());
+            let req = tonic::Request::new(rw::CreateBotSessionRequest {
+                parent: opts.instance.clone(),
+                bot_session: Some(rw::BotSession { bot_id: bot_id.to_string(), status: rw::BotStatus::Ok as i32, worker: Some(worker), ..Default::default() }),
+            });
+            let mut session = super::cas::retry(|| {
+                let mut c = bots.clone();
+                let mut r = tonic::Request::new(req.get_ref().clone());
+                r.set_timeout(POLL);
+                async move { c.create_bot_session(r).await }
+            })
+            .await
+            .map_err(|e| err("start a bot session", &e))?
+            .into_inner();
+            say(&format!("worker {}: serving instance `{}` of {} as {}", bot_id, opts.instance, opts.endpoint, session.name));
+            let mut running: Option<(String, std::thread::ScopedJoinHandle<'_, Result<Done, ExecError>>)> = None;
+            let mut done: HashMap<String, Done> = HashMap::new();
+            loop {
+                if cancel.is_cancelled() {
+                    session.status = rw::BotStatus::BotTerminating as i32;
                 }
-            }
-            let ids: Vec<String> = session.leases.iter().map(|l| l.id.clone()).collect();
-            done.retain(|id, _| ids.contains(id));
-            for lease in &mut session.leases {
-                match rw::LeaseState::try_from(lease.state) {
-                    Ok(rw::LeaseState::Pending) => lease.state = rw::LeaseState::Active as i32,
-                    Ok(rw::LeaseState::Active) => {
-                        if let Some(d) = done.get(&lease.id) {
-                            lease.state = rw::LeaseState::Completed as i32;
-                            lease.result = Some(prost_types::Any { type_url: RESULT_TYPE.into(), value: d.result.encode_to_vec() });
-                            lease.status = Some(d.status.clone());
-                        } else if running.is_none() && !cancel.is_cancelled() {
-                            let payload = lease.payload.clone();
-                            let (cas, blobs, endpoint) = (cas.clone(), blobs.clone(), opts.endpoint.clone());
-                            let handle = tokio::runtime::Handle::current();
-                            say(&format!("worker {}: running lease {}", opts.bot_id, lease.id));
-                            running = Some((lease.id.clone(), scope.spawn(move || handle.block_on(run_lease(&endpoint, &cas, local, store, &blobs, payload)))));
+                if let Some((_, h)) = &running
+                    && h.is_finished()
+                    && let Some((id, h)) = running.take()
+                {
+                    match h.join() {
+                        Ok(Ok(d)) => {
+                            done.insert(id, d);
+                        }
+                        // The step could not be run here at all: the server may try another worker.
+                        Ok(Err(e)) => {
+                            say(&format!("worker {bot_id}: lease {id}: {e}"));
+                            done.insert(id, Done { result: re::ActionResult::default(), status: failed(tonic::Code::Unavailable, e.to_string()) });
+                        }
+                        Err(_) => {
+                            done.insert(id, Done { result: re::ActionResult::default(), status: failed(tonic::Code::Internal, "the worker's step thread panicked".into()) });
                         }
                     }
-                    _ => {}
                 }
-            }
-            if cancel.is_cancelled() && running.is_none() {
+                let ids: Vec<String> = session.leases.iter().map(|l| l.id.clone()).collect();
+                done.retain(|id, _| ids.contains(id));
+                for lease in &mut session.leases {
+                    match rw::LeaseState::try_from(lease.state) {
+                        Ok(rw::LeaseState::Pending) => lease.state = rw::LeaseState::Active as i32,
+                        Ok(rw::LeaseState::Active) => {
+                            if let Some(d) = done.get(&lease.id) {
+                                lease.state = rw::LeaseState::Completed as i32;
+                                lease.result = Some(prost_types::Any { type_url: RESULT_TYPE.into(), value: d.result.encode_to_vec() });
+                                lease.status = Some(d.status.clone());
+                            } else if running.is_none() && !cancel.is_cancelled() {
+                                let payload = lease.payload.clone();
+                                let (cas, blobs, endpoint) = (cas.clone(), blobs.clone(), opts.endpoint.clone());
+                                let handle = tokio::runtime::Handle::current();
+                                say(&format!("worker {bot_id}: running lease {}", lease.id));
+                                running = Some((lease.id.clone(), scope.spawn(move || handle.block_on(run_lease(&endpoint, &cas, local, store, &blobs, payload)))));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if cancel.is_cancelled() && running.is_none() {
+                    let mut req = tonic::Request::new(rw::UpdateBotSessionRequest { name: session.name.clone(), bot_session: Some(session.clone()), update_mask: None });
+                    req.set_timeout(Duration::from_secs(5));
+                    let _ = bots.update_bot_session(req).await;
+                    return Err(ExecError::Interrupted);
+                }
+                // While a step runs the server has nothing more for this bot and
+                // answers at once: say it is alive every few seconds, and at once
+                // when the step ends.
+                if let Some((_, h)) = &running {
+                    tokio::select! {
+                        _ = wait_finished(h) => {}
+                        _ = tokio::time::sleep(KEEPALIVE) => {}
+                    }
+                }
                 let mut req = tonic::Request::new(rw::UpdateBotSessionRequest { name: session.name.clone(), bot_session: Some(session.clone()), update_mask: None });
-                req.set_timeout(Duration::from_secs(5));
-                let _ = bots.update_bot_session(req).await;
-                return Err(ExecError::Interrupted);
-            }
-            // While a step runs the server has nothing more for this bot and
-            // answers at once: say it is alive every few seconds, and at once
-            // when the step ends.
-            if let Some((_, h)) = &running {
-                tokio::select! {
-                    _ = wait_finished(h) => {}
-                    _ = tokio::time::sleep(KEEPALIVE) => {}
+                req.set_timeout(POLL);
+                let next = Some(bots.update_bot_session(req).await);
+                match next {
+                    Some(Ok(s)) => session = s.into_inner(),
+                    Some(Err(e)) if e.code() == tonic::Code::DeadlineExceeded => {}
+                    // A busy or restarting server: ask again shortly.
+                    Some(Err(e)) if matches!(e.code(), tonic::Code::ResourceExhausted | tonic::Code::Unavailable) && !cancel.is_cancelled() => {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Some(Err(e)) => return Err(err("keep the bot session", &e)),
+                    None => {}
                 }
             }
-            let mut req = tonic::Request::new(rw::UpdateBotSessionRequest { name: session.name.clone(), bot_session: Some(session.clone()), update_mask: None });
-            req.set_timeout(POLL);
-            let next = Some(bots.update_bot_session(req).await);
-            match next {
-                Some(Ok(s)) => session = s.into_inner(),
-                Some(Err(e)) if e.code() == tonic::Code::DeadlineExceeded => {}
-                Some(Err(e)) => return Err(err("keep the bot session", &e)),
-                None => {}
-            }
-        }
-    }))
+        }))
+    }
 }
 
 async fn wait_finished(h: &std::thread::ScopedJoinHandle<'_, Result<Done, ExecError>>) {
@@ -345,7 +405,7 @@ async fn materialize(cas: &Cas, dirs: &HashMap<String, re::Directory>, root: &re
             let cached = blobs.join(format!("{}{}", digest.hash, if f.is_executable { ".x" } else { "" }));
             if !cached.exists() {
                 let bytes = cas.read(&digest).await?;
-                let tmp = blobs.join(format!(".{}.{}", digest.hash, std::process::id()));
+                let tmp = blobs.join(format!(".{}.{}.{:?}", digest.hash, std::process::id(), std::thread::current().id()));
                 fs::write(&tmp, &bytes).map_err(|e| io(&tmp, e))?;
                 fs::set_permissions(&tmp, fs::Permissions::from_mode(if f.is_executable { 0o755 } else { 0o644 })).map_err(|e| io(&tmp, e))?;
                 fs::rename(&tmp, &cached).map_err(|e| io(&cached, e))?;
