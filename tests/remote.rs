@@ -113,3 +113,28 @@ fn a_worker_that_dies_under_a_step_is_replaced() {
     let layers: Vec<_> = fs::read_dir(store.root().join("layers")).unwrap().collect();
     assert_eq!(layers.len(), 1, "{layers:?}");
 }
+
+/// A step the server has run before is answered from its action cache
+/// (and its log says so), unless the run asks for a fresh one
+/// (`verify --rebuild`).
+#[test]
+fn a_cached_result_is_marked_and_rebuild_skips_the_cache() {
+    let Some((endpoint, instance)) = remote::server() else { return };
+    remote::workers();
+    let backend = RemoteBackend::connect(RemoteOptions { endpoint, instance, split_lineages: false, properties: Vec::new() }).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("state"), LockMode::Exclusive, Wait::Block, &|_| {}).unwrap();
+    let log = |r: &bootstrap::exec::StepResult| fs::read_to_string(store.log_path(&r.log)).unwrap();
+    // Unique to this run, so no earlier run's result answers it.
+    let script = format!("mkdir /out; echo {} > /out/x", std::process::id());
+    let mut req = request("busybox", "cache", &script, Duration::from_secs(60));
+    let first = backend.run(&req, &store, &NoEcho).unwrap();
+    assert!(!log(&first).contains(bootstrap::exec::remote::CACHED));
+    let again = backend.run(&req, &store, &NoEcho).unwrap();
+    assert!(log(&again).contains(bootstrap::exec::remote::CACHED), "{}", log(&again));
+    assert_eq!(first.layer.as_ref().map(|l| l.0), again.layer.as_ref().map(|l| l.0));
+    req.fresh = true;
+    let fresh = backend.run(&req, &store, &NoEcho).unwrap();
+    assert!(!log(&fresh).contains(bootstrap::exec::remote::CACHED), "{}", log(&fresh));
+    assert_eq!(first.layer.map(|l| l.0), fresh.layer.map(|l| l.0));
+}

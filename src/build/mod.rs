@@ -301,6 +301,7 @@ impl Build<'_> {
         let layers = needs.iter().map(|(_, d)| self.store.layer_path(d)).collect();
         let mut req: StepRequest = request::request(chain, id, &self.seed.root, sources, layers, &self.vary);
         req.lineage = self.seed.name.clone();
+        req.fresh = self.rebuild;
         let named: Vec<(&str, Blake3)> = needs.iter().map(|(j, d)| (chain.steps[*j].name.as_str(), *d)).collect();
         keyed.sort();
         let key = request::InputKey {

@@ -164,6 +164,7 @@ pub fn request(
         outputs,
         destdir: step.destdir.as_deref().map(normalize),
         lineage: String::new(),
+        fresh: false,
         timeout: step.timeout_secs.map_or(DEFAULT_TIMEOUT, Duration::from_secs),
         hostname: if vary.contains(&Variation::Hostname) { VARIED_HOSTNAME } else { HOSTNAME }.to_string(),
         source_dir: if vary.contains(&Variation::BuildPath) { VARIED_SOURCE_DIR } else { "/src" }.to_string(),

@@ -90,6 +90,10 @@ pub struct StepRequest {
     /// salts its actions with it), so that one seed's result never stands
     /// for another's. Not part of the input digest (the seed's identity is).
     pub lineage: String,
+    /// Run the step even where a backend could answer from a cache of its
+    /// own (`verify --rebuild`: the remote backend then skips the server's
+    /// action cache). Not part of the input digest.
+    pub fresh: bool,
     /// The step's install directory, if it has one: each output is then
     /// read from under it and stored at its declared path
     /// ([`StepRequest::read_path`]).

@@ -106,6 +106,7 @@ pub fn request(seed: &str, lineage: &str, script: &str, timeout: Duration) -> St
         source_dir: "/src".into(),
         destdir: None,
         lineage: lineage.into(),
+        fresh: false,
     }
 }
 

@@ -78,6 +78,7 @@ impl Fixture {
             source_dir: "/src".into(),
             destdir: None,
             lineage: "conformance".into(),
+            fresh: false,
         }
     }
 }
@@ -341,6 +342,7 @@ pub fn survivors_and_scratch(f: &Fixture) {
         source_dir: "/src".into(),
         destdir: None,
         lineage: "conformance".into(),
+        fresh: false,
     };
     let r = f.run(&req);
     assert_eq!(r.status, Status::Succeeded, "{}", f.log(&r));

@@ -58,6 +58,10 @@ pub const HOSTNAME_PROPERTY: &str = "bootstrap-hostname";
 /// (`bootstrap worker`'s own convention): `<this><path>: <reason>`.
 pub const BAD_OUTPUT: &str = "bootstrap worker: bad output ";
 
+/// The line a step's log ends with when the server answered it from its
+/// action cache (the outputs were checked all the same).
+pub const CACHED: &str = "[bootstrap: the server answered this step from its action cache]\n";
+
 /// What a remote backend connects to.
 #[derive(Debug, Clone)]
 pub struct RemoteOptions {
@@ -212,9 +216,14 @@ impl RemoteBackend {
 
     /// Runs the action to its end: its `ExecuteResponse`, or what the
     /// server said when it lacks an input (it lost a blob).
-    async fn execute(&self, action: &re::Digest) -> Result<Result<re::ExecuteResponse, String>, ExecError> {
+    async fn execute(&self, action: &re::Digest, fresh: bool) -> Result<Result<re::ExecuteResponse, String>, ExecError> {
         let exec = re::execution_client::ExecutionClient::new(self.channel.clone()).max_decoding_message_size(64 << 20);
-        let req = re::ExecuteRequest { instance_name: self.options.instance.clone(), action_digest: Some(action.clone()), ..Default::default() };
+        let req = re::ExecuteRequest {
+            instance_name: self.options.instance.clone(),
+            action_digest: Some(action.clone()),
+            skip_cache_lookup: fresh,
+            ..Default::default()
+        };
         let mut stream = cas::retry(|| { let mut c = exec.clone(); let a = req.clone(); async move { c.execute(a).await } }).await.map_err(|e| self.err("run the step", status_text(&e)))?.into_inner();
         let mut name = String::new();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -420,7 +429,7 @@ impl Executor for RemoteBackend {
             let mut resp = Err(String::new());
             for _ in 0..2 {
                 self.send(&cas, &blobs).await?;
-                resp = self.execute(&action_digest).await?;
+                resp = self.execute(&action_digest, req.fresh).await?;
                 if resp.is_ok() {
                     break;
                 }
@@ -437,6 +446,9 @@ impl Executor for RemoteBackend {
             }
             said.extend_from_slice(&result.stdout_raw);
             said.extend_from_slice(&result.stderr_raw);
+            if resp.cached_result {
+                said.extend_from_slice(CACHED.as_bytes());
+            }
             std::io::Write::write_all(&mut log, &said).map_err(|e| ExecError::Io { what: "write the step's log".into(), message: e.to_string() })?;
             echo.write(&said);
             if let Some(s) = resp.status.filter(|s| s.code != 0) {

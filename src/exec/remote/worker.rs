@@ -301,6 +301,7 @@ async fn run_lease(endpoint: &str, cas: &Cas, local: &LocalBackend, store: &Stor
         source_dir: "/src".into(),
         destdir: None,
         lineage: String::new(),
+        fresh: false,
     };
     let ran = local.run(&req, store, &NoEcho)?;
     drop(root);
