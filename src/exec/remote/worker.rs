@@ -214,19 +214,21 @@ impl Shared<'_> {
                         _ = wait_finished(h) => {}
                         _ = tokio::time::sleep(KEEPALIVE) => {}
                     }
+                    // Ended: report it in this very update (from the top).
+                    if h.is_finished() {
+                        continue;
+                    }
                 }
                 let mut req = tonic::Request::new(rw::UpdateBotSessionRequest { name: session.name.clone(), bot_session: Some(session.clone()), update_mask: None });
                 req.set_timeout(POLL);
-                let next = Some(bots.update_bot_session(req).await);
-                match next {
-                    Some(Ok(s)) => session = s.into_inner(),
-                    Some(Err(e)) if e.code() == tonic::Code::DeadlineExceeded => {}
+                match bots.update_bot_session(req).await {
+                    Ok(s) => session = s.into_inner(),
+                    Err(e) if e.code() == tonic::Code::DeadlineExceeded => {}
                     // A busy or restarting server: ask again shortly.
-                    Some(Err(e)) if matches!(e.code(), tonic::Code::ResourceExhausted | tonic::Code::Unavailable) && !cancel.is_cancelled() => {
+                    Err(e) if matches!(e.code(), tonic::Code::ResourceExhausted | tonic::Code::Unavailable) && !cancel.is_cancelled() => {
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
-                    Some(Err(e)) => return Err(err("keep the bot session", &e)),
-                    None => {}
+                    Err(e) => return Err(err("keep the bot session", &e)),
                 }
             }
         }))
