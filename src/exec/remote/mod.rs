@@ -40,7 +40,7 @@ use bazel_remote_apis::google::longrunning as lro;
 use prost::Message;
 use tonic::transport::Channel;
 
-use self::cas::{Cas, CasError, show};
+use self::cas::{Cas, CasError};
 use self::merkle::{Blob, FileDigests, message};
 use super::union::{Item, step_union};
 use super::{ExecError, Executor, LogSink, Root, Status, StepRequest, StepResult};
@@ -479,9 +479,4 @@ impl Executor for RemoteBackend {
         let layer = if status == Status::Succeeded { Some(store.commit_tree(capture)?) } else { None };
         Ok(StepResult { status, layer, log: log_digest, duration: started.elapsed() })
     }
-}
-
-/// The blob `d`, named for messages.
-pub fn shown(d: &re::Digest) -> String {
-    show(d)
 }
