@@ -66,6 +66,8 @@ pub struct WorkerOptions {
 struct Done {
     result: re::ActionResult,
     status: rpc::Status,
+    /// How long its phases took, for the worker's own log.
+    phases: String,
 }
 
 fn ok() -> rpc::Status {
@@ -167,15 +169,16 @@ impl Shared<'_> {
                 {
                     match h.join() {
                         Ok(Ok(d)) => {
+                            say(&format!("worker {bot_id}: lease {id} done: {}", d.phases));
                             done.insert(id, d);
                         }
                         // The step could not be run here at all: the server may try another worker.
                         Ok(Err(e)) => {
                             say(&format!("worker {bot_id}: lease {id}: {e}"));
-                            done.insert(id, Done { result: re::ActionResult::default(), status: failed(tonic::Code::Unavailable, e.to_string()) });
+                            done.insert(id, Done { phases: String::new(), result: re::ActionResult::default(), status: failed(tonic::Code::Unavailable, e.to_string()) });
                         }
                         Err(_) => {
-                            done.insert(id, Done { result: re::ActionResult::default(), status: failed(tonic::Code::Internal, "the worker's step thread panicked".into()) });
+                            done.insert(id, Done { phases: String::new(), result: re::ActionResult::default(), status: failed(tonic::Code::Internal, "the worker's step thread panicked".into()) });
                         }
                     }
                 }
@@ -244,6 +247,7 @@ async fn wait_finished(h: &std::thread::ScopedJoinHandle<'_, Result<Done, ExecEr
 /// Runs one lease's action: its result, or why it could not be run.
 async fn run_lease(endpoint: &str, cas: &Cas, local: &LocalBackend, store: &Store, blobs: &Path, payload: Option<prost_types::Any>) -> Result<Done, ExecError> {
     let cas_err = |what: &str, e: CasError| remote_err(endpoint, what, e);
+    let started = std::time::Instant::now();
     let payload = payload.ok_or_else(|| remote_err(endpoint, "read a lease", "it carries no action"))?;
     let action = match payload.type_url.as_str() {
         ACTION_TYPE => re::Action::decode(payload.value.as_slice()).map_err(|e| remote_err(endpoint, "read a lease's action", e))?,
@@ -261,17 +265,18 @@ async fn run_lease(endpoint: &str, cas: &Cas, local: &LocalBackend, store: &Stor
     let dirs = match cas.tree(&root_digest).await {
         Ok(d) => d,
         Err(CasError::Missing(m)) => {
-            return Ok(Done { result: re::ActionResult::default(), status: failed(tonic::Code::FailedPrecondition, format!("the input root lacks {m}")) });
+            return Ok(Done { phases: String::new(), result: re::ActionResult::default(), status: failed(tonic::Code::FailedPrecondition, format!("the input root lacks {m}")) });
         }
         Err(e) => return Err(cas_err("read the action's input root", e)),
     };
     let root = store.temp_dir()?;
     if let Err(e) = materialize(cas, &dirs, &root_digest, root.path(), blobs).await {
         return match e {
-            CasError::Missing(m) => Ok(Done { result: re::ActionResult::default(), status: failed(tonic::Code::FailedPrecondition, format!("the input root lacks {m}")) }),
+            CasError::Missing(m) => Ok(Done { phases: String::new(), result: re::ActionResult::default(), status: failed(tonic::Code::FailedPrecondition, format!("the input root lacks {m}")) }),
             e => Err(cas_err("write the action's input root", e)),
         };
     }
+    let fetched = started.elapsed();
     let wd = command.working_directory.trim_matches('/');
     let abs = |p: &str| normalize(&format!("/{wd}/{p}"));
     // Clients of REAPI before 2.1 name outputs by kind, and put the
@@ -306,6 +311,7 @@ async fn run_lease(endpoint: &str, cas: &Cas, local: &LocalBackend, store: &Stor
         fresh: false,
     };
     let ran = local.run(&req, store, &NoEcho)?;
+    let executed = started.elapsed();
     drop(root);
     let mut result = re::ActionResult::default();
     let log = fs::read(store.log_path(&ran.log)).map_err(|e| ExecError::Io { what: "read the step's log".into(), message: e.to_string() })?;
@@ -351,7 +357,13 @@ async fn run_lease(endpoint: &str, cas: &Cas, local: &LocalBackend, store: &Stor
     let missing = cas.missing(digests).await.map_err(|e| cas_err("ask which results the server lacks", e))?;
     let send: Vec<(re::Digest, Blob)> = missing.iter().filter_map(|d| upload.get(&d.hash).cloned()).collect();
     cas.upload(send).await.map_err(|e| cas_err("send the action's results", e))?;
-    Ok(Done { result, status })
+    let phases = format!(
+        "input root {} ms, step {} ms, results {} ms",
+        fetched.as_millis(),
+        (executed - fetched).as_millis(),
+        (started.elapsed() - executed).as_millis()
+    );
+    Ok(Done { result, status, phases })
 }
 
 fn file_digest(p: &Path, upload: &mut BTreeMap<String, (re::Digest, Blob)>) -> Result<re::Digest, ExecError> {
