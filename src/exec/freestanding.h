@@ -12,7 +12,7 @@ typedef unsigned long size_t;
 enum {
     SYS_read = 0, SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_fork = 57,
     SYS_execve = 59, SYS_exit = 60, SYS_wait4 = 61, SYS_chdir = 80,
-    SYS_unlink = 87,
+    SYS_unlink = 87, SYS_dup2 = 33,
 };
 
 static long sys3(long n, long a, long b, long c) {
@@ -91,6 +91,51 @@ static void run(char **argv, char **env) {
         path += i;
         if (*path == ':') path++;
     }
+}
+
+/* v in decimal, written at the end of buf (24 bytes): where it starts. */
+static char *num_text(char *buf, long v) {
+    int i = 23;
+    buf[i] = 0;
+    if (v < 0) v = -v;
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return buf + i;
+}
+
+/* Runs argv in workdir with env, as every backend runs a step's command
+ * (stdout onto stderr too when merge_stdout), and waits for it: its wait
+ * status. With reap_all it waits for any child until this one ends, so
+ * that pid 1 also reaps the step's orphans. */
+static int run_command(char **argv, char **env, const char *workdir, int merge_stdout, int reap_all) {
+    long pid = sys3(SYS_fork, 0, 0, 0);
+    if (pid == 0) {
+        if (merge_stdout) sys3(SYS_dup2, 2, 1, 0);
+        if (sys3(SYS_chdir, (long)workdir, 0, 0) < 0) {
+            put(2, "bootstrap sandbox: cannot enter the workdir ");
+            put(2, workdir);
+            put(2, "\n");
+            quit(127);
+        }
+        run(argv, env);
+        put(2, "bootstrap sandbox: cannot run \"");
+        put(2, argv[0]);
+        put(2, "\"\n");
+        quit(127);
+    }
+    if (pid < 0) {
+        put(2, "bootstrap sandbox: fork failed\n");
+        quit(121);
+    }
+    int status = 0;
+    for (;;) {
+        long r = sys4(SYS_wait4, reap_all ? -1 : pid, (long)&status, 0, 0);
+        if (r == pid) break;
+        if (r < 0 && r != -4 /* EINTR */) quit(122);
+    }
+    return status;
 }
 
 void start(long *sp);

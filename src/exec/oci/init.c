@@ -39,7 +39,7 @@
 #include "../freestanding.h"
 
 enum {
-    SYS_lstat = 6, SYS_dup2 = 33, SYS_mkdir = 83, SYS_chmod = 90,
+    SYS_lstat = 6, SYS_mkdir = 83, SYS_chmod = 90,
     SYS_umask = 95, SYS_getpid = 39, SYS_capget = 125, SYS_capset = 126,
     SYS_prctl = 157, SYS_unshare = 272,
 };
@@ -52,14 +52,7 @@ enum {
 
 static void put_num(int fd, long v) {
     char buf[24];
-    int i = 23;
-    buf[i] = 0;
-    if (v < 0) v = -v;
-    do {
-        buf[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    put(fd, buf + i);
+    put(fd, num_text(buf, v));
 }
 
 /* struct stat on x86_64: st_mode is the 32-bit field at offset 24. */
@@ -198,32 +191,8 @@ void start(long *sp) {
         /* Terminate this argv at the next command's count (restored below). */
         char *next = cargv[n];
         cargv[n] = 0;
-        long pid = sys3(SYS_fork, 0, 0, 0);
-        if (pid == 0) {
-            sys3(SYS_dup2, 2, 1, 0);
-            if (sys3(SYS_chdir, (long)workdir, 0, 0) < 0) {
-                put(2, "bootstrap sandbox: cannot enter the workdir ");
-                put(2, workdir);
-                put(2, "\n");
-                quit(127);
-            }
-            run(cargv, env);
-            put(2, "bootstrap sandbox: cannot run \"");
-            put(2, cargv[0]);
-            put(2, "\"\n");
-            quit(127);
-        }
-        if (pid < 0) {
-            put(2, "bootstrap sandbox: fork failed\n");
-            quit(121);
-        }
-        int status = 0;
-        /* pid 1 also reaps the orphans of the step. */
-        for (;;) {
-            long r = sys4(SYS_wait4, -1, (long)&status, 0, 0);
-            if (r == pid) break;
-            if (r < 0 && r != -4 /* EINTR */) quit(122);
-        }
+        /* stdout onto the log; pid 1 also reaps the orphans of the step. */
+        int status = run_command(cargv, env, workdir, 1, 1);
         cargv[n] = next;
         i += 1 + n;
         if ((status & 0x7f) == 0) {

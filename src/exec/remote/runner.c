@@ -28,13 +28,7 @@ static char *add(char *at, const char *s) {
 
 static char *add_num(char *at, long v) {
     char buf[24];
-    int i = 23;
-    buf[i] = 0;
-    do {
-        buf[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return add(at, buf + i);
+    return add(at, num_text(buf, v));
 }
 
 /* Says how command C ended and exits as it did. */
@@ -68,30 +62,7 @@ void start(long *sp) {
         char **cargv = argv + i + 1;
         char *next = cargv[n];
         cargv[n] = 0;
-        long pid = sys3(SYS_fork, 0, 0, 0);
-        if (pid == 0) {
-            if (sys3(SYS_chdir, (long)workdir, 0, 0) < 0) {
-                put(2, "bootstrap sandbox: cannot enter the workdir ");
-                put(2, workdir);
-                put(2, "\n");
-                quit(127);
-            }
-            run(cargv, env);
-            put(2, "bootstrap sandbox: cannot run \"");
-            put(2, cargv[0]);
-            put(2, "\"\n");
-            quit(127);
-        }
-        if (pid < 0) {
-            put(2, "bootstrap runner: fork failed\n");
-            quit(121);
-        }
-        int status = 0;
-        for (;;) {
-            long r = sys4(SYS_wait4, pid, (long)&status, 0, 0);
-            if (r == pid) break;
-            if (r < 0 && r != -4 /* EINTR */) quit(122);
-        }
+        int status = run_command(cargv, env, workdir, 0, 0);
         cargv[n] = next;
         i += 1 + n;
         if ((status & 0x7f) == 0) {
