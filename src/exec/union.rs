@@ -24,11 +24,16 @@ pub(crate) enum Item {
     Link { target: PathBuf, mtime: u64 },
 }
 
-/// Paths in byte order (a parent before its children), each to its item.
-#[derive(Default)]
-pub(crate) struct Union(BTreeMap<String, Item>);
+/// Paths in byte order (a parent before its children), each to its item,
+/// and the backend it is made for (named in its errors).
+pub(crate) struct Union(BTreeMap<String, Item>, &'static str);
 
 impl Union {
+    /// An empty union, to be sent to `backend` (`oci`, `remote`).
+    pub(crate) fn for_backend(backend: &'static str) -> Union {
+        Union(BTreeMap::new(), backend)
+    }
+
     /// Every path and its item, a parent before its children.
     pub(crate) fn items(&self) -> impl Iterator<Item = (&String, &Item)> {
         self.0.iter()
@@ -60,8 +65,8 @@ impl Union {
             for name in names {
                 let Some(name_s) = name.to_str() else {
                     return Err(ExecError::Unsupported {
-                        backend: "oci",
-                        message: format!("{}: a file name that is not UTF-8 cannot be sent to the engine", d.join(&name).display()),
+                        backend: self.1,
+                        message: format!("{}: a file name that is not UTF-8 cannot be sent to that backend", d.join(&name).display()),
                         help: "rename the file in the source or step that makes it, or use `--backend local`".into(),
                     });
                 };
@@ -143,7 +148,7 @@ impl Union {
 /// Top-level names the sandbox provides; never taken from a layer.
 const PROVIDED: &[&str] = &["tmp", "proc", "dev", "sys"];
 
-/// The union a step runs on, as ARCHITECTURE.md §3 orders it: the seed's
+/// The union a step runs on `backend`, as ARCHITECTURE.md §3 orders it: the seed's
 /// root directory `seed` when given (the remote backend sends it; the OCI
 /// engine has it as an image), the step's sources at `<source dir>/<name>`
 /// and its needs' layers, in order. What the sandbox itself provides is
@@ -153,11 +158,11 @@ const PROVIDED: &[&str] = &["tmp", "proc", "dev", "sys"];
 /// directories are taken from layers. On a lineage varying the build path,
 /// a layer's `/src/<name>/…` goes to `<source dir>/<name>/…`, `/src/<name>`
 /// is a symlink there, and the rest of a layer's `/src` is hidden.
-pub(crate) fn step_union(req: &StepRequest, seed: Option<&Path>, engine: &[&str]) -> Result<Union, ExecError> {
+pub(crate) fn step_union(backend: &'static str, req: &StepRequest, seed: Option<&Path>, engine: &[&str]) -> Result<Union, ExecError> {
     let sd = req.source_dir.trim_matches('/').to_string();
     let varied = sd != "src";
     let names: Vec<&str> = req.sources.iter().map(|(n, _)| n.as_str()).collect();
-    let mut u = Union::default();
+    let mut u = Union::for_backend(backend);
     let provided = |r: &str| -> bool {
         let first = r.split('/').next().unwrap_or_default();
         PROVIDED.contains(&first) || engine.iter().any(|e| e.trim_start_matches('/') == r)
@@ -166,7 +171,7 @@ pub(crate) fn step_union(req: &StepRequest, seed: Option<&Path>, engine: &[&str]
         // A seed's own files where a source is mounted are hidden by it.
         let mounted = |r: &str| {
             req.sources.iter().any(|(n, _)| {
-                [format!("src/{n}"), format!("{}/{n}", req.source_dir.trim_matches('/'))].iter().any(|m| r == m || r.starts_with(&format!("{m}/")))
+                [format!("src/{n}"), format!("{sd}/{n}")].iter().any(|m| r == m || r.starts_with(&format!("{m}/")))
             })
         };
         u.put_tree(seed, "", &|r, _| (!provided(r) && !mounted(r)).then(|| r.to_string()))?;

@@ -25,7 +25,7 @@ use crate::store::receipt::Receipt;
 /// entries in byte order, uid and gid 0, every mtime `epoch`, no headers
 /// that carry other times.
 pub fn stage_layer(store: &Store, steps: &[Receipt], epoch: u64) -> Result<Vec<u8>, ExecError> {
-    let mut union = Union::default();
+    let mut union = Union::for_backend("oci");
     for r in steps {
         if let Some(out) = r.output {
             union.put_tree(&store.layer_path(&out), "", &|rel, _| Some(rel.to_string()))?;

@@ -229,7 +229,7 @@ impl Verifier<'_> {
             let receipt = StageReceipt {
                 format: stage::STAGE_RECEIPT_FORMAT.to_string(),
                 stage: name.clone(),
-                definition: definition.clone(),
+                definition,
                 verdict,
                 pins,
                 snapshot: snap_digest,

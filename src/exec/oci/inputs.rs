@@ -9,7 +9,7 @@ use crate::exec::{ExecError, StepRequest};
 
 /// The tar stream of the step's inputs and the container init `init`.
 pub fn tar(req: &StepRequest, init: &'static [u8]) -> Result<Vec<u8>, ExecError> {
-    let mut u = step_union(req, None, &[INIT_PATH])?;
+    let mut u = step_union("oci", req, None, &[INIT_PATH])?;
     u.put(INIT_PATH.trim_start_matches('/').to_string(), Item::Bytes { bytes: init, mode: 0o755 });
     u.write(None)
 }

@@ -5,7 +5,6 @@
 //! both backends give a step the same root.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -49,7 +48,7 @@ impl FileDigests {
             paths.iter().filter_map(|p| m.get(*p).map(|d| (p.to_path_buf(), d.clone()))).collect()
         };
         let todo: Vec<&Path> = paths.iter().copied().filter(|p| !known.contains_key(*p)).collect();
-        let fresh: Vec<(PathBuf, re::Digest)> = todo.par_iter().map(|p| Ok((p.to_path_buf(), hash_file(p)?))).collect::<Result<_, ExecError>>()?;
+        let fresh: Vec<(PathBuf, re::Digest)> = todo.par_iter().map(|p| Ok((p.to_path_buf(), file_digest(p)?))).collect::<Result<_, ExecError>>()?;
         let mut m = self.0.lock().map_err(|_| ExecError::Internal("the file digest cache is poisoned".into()))?;
         for (p, d) in &fresh {
             m.insert(p.clone(), d.clone());
@@ -58,21 +57,11 @@ impl FileDigests {
     }
 }
 
-fn hash_file(p: &Path) -> Result<re::Digest, ExecError> {
-    let io = |e: std::io::Error| ExecError::Io { what: format!("read {}", p.display()), message: e.to_string() };
-    let mut f = std::fs::File::open(p).map_err(io)?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut size = 0i64;
-    loop {
-        let n = f.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        size += n as i64;
-        h.update(&buf[..n]);
-    }
-    Ok(re::Digest { hash: crate::hash::to_hex(&h.finalize()), size_bytes: size })
+/// The REAPI digest of the file at `p` (read once, by the engine's own
+/// file hashing).
+pub fn file_digest(p: &Path) -> Result<re::Digest, ExecError> {
+    let d = crate::hash::hash_file(p).map_err(|e| ExecError::Io { what: format!("read {}", p.display()), message: e.to_string() })?;
+    Ok(re::Digest { hash: d.sha256.hex(), size_bytes: d.size as i64 })
 }
 
 /// An input root: its digest, and every blob it is made of by hash.

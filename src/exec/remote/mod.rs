@@ -49,6 +49,9 @@ use super::{ExecError, Executor, LogSink, Root, Status, StepRequest, StepResult}
 pub static RUNNER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/remote-runner"));
 /// Where the runner is in a step's input root; it removes itself first.
 pub const RUNNER_PATH: &str = "/.bootstrap-run";
+/// The platform properties every action carries and every `bootstrap
+/// worker` serves.
+pub const PLATFORM: [(&str, &str); 2] = [("OSFamily", "linux"), ("ISA", "x86-64")];
 /// The platform property naming a step's lineage (its seed), sent with
 /// `--remote-split-lineages`.
 pub const LINEAGE_PROPERTY: &str = "bootstrap-lineage";
@@ -169,11 +172,6 @@ impl RemoteBackend {
         self
     }
 
-    /// The server's address.
-    pub fn endpoint(&self) -> &str {
-        &self.options.endpoint
-    }
-
     fn err(&self, what: &str, e: impl std::fmt::Display) -> ExecError {
         remote_err(&self.options.endpoint, what, e)
     }
@@ -187,9 +185,7 @@ impl RemoteBackend {
 
     /// The platform properties of a step's action, sorted by name.
     fn platform(&self, req: &StepRequest) -> re::Platform {
-        let mut props: BTreeMap<String, String> = BTreeMap::new();
-        props.insert("OSFamily".into(), "linux".into());
-        props.insert("ISA".into(), "x86-64".into());
+        let mut props: BTreeMap<String, String> = PLATFORM.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         props.insert(HOSTNAME_PROPERTY.into(), req.hostname.clone());
         if self.options.split_lineages {
             props.insert(LINEAGE_PROPERTY.into(), req.lineage.clone());
@@ -385,7 +381,7 @@ impl Executor for RemoteBackend {
                 });
             }
         };
-        let mut union = step_union(req, seed, &[RUNNER_PATH])?;
+        let mut union = step_union("remote", req, seed, &[RUNNER_PATH])?;
         union.put(RUNNER_PATH.trim_start_matches('/').to_string(), Item::Bytes { bytes: RUNNER, mode: 0o755 });
         let root = merkle::input_root(&union, &self.digests)?;
         let reads: Vec<(String, String)> = req.outputs.iter().map(|o| (o.clone(), req.read_path(o).trim_start_matches('/').to_string())).collect();

@@ -131,7 +131,7 @@ impl Shared<'_> {
         let (opts, local, store, cancel, say, rt, cas) = (self.opts, self.local, self.store, self.cancel, self.say, self.rt, self.cas);
         let (channel, blobs) = (self.channel, self.blobs.to_path_buf());
         let err = |what: &str, e: &tonic::Status| remote_err(&opts.endpoint, what, status_text(e));
-        let mut props = vec![("OSFamily".to_string(), "linux".to_string()), ("ISA".to_string(), "x86-64".to_string())];
+        let mut props: Vec<(String, String)> = super::PLATFORM.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         props.extend(opts.properties.iter().cloned());
         let worker = rw::Worker {
             devices: vec![rw::Device {
@@ -348,7 +348,7 @@ async fn run_lease(endpoint: &str, cas: &Cas, local: &LocalBackend, store: &Stor
                 upload.insert(td.hash.clone(), (td.clone(), Blob::Bytes(bytes)));
                 result.output_directories.push(re::OutputDirectory { path: p.clone(), tree_digest: Some(td), is_topologically_sorted: false, root_directory_digest: None });
             } else {
-                let d = file_digest(&at, &mut upload)?;
+                let d = queue_file(&at, &mut upload)?;
                 result.output_files.push(re::OutputFile { path: p.clone(), digest: Some(d), is_executable: meta.permissions().mode() & 0o111 != 0, contents: Vec::new(), node_properties: None });
             }
         }
@@ -366,9 +366,8 @@ async fn run_lease(endpoint: &str, cas: &Cas, local: &LocalBackend, store: &Stor
     Ok(Done { result, status, phases })
 }
 
-fn file_digest(p: &Path, upload: &mut BTreeMap<String, (re::Digest, Blob)>) -> Result<re::Digest, ExecError> {
-    let bytes = fs::read(p).map_err(|e| ExecError::Io { what: format!("read {}", p.display()), message: e.to_string() })?;
-    let d = super::merkle::digest(&bytes);
+fn queue_file(p: &Path, upload: &mut BTreeMap<String, (re::Digest, Blob)>) -> Result<re::Digest, ExecError> {
+    let d = super::merkle::file_digest(p)?;
     upload.entry(d.hash.clone()).or_insert_with(|| (d.clone(), Blob::File(p.to_path_buf())));
     Ok(d)
 }
@@ -393,7 +392,7 @@ fn tree_of(dir: &Path, upload: &mut BTreeMap<String, (re::Digest, Blob)>) -> Res
                 children.push(child);
                 d.directories.push(re::DirectoryNode { name, digest: Some(cd) });
             } else {
-                let fd = file_digest(&p, upload)?;
+                let fd = queue_file(&p, upload)?;
                 d.files.push(re::FileNode { name, digest: Some(fd), is_executable: meta.permissions().mode() & 0o111 != 0, node_properties: None });
             }
         }
