@@ -19,6 +19,10 @@ const BATCH_BYTES: i64 = 3 << 20;
 const CHUNK: usize = 1 << 20;
 /// The most digests one FindMissingBlobs request asks about.
 const FIND_BATCH: usize = 4096;
+/// How many batch or stream transfers are in flight at once: a tree of
+/// thousands of files must not be thousands of round trips one after the
+/// other, nor one request the server holds all of in memory.
+const IN_FLIGHT: usize = 4;
 
 /// Why a CAS call failed.
 #[derive(Debug)]
@@ -106,25 +110,25 @@ impl Cas {
         Ok(out)
     }
 
-    /// Sends `blobs` (those the server lacks) to it.
+    /// Sends `blobs` (those the server lacks) to it: small ones in
+    /// batches, large ones streamed, [`IN_FLIGHT`] requests at a time.
     pub async fn upload(&self, blobs: Vec<(re::Digest, Blob)>) -> Result<(), CasError> {
+        use futures_util::stream::{StreamExt, TryStreamExt};
         let (small, large): (Vec<_>, Vec<_>) = blobs.into_iter().partition(|(d, _)| d.size_bytes <= BATCH_BLOB);
-        let mut batch: Vec<re::batch_update_blobs_request::Request> = Vec::new();
-        let mut bytes = 0;
-        for (d, blob) in small {
-            if bytes + d.size_bytes > BATCH_BYTES && !batch.is_empty() {
-                self.send_batch(std::mem::take(&mut batch)).await?;
-                bytes = 0;
-            }
-            bytes += d.size_bytes;
-            batch.push(re::batch_update_blobs_request::Request { digest: Some(d), data: read(&blob)?, compressor: 0 });
-        }
-        if !batch.is_empty() {
-            self.send_batch(batch).await?;
-        }
-        for (d, blob) in large {
-            self.write(&d, read(&blob)?).await?;
-        }
+        let jobs = batches(small, |(d, _)| d.size_bytes).into_iter().map(Job::Batch).chain(large.into_iter().map(Job::One));
+        futures_util::stream::iter(jobs)
+            .map(|job| async move {
+                match job {
+                    Job::Batch(blobs) => {
+                        let requests = blobs.into_iter().map(|(d, blob)| Ok(re::batch_update_blobs_request::Request { digest: Some(d), data: read(&blob)?, compressor: 0 })).collect::<Result<Vec<_>, CasError>>()?;
+                        self.send_batch(requests).await
+                    }
+                    Job::One((d, blob)) => self.write(&d, read(&blob)?).await,
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect::<Vec<()>>()
+            .await?;
         Ok(())
     }
 
@@ -166,45 +170,114 @@ impl Cas {
 
     /// Reads blob `d`, checking its bytes against it.
     pub async fn read(&self, d: &re::Digest) -> Result<Vec<u8>, CasError> {
-        if d.size_bytes == 0 {
-            return Ok(Vec::new());
-        }
-        let data = if d.size_bytes <= BATCH_BLOB {
-            let req = re::BatchReadBlobsRequest {
-                instance_name: self.instance.clone(),
-                digests: vec![d.clone()],
-                acceptable_compressors: Vec::new(),
-                digest_function: 0,
-            };
-            let r = retry(|| { let mut c = self.cas.clone(); let a = req.clone(); async move { c.batch_read_blobs(a).await } }).await?.into_inner().responses.into_iter().next().ok_or_else(|| CasError::Missing(show(d)))?;
-            match r.status {
-                Some(s) if s.code == tonic::Code::NotFound as i32 => return Err(CasError::Missing(show(d))),
-                Some(s) if s.code != 0 => return Err(CasError::Rpc(tonic::Status::new(tonic::Code::from(s.code), s.message))),
-                _ => r.data,
+        let mut got = Vec::new();
+        self.read_each(vec![d.clone()], |_, data| {
+            got = data;
+            Ok(())
+        })
+        .await?;
+        Ok(got)
+    }
+
+    /// Reads every blob of `digests` (each once, each checked against its
+    /// digest) and hands it to `each` as it arrives: small ones in
+    /// batches, large ones streamed, [`IN_FLIGHT`] requests at a time.
+    pub async fn read_each(&self, digests: Vec<re::Digest>, mut each: impl FnMut(&re::Digest, Vec<u8>) -> Result<(), CasError>) -> Result<(), CasError> {
+        use futures_util::stream::StreamExt;
+        let mut seen = std::collections::HashSet::new();
+        let (mut small, mut large) = (Vec::new(), Vec::new());
+        for d in digests {
+            if !seen.insert(d.hash.clone()) {
+                continue;
             }
-        } else {
-            let req = bs::ReadRequest { resource_name: format!("{}/blobs/{}", self.instance, show(d)), read_offset: 0, read_limit: 0 };
-            let mut stream = match retry(|| { let mut c = self.bytestream.clone(); let a = req.clone(); async move { c.read(a).await } }).await {
-                Ok(s) => s.into_inner(),
-                Err(s) if s.code() == tonic::Code::NotFound => return Err(CasError::Missing(show(d))),
-                Err(s) => return Err(s.into()),
-            };
-            let mut data = Vec::with_capacity(d.size_bytes as usize);
-            loop {
-                match stream.message().await {
-                    Ok(Some(m)) => data.extend_from_slice(&m.data),
-                    Ok(None) => break,
-                    Err(s) if s.code() == tonic::Code::NotFound => return Err(CasError::Missing(show(d))),
-                    Err(s) => return Err(s.into()),
+            if d.size_bytes == 0 {
+                each(&d, Vec::new())?;
+            } else if d.size_bytes <= BATCH_BLOB {
+                small.push(d);
+            } else {
+                large.push(d);
+            }
+        }
+        let jobs = batches(small, |d| d.size_bytes).into_iter().map(Job::Batch).chain(large.into_iter().map(Job::One));
+        let mut arriving = futures_util::stream::iter(jobs)
+            .map(|job| async move {
+                match job {
+                    Job::Batch(ds) => self.read_batch(ds).await,
+                    Job::One(d) => Ok(vec![(d.clone(), self.read_stream(&d).await?)]),
+                }
+            })
+            .buffer_unordered(IN_FLIGHT);
+        while let Some(blobs) = arriving.next().await {
+            for (d, data) in blobs? {
+                if digest(&data) != d {
+                    return Err(CasError::Corrupt(show(&d)));
+                }
+                each(&d, data)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Small blobs in one `BatchReadBlobs`, unchecked.
+    async fn read_batch(&self, digests: Vec<re::Digest>) -> Result<Vec<(re::Digest, Vec<u8>)>, CasError> {
+        let req = re::BatchReadBlobsRequest { instance_name: self.instance.clone(), digests: digests.clone(), acceptable_compressors: Vec::new(), digest_function: 0 };
+        let mut by_hash: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
+        for r in retry(|| { let mut c = self.cas.clone(); let a = req.clone(); async move { c.batch_read_blobs(a).await } }).await?.into_inner().responses {
+            let d = r.digest.as_ref().map(show).unwrap_or_default();
+            match r.status {
+                Some(s) if s.code == tonic::Code::NotFound as i32 => return Err(CasError::Missing(d)),
+                Some(s) if s.code != 0 => return Err(CasError::Rpc(tonic::Status::new(tonic::Code::from(s.code), format!("reading blob {d}: {}", s.message)))),
+                _ => {
+                    by_hash.insert(r.digest.map(|d| d.hash).unwrap_or_default(), r.data);
                 }
             }
-            data
-        };
-        if digest(&data) != *d {
-            return Err(CasError::Corrupt(show(d)));
         }
-        Ok(data)
+        // A blob the answer left out is one the server does not have.
+        digests.into_iter().map(|d| by_hash.remove(&d.hash).map(|data| (d.clone(), data)).ok_or_else(|| CasError::Missing(show(&d)))).collect()
     }
+
+    /// One large blob through ByteStream, unchecked.
+    async fn read_stream(&self, d: &re::Digest) -> Result<Vec<u8>, CasError> {
+        let req = bs::ReadRequest { resource_name: format!("{}/blobs/{}", self.instance, show(d)), read_offset: 0, read_limit: 0 };
+        let mut stream = match retry(|| { let mut c = self.bytestream.clone(); let a = req.clone(); async move { c.read(a).await } }).await {
+            Ok(s) => s.into_inner(),
+            Err(s) if s.code() == tonic::Code::NotFound => return Err(CasError::Missing(show(d))),
+            Err(s) => return Err(s.into()),
+        };
+        let mut data = Vec::with_capacity(d.size_bytes.clamp(0, 1 << 30) as usize);
+        loop {
+            match stream.message().await {
+                Ok(Some(m)) => data.extend_from_slice(&m.data),
+                Ok(None) => return Ok(data),
+                Err(s) if s.code() == tonic::Code::NotFound => return Err(CasError::Missing(show(d))),
+                Err(s) => return Err(s.into()),
+            }
+        }
+    }
+}
+
+/// One transfer: several small blobs in a batch, or one large blob.
+enum Job<T> {
+    Batch(Vec<T>),
+    One(T),
+}
+
+/// `items` cut into batches of at most [`BATCH_BYTES`] (by `size`).
+fn batches<T>(items: Vec<T>, size: impl Fn(&T) -> i64) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let n = size(&item);
+        match out.last_mut() {
+            Some(last) if bytes + n <= BATCH_BYTES => last.push(item),
+            _ => {
+                out.push(vec![item]);
+                bytes = 0;
+            }
+        }
+        bytes += n;
+    }
+    out
 }
 
 impl Cas {
@@ -255,4 +328,18 @@ fn upload_id() -> String {
     // A UUID-shaped name, as the ByteStream convention asks for.
     let h = blake3::hash(format!("{pid}-{n}-{t}").as_bytes()).to_hex();
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BATCH_BYTES, batches};
+
+    #[test]
+    fn batches_keep_order_and_stay_under_the_byte_limit() {
+        let sizes = vec![BATCH_BYTES - 10, 5, 5, 1, BATCH_BYTES, 0, 7];
+        let got = batches(sizes, |n| *n);
+        assert_eq!(got, vec![vec![BATCH_BYTES - 10, 5, 5], vec![1], vec![BATCH_BYTES, 0], vec![7]]);
+        assert!(got.iter().all(|b| b.iter().sum::<i64>() <= BATCH_BYTES));
+        assert!(batches(Vec::<i64>::new(), |n| *n).is_empty());
+    }
 }

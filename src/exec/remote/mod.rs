@@ -307,28 +307,42 @@ impl RemoteBackend {
         Ok(Err("it does not exist".into()))
     }
 
+    /// Writes the tree `dir` (its subdirectories in `children`) at `to`,
+    /// its files read from the CAS all together ([`Cas::read_each`]).
     async fn write_dir(&self, cas: &Cas, dir: &re::Directory, children: &BTreeMap<String, re::Directory>, to: &Path, shown: &str) -> Result<(), ExecError> {
         let io = |e: std::io::Error| ExecError::Io { what: format!("capture the output {shown}"), message: e.to_string() };
+        let bad = |what: &str, name: &str| self.err(&format!("read the output {shown}"), format!("a {what} is named {name:?}"));
+        // Where each file goes, by digest: (path, executable).
+        let mut files: BTreeMap<String, Vec<(std::path::PathBuf, bool)>> = BTreeMap::new();
+        let mut digests = Vec::new();
         let mut stack: Vec<(re::Directory, std::path::PathBuf)> = vec![(dir.clone(), to.to_path_buf())];
         while let Some((d, at)) = stack.pop() {
             fs::create_dir_all(&at).map_err(io)?;
             for f in &d.files {
-                let name = plain(&f.name).ok_or_else(|| self.err(&format!("read the output {shown}"), format!("a file is named {:?}", f.name)))?;
-                let bytes = cas.read(&f.digest.clone().unwrap_or_default()).await.map_err(|e| self.cas_err(&format!("read the output {shown}"), e))?;
-                write_file(&at.join(name), &bytes, f.is_executable).map_err(io)?;
+                let name = plain(&f.name).ok_or_else(|| bad("file", &f.name))?;
+                let digest = f.digest.clone().unwrap_or_default();
+                files.entry(digest.hash.clone()).or_default().push((at.join(name), f.is_executable));
+                digests.push(digest);
             }
             for l in &d.symlinks {
-                let name = plain(&l.name).ok_or_else(|| self.err(&format!("read the output {shown}"), format!("a symlink is named {:?}", l.name)))?;
+                let name = plain(&l.name).ok_or_else(|| bad("symlink", &l.name))?;
                 std::os::unix::fs::symlink(&l.target, at.join(name)).map_err(io)?;
             }
             for c in &d.directories {
-                let name = plain(&c.name).ok_or_else(|| self.err(&format!("read the output {shown}"), format!("a directory is named {:?}", c.name)))?;
+                let name = plain(&c.name).ok_or_else(|| bad("directory", &c.name))?;
                 let hash = c.digest.as_ref().map(|d| d.hash.clone()).unwrap_or_default();
                 let child = children.get(&hash).cloned().ok_or_else(|| self.err(&format!("read the output {shown}"), format!("its tree lacks directory {hash}")))?;
                 stack.push((child, at.join(name)));
             }
         }
-        Ok(())
+        cas.read_each(digests, |d, bytes| {
+            for (path, exec) in files.get(&d.hash).into_iter().flatten() {
+                write_file(path, &bytes, *exec).map_err(|e| CasError::Io(format!("{}: {e}", path.display())))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| self.cas_err(&format!("read the output {shown}"), e))
     }
 }
 

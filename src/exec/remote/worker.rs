@@ -157,15 +157,16 @@ impl Shared<'_> {
             .map_err(|e| err("start a bot session", &e))?
             .into_inner();
             say(&format!("worker {}: serving instance `{}` of {} as {}", bot_id, opts.instance, opts.endpoint, session.name));
-            let mut running: Option<(String, std::thread::ScopedJoinHandle<'_, Result<Done, ExecError>>)> = None;
+            // The lease running, its thread, and word from it when it ends.
+            let mut running: Option<(String, std::thread::ScopedJoinHandle<'_, Result<Done, ExecError>>, tokio::sync::oneshot::Receiver<()>)> = None;
             let mut done: HashMap<String, Done> = HashMap::new();
             loop {
                 if cancel.is_cancelled() {
                     session.status = rw::BotStatus::BotTerminating as i32;
                 }
-                if let Some((_, h)) = &running
+                if let Some((_, h, _)) = &running
                     && h.is_finished()
-                    && let Some((id, h)) = running.take()
+                    && let Some((id, h, _)) = running.take()
                 {
                     match h.join() {
                         Ok(Ok(d)) => {
@@ -197,7 +198,13 @@ impl Shared<'_> {
                                 let (cas, blobs, endpoint) = (cas.clone(), blobs.clone(), opts.endpoint.clone());
                                 let handle = tokio::runtime::Handle::current();
                                 say(&format!("worker {bot_id}: running lease {}", lease.id));
-                                running = Some((lease.id.clone(), scope.spawn(move || handle.block_on(run_lease(&endpoint, &cas, local, store, &blobs, payload)))));
+                                let (ended, ends) = tokio::sync::oneshot::channel();
+                                let thread = scope.spawn(move || {
+                                    let done = handle.block_on(run_lease(&endpoint, &cas, local, store, &blobs, payload));
+                                    let _ = ended.send(());
+                                    done
+                                });
+                                running = Some((lease.id.clone(), thread, ends));
                             }
                         }
                         _ => {}
@@ -212,13 +219,17 @@ impl Shared<'_> {
                 // While a step runs the server has nothing more for this bot and
                 // answers at once: say it is alive every few seconds, and at once
                 // when the step ends.
-                if let Some((_, h)) = &running {
-                    tokio::select! {
-                        _ = wait_finished(h) => {}
-                        _ = tokio::time::sleep(KEEPALIVE) => {}
-                    }
-                    // Ended: report it in this very update (from the top).
-                    if h.is_finished() {
+                if let Some((_, h, ends)) = &mut running {
+                    let ended = tokio::select! {
+                        _ = ends => true,
+                        _ = tokio::time::sleep(KEEPALIVE) => false,
+                    };
+                    // Ended: report it in this very update (from the top,
+                    // once the thread has returned its result).
+                    if ended {
+                        while !h.is_finished() {
+                            std::thread::yield_now();
+                        }
                         continue;
                     }
                 }
@@ -235,12 +246,6 @@ impl Shared<'_> {
                 }
             }
         }))
-    }
-}
-
-async fn wait_finished(h: &std::thread::ScopedJoinHandle<'_, Result<Done, ExecError>>) {
-    while !h.is_finished() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -404,29 +409,57 @@ fn tree_of(dir: &Path, upload: &mut BTreeMap<String, (re::Digest, Blob)>) -> Res
 }
 
 /// Writes the tree `root` (its directories in `dirs`) at `to`: files
-/// hard-linked from the blob cache `blobs` (filled from the CAS as needed).
+/// hard-linked from the blob cache `blobs`, the missing ones first read
+/// from the CAS all together ([`Cas::read_each`]).
 async fn materialize(cas: &Cas, dirs: &HashMap<String, re::Directory>, root: &re::Digest, to: &Path, blobs: &Path) -> Result<(), CasError> {
     let io = |p: &Path, e: std::io::Error| CasError::Io(format!("{}: {e}", p.display()));
+    // The empty directory is every server's without being stored.
+    let empty = re::Directory::default();
+    let empty_hash = super::merkle::digest(&[]).hash;
+    let dir = |hash: &str| if hash == empty_hash { Ok(&empty) } else { dirs.get(hash).ok_or_else(|| CasError::Missing(hash.to_string())) };
+    let cached = |f: &re::FileNode| blobs.join(format!("{}{}", f.digest.as_ref().map_or("", |d| d.hash.as_str()), if f.is_executable { ".x" } else { "" }));
+    // Every file node of the tree the cache lacks (once per digest and mode).
+    let mut wanted: HashMap<String, bool> = HashMap::new();
+    let mut fetch = Vec::new();
+    let mut stack = vec![root.hash.clone()];
+    while let Some(hash) = stack.pop() {
+        let d = dir(&hash)?;
+        for f in &d.files {
+            let digest = f.digest.clone().unwrap_or_default();
+            let key = format!("{}{}", digest.hash, if f.is_executable { ".x" } else { "" });
+            if !wanted.contains_key(&key) && !cached(f).exists() {
+                wanted.insert(key, f.is_executable);
+                fetch.push(digest);
+            }
+        }
+        stack.extend(d.directories.iter().map(|c| c.digest.as_ref().map(|d| d.hash.clone()).unwrap_or_default()));
+    }
+    let tag = format!("{}.{:?}", std::process::id(), std::thread::current().id());
+    cas.read_each(fetch, |d, bytes| {
+        for exec in [false, true] {
+            let key = format!("{}{}", d.hash, if exec { ".x" } else { "" });
+            if !wanted.contains_key(&key) {
+                continue;
+            }
+            let tmp = blobs.join(format!(".{key}.{tag}"));
+            fs::write(&tmp, &bytes).map_err(|e| io(&tmp, e))?;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 })).map_err(|e| io(&tmp, e))?;
+            let to = blobs.join(&key);
+            fs::rename(&tmp, &to).map_err(|e| io(&to, e))?;
+        }
+        Ok(())
+    })
+    .await?;
     let mut stack: Vec<(String, PathBuf)> = vec![(root.hash.clone(), to.to_path_buf())];
     while let Some((hash, at)) = stack.pop() {
-        // The empty directory is every server's without being stored.
-        let empty = re::Directory::default();
-        let d = if hash == super::merkle::digest(&[]).hash { &empty } else { dirs.get(&hash).ok_or_else(|| CasError::Missing(hash.clone()))? };
+        let d = dir(&hash)?;
         fs::create_dir_all(&at).map_err(|e| io(&at, e))?;
         for f in &d.files {
             let name = super::plain(&f.name).ok_or_else(|| CasError::Corrupt(format!("a file named {:?}", f.name)))?;
-            let digest = f.digest.clone().unwrap_or_default();
-            let cached = blobs.join(format!("{}{}", digest.hash, if f.is_executable { ".x" } else { "" }));
-            if !cached.exists() {
-                let bytes = cas.read(&digest).await?;
-                let tmp = blobs.join(format!(".{}.{}.{:?}", digest.hash, std::process::id(), std::thread::current().id()));
-                fs::write(&tmp, &bytes).map_err(|e| io(&tmp, e))?;
-                fs::set_permissions(&tmp, fs::Permissions::from_mode(if f.is_executable { 0o755 } else { 0o644 })).map_err(|e| io(&tmp, e))?;
-                fs::rename(&tmp, &cached).map_err(|e| io(&cached, e))?;
-            }
             let dest = at.join(name);
-            if fs::hard_link(&cached, &dest).is_err() {
-                fs::copy(&cached, &dest).map_err(|e| io(&dest, e))?;
+            let from = cached(f);
+            if fs::hard_link(&from, &dest).is_err() {
+                fs::copy(&from, &dest).map_err(|e| io(&dest, e))?;
             }
         }
         for l in &d.symlinks {
