@@ -155,7 +155,7 @@ impl World {
             vary: Vec::new(),
             rebuild: false,
         };
-        b.run(&selection).unwrap().into_iter().map(|(i, o)| (chain.steps[i].name.clone(), o.as_str())).collect()
+        b.run(&selection).unwrap().into_iter().map(|(i, o)| (chain.step(i).name.clone(), o.as_str())).collect()
     }
 
     /// Verifies up to `stage` on both seeds.
@@ -164,7 +164,7 @@ impl World {
         let plan = Plan::new(&chain);
         let store = self.store();
         let target = bootstrap::plan::stage_target(&chain, stage).unwrap();
-        let selection: Vec<usize> = plan.order.iter().copied().filter(|&i| chain.steps[i].stage <= target).collect();
+        let selection = plan.through(target);
         let args = self.session.seed_args(&chain, &[]).args;
         let wanted = Wanted { chain: &chain, seeds: &[0, 1], seed_args: &args, at_least: 2, selection: &selection };
         let inputs = self.session.ready(&wanted, &store, &bootstrap::fetch::Silent, backend).unwrap();

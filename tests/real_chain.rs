@@ -196,7 +196,7 @@ fn the_manifest_is_there_in_its_order() {
         }
         match chain.step_id(&b.step) {
             Some(id) => {
-                assert_eq!(chain.steps[id].stage, stage2, "manifest row {} ({}) is not in stage2", b.row, b.step);
+                assert_eq!(chain.step(id).stage, stage2, "manifest row {} ({}) is not in stage2", b.row, b.step);
                 row_of.insert(&b.step, b.row);
             }
             None => missing.push(format!("row {}: {}", b.row, b.step)),
@@ -205,9 +205,9 @@ fn the_manifest_is_there_in_its_order() {
     assert!(missing.is_empty(), "manifest builds with no step: {missing:?}");
     for (step, row) in &row_of {
         let id = chain.step_id(step).unwrap();
-        for &n in &chain.need_ids[id] {
-            if let Some(&need_row) = row_of.get(chain.steps[n].name.as_str()) {
-                assert!(need_row < *row, "{step} (row {row}) needs {} (row {need_row}), built later", chain.steps[n].name);
+        for &n in chain.needs_of(id) {
+            if let Some(&need_row) = row_of.get(chain.step(n).name.as_str()) {
+                assert!(need_row < *row, "{step} (row {row}) needs {} (row {need_row}), built later", chain.step(n).name);
             }
         }
     }
@@ -223,25 +223,25 @@ fn stage3_reaches_go_1_26_and_rust_1_94() {
         let mut todo = vec![chain.step_id(from).unwrap_or_else(|| panic!("no step {from}"))];
         let mut seen = std::collections::HashSet::new();
         while let Some(i) = todo.pop() {
-            if chain.steps[i].name == to {
+            if chain.step(i).name == to {
                 return true;
             }
             if seen.insert(i) {
-                todo.extend(chain.need_ids[i].iter().copied());
+                todo.extend(chain.needs_of(i).iter().copied());
             }
         }
         false
     };
     for step in ["go-1.26.0", "rustc-1.94.0"] {
         let id = chain.step_id(step).unwrap_or_else(|| panic!("no step {step}"));
-        assert_eq!(chain.steps[id].stage, chain.stage_id("stage3").unwrap(), "{step} is not in stage3");
+        assert_eq!(chain.step(id).stage, chain.stage_id("stage3").unwrap(), "{step} is not in stage3");
         assert!(reaches(step, "gcc-15.2.0"), "{step} is not built on stage2's gcc-15.2.0");
     }
     assert!(reaches("go-1.26.0", "go1.4-bootstrap"), "go-1.26.0 does not start from go1.4-bootstrap");
     assert!(reaches("rustc-1.94.0", "mrustc-0.12.0"), "rustc-1.94.0 does not start from mrustc-0.12.0");
     for step in ["guile-3.0.11", "gcc-15.2.0"] {
         let id = chain.step_id(step).unwrap_or_else(|| panic!("no step {step}"));
-        assert_eq!(chain.steps[id].stage, chain.stage_id("stage2").unwrap(), "{step} is not in stage2");
+        assert_eq!(chain.step(id).stage, chain.stage_id("stage2").unwrap(), "{step} is not in stage2");
     }
     for stage in ["stage2", "stage3"] {
         for step in stage_steps(&chain, stage) {

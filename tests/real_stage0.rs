@@ -69,7 +69,7 @@ fn every_stage0_argv_is_what_the_release_scripts_run() {
         names
             .iter()
             .flat_map(|n| {
-                let step = &chain.steps[chain.step_id(n).unwrap_or_else(|| panic!("no step {n}"))];
+                let step = chain.step(chain.step_id(n).unwrap_or_else(|| panic!("no step {n}")));
                 match &step.command {
                     StepCommand::Run(a) => a.clone(),
                     StepCommand::Script { .. } | StepCommand::Interpreted { .. } => panic!("{n} runs a script, not upstream's argv"),

@@ -12,7 +12,7 @@ pub mod trace;
 
 use std::collections::HashMap;
 
-use crate::chain::Chain;
+use crate::chain::{Chain, StageId};
 use crate::plan::Plan;
 use crate::store::Store;
 use crate::store::receipt::Receipt;
@@ -24,10 +24,11 @@ pub struct History<'c> {
     pub chain: &'c Chain,
     /// Its plan (execution order, definition digests).
     pub plan: Plan<'c>,
-    /// Per stage (chain order): its last receipt, if any.
-    pub stages: Vec<Option<StageReceipt>>,
-    /// Per stage: whether that receipt was made under the current definition.
-    pub current: Vec<bool>,
+    /// Per stage (by [`StageId::index`]): its last receipt, if any.
+    stages: Vec<Option<StageReceipt>>,
+    /// Per stage (by [`StageId::index`]): whether that receipt was made
+    /// under the current definition.
+    current: Vec<bool>,
     /// Step receipts by (step, seed).
     receipts: HashMap<(String, String), Receipt>,
 }
@@ -39,7 +40,7 @@ impl<'c> History<'c> {
         let mut stages = Vec::new();
         let mut current = Vec::new();
         let mut receipts = HashMap::new();
-        for (i, s) in chain.stages().iter().enumerate() {
+        for (i, s) in chain.stage_ids().zip(chain.stages()) {
             let r = stage::read_receipt(store.root(), &s.name);
             current.push(r.as_ref().is_some_and(|r| crate::session::state::made_under(r, &stage::stage_digest(chain, &plan, i))));
             for step in r.iter().flat_map(|r| &r.steps) {
@@ -59,14 +60,25 @@ impl<'c> History<'c> {
         self.receipts.get(&(step.to_string(), seed.to_string()))
     }
 
-    /// The stage receipt entry of `step`, with its stage index.
-    pub fn entry(&self, step: &str) -> Option<(usize, &StepEntry)> {
-        let stage = self.chain.steps[self.chain.step_id(step)?].stage;
-        self.stages[stage].as_ref()?.step(step).map(|e| (stage, e))
+    /// The stage receipt entry of `step`, with its stage.
+    pub fn entry(&self, step: &str) -> Option<(StageId, &StepEntry)> {
+        let stage = self.chain.step(self.chain.step_id(step)?).stage;
+        self.stage_receipt(stage)?.step(step).map(|e| (stage, e))
+    }
+
+    /// The last receipt of stage `stage`, if any.
+    pub fn stage_receipt(&self, stage: StageId) -> Option<&StageReceipt> {
+        self.stages[stage.index()].as_ref()
+    }
+
+    /// Whether the last receipt of stage `stage` was made under its current
+    /// definition (`false` without one).
+    pub fn current(&self, stage: StageId) -> bool {
+        self.current[stage.index()]
     }
 
     /// The seeds the stage was compared on (first is the first lineage).
-    pub fn seeds_of(&self, stage: usize) -> Vec<String> {
-        self.stages[stage].as_ref().map(|r| r.seeds.iter().map(|s| s.name.clone()).collect()).unwrap_or_default()
+    pub fn seeds_of(&self, stage: StageId) -> Vec<String> {
+        self.stage_receipt(stage).map(|r| r.seeds.iter().map(|s| s.name.clone()).collect()).unwrap_or_default()
     }
 }

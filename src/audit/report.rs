@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::History;
-use crate::chain::{Command, GitLocation, Pin, Source};
+use crate::chain::{Command, GitLocation, Pin, Source, StepId};
 use crate::chain::trust::Trust;
 use crate::hash::{Blake3, Sha256};
 use crate::sign::StageSignatures;
@@ -230,26 +230,26 @@ fn node_text(text: &str, node: crate::chain::model::Span) -> (usize, String) {
     (line_of(text, start), text[start..end].trim_end().to_string())
 }
 
-/// The audit of the steps `selected` (indexes into `chain.steps`, any
-/// order), with the stage signatures checked when `trust` has rules.
-pub fn audit(history: &History<'_>, store: &Store, trust: Option<&Trust>, selected: &[usize]) -> Audit {
+/// The audit of the steps `selected` (any order), with the stage signatures
+/// checked when `trust` has rules.
+pub fn audit(history: &History<'_>, store: &Store, trust: Option<&Trust>, selected: &[StepId]) -> Audit {
     let chain = history.chain;
     let plan = &history.plan;
     let mut stages: Vec<StageAudit> = Vec::new();
     for &id in plan.order.iter().filter(|i| selected.contains(i)) {
-        let step = &chain.steps[id];
-        let stage_name = &chain.stages()[step.stage].name;
+        let step = chain.step(id);
+        let stage_name = &chain.stage(step.stage).name;
         if stages.last().is_none_or(|s| &s.stage != stage_name) {
-            let receipt = history.stages[step.stage].as_ref();
+            let receipt = history.stage_receipt(step.stage);
             let signatures = trust.filter(|t| !t.rules.is_empty()).map(|t| {
                 let definition = crate::verify::stage::stage_digest(chain, plan, step.stage);
                 crate::sign::check_stage(t, &chain.dir, stage_name, &definition)
             });
             stages.push(StageAudit {
                 stage: stage_name.clone(),
-                description: chain.stages()[step.stage].description.clone(),
+                description: chain.stage(step.stage).description.clone(),
                 verdict: receipt.map_or_else(|| "never verified".to_string(), |r| r.verdict.as_str().to_string()),
-                current: history.current[step.stage],
+                current: history.current(step.stage),
                 seeds: receipt.map(|r| r.seeds.clone()).unwrap_or_default(),
                 signatures,
                 steps: Vec::new(),
@@ -287,10 +287,11 @@ pub fn audit(history: &History<'_>, store: &Store, trust: Option<&Trust>, select
                     .collect(),
             })
             .collect();
-        let sources = chain.source_ids[id]
+        let sources = chain
+            .source_ids_of(id)
             .iter()
             .map(|&si| {
-                let s = &chain.sources[si];
+                let s = chain.source_by_id(si);
                 let matched = seeds
                     .iter()
                     .filter_map(|seed| history.receipt(&step.name, seed))
@@ -348,7 +349,7 @@ pub fn audit(history: &History<'_>, store: &Store, trust: Option<&Trust>, select
             ran_by,
             verdict: entry.map_or_else(|| "never verified".to_string(), |e| e.verdict.as_str().to_string()),
             reasons: entry.map(|e| e.reasons.clone()).unwrap_or_default(),
-            current: history.current[step.stage],
+            current: history.current(step.stage),
             unverified: step.unverified,
         };
         if let Some(last) = stages.last_mut() {

@@ -153,7 +153,7 @@ pub struct Trace {
 /// lineage (default: each stage's first seed).
 pub fn trace(history: &History<'_>, given: &str, seed: Option<&str>) -> Result<Trace, TraceError> {
     if let Some(s) = seed {
-        let known: Vec<String> = (0..history.stages.len()).flat_map(|i| history.seeds_of(i)).collect();
+        let known: Vec<String> = history.chain.stage_ids().flat_map(|i| history.seeds_of(i)).collect();
         if !known.iter().any(|k| k == s) {
             let mut known = known;
             known.sort();
@@ -166,7 +166,7 @@ pub fn trace(history: &History<'_>, given: &str, seed: Option<&str>) -> Result<T
     let mut matches = Vec::new();
     let mut shown = HashSet::new();
     for &id in &history.plan.order {
-        let step = &chain.steps[id];
+        let step = chain.step(id);
         let Some((stage, _)) = history.entry(&step.name) else { continue };
         let Some(lineage) = seed.map(str::to_string).or_else(|| history.seeds_of(stage).into_iter().next()) else { continue };
         let Some(r) = history.receipt(&step.name, &lineage) else { continue };
@@ -220,11 +220,11 @@ fn node(history: &History<'_>, step: &str, seed: &str, shown: &mut HashSet<Strin
     let receipt = history.receipt(step, seed);
     let mut n = Node {
         step: step.to_string(),
-        stage: chain.stages()[stage].name.clone(),
+        stage: chain.stage(stage).name.clone(),
         seed: seed.to_string(),
         output: receipt.and_then(|r| r.output),
         verdict: entry.verdict.as_str().to_string(),
-        current: history.current[stage],
+        current: history.current(stage),
         repeated: !shown.insert(step.to_string()),
         root: None,
         sources: Vec::new(),
@@ -234,7 +234,7 @@ fn node(history: &History<'_>, step: &str, seed: &str, shown: &mut HashSet<Strin
     if n.repeated {
         return n;
     }
-    let declared = chain.step_id(step).map(|i| &chain.steps[i]);
+    let declared = chain.step_id(step).map(|i| chain.step(i));
     n.root = Some(match declared.map(|s| &s.root) {
         Some(Root::Scratch) => RootNode::Scratch,
         _ => RootNode::Seed { name: r.seed.name.clone(), digest: r.seed.digest, origin: r.seed.origin.clone() },

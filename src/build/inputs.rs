@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::error::{BuildError, MissingInputs};
 use super::seed::{self, SeedArg, SeedRoot};
 use super::ReadySource;
-use crate::chain::Chain;
+use crate::chain::{Chain, StepId};
 use crate::exec::{Backend, ExecError};
 use crate::fetch::{self, Fetched, FetchOptions, Progress, SourceError};
 use crate::store::Store;
@@ -24,7 +24,7 @@ pub struct Wanted<'a> {
     /// How many of those seeds the run needs (`verify` compares two).
     pub at_least: usize,
     /// The steps whose sources are needed.
-    pub selection: &'a [usize],
+    pub selection: &'a [StepId],
 }
 
 /// Everything ready: each seed ready to run on, each source in the store.

@@ -20,7 +20,7 @@ pub mod seed;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::chain::{Chain, Pin};
+use crate::chain::{Chain, Pin, StepId};
 use crate::fetch::Fetched;
 use crate::exec::{Executor, LogSink, SourceInput, Status, StepRequest};
 use crate::hash::{Blake3, Sha256};
@@ -226,14 +226,15 @@ impl LogSink for Echo<'_> {
 }
 
 impl Build<'_> {
-    /// Runs `selection` (step indexes in execution order, closed under
-    /// needs) and returns each step's outcome in that order. `Err` only when
-    /// the build could not go on (the sandbox or the store failed); steps
-    /// that fail are outcomes, not errors.
-    pub fn run(&self, selection: &[usize]) -> Result<Vec<(usize, Outcome)>, BuildError> {
-        let pos: BTreeMap<usize, usize> = selection.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+    /// Runs `selection` (steps in execution order, closed under needs) and
+    /// returns each step's outcome in that order. `Err` only when the build
+    /// could not go on (the sandbox or the store failed); steps that fail
+    /// are outcomes, not errors.
+    pub fn run(&self, selection: &[StepId]) -> Result<Vec<(StepId, Outcome)>, BuildError> {
+        // The scheduler works on positions in `selection`, not on ids.
+        let pos: BTreeMap<StepId, usize> = selection.iter().enumerate().map(|(p, &i)| (i, p)).collect();
         let needs: Vec<Vec<usize>> =
-            selection.iter().map(|&i| self.chain.need_ids[i].iter().filter_map(|j| pos.get(j).copied()).collect()).collect();
+            selection.iter().map(|&i| self.chain.needs_of(i).iter().filter_map(|j| pos.get(j).copied()).collect()).collect();
         let host = crate::machine::kernel();
         let done = schedule::run(
             &needs,
@@ -241,14 +242,14 @@ impl Build<'_> {
             |o: &Outcome| o.output().is_some(),
             |p, inputs| {
                 let id = selection[p];
-                let outputs: Vec<(usize, Blake3)> = self.chain.need_ids[id]
+                let outputs: Vec<(StepId, Blake3)> = self.chain.needs_of(id)
                     .iter()
                     .zip(inputs.iter().filter_map(Outcome::output))
                     .map(|(&j, o)| (j, o))
                     .collect();
                 self.one(id, &outputs, &host)
             },
-            |p, o| self.events.settled(&self.chain.steps[selection[p]].name, o),
+            |p, o| self.events.settled(&self.chain.step(selection[p]).name, o),
         )?;
         // Whatever never started waits on a need that failed or was blocked.
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(selection.len());
@@ -257,10 +258,10 @@ impl Build<'_> {
                 let by = needs[p]
                     .iter()
                     .filter(|&&q| outcomes.get(q).and_then(Outcome::output).is_none())
-                    .map(|&q| self.chain.steps[selection[q]].name.clone())
+                    .map(|&q| self.chain.step(selection[q]).name.clone())
                     .collect();
                 let o = Outcome::Blocked(by);
-                self.events.settled(&self.chain.steps[selection[p]].name, &o);
+                self.events.settled(&self.chain.step(selection[p]).name, &o);
                 o
             });
             outcomes.push(o);
@@ -269,14 +270,14 @@ impl Build<'_> {
     }
 
     /// Runs one step (or takes it from the cache) and writes its receipt.
-    pub(crate) fn one(&self, id: usize, needs: &[(usize, Blake3)], host: &(String, String)) -> Result<Outcome, BuildError> {
+    pub(crate) fn one(&self, id: StepId, needs: &[(StepId, Blake3)], host: &(String, String)) -> Result<Outcome, BuildError> {
         let chain = self.chain;
-        let step = &chain.steps[id];
+        let step = chain.step(id);
         let mut sources = Vec::new();
         let mut source_refs = Vec::new();
         let mut keyed: Vec<(&str, String, &str)> = Vec::new();
-        for &k in &chain.source_ids[id] {
-            let name = &chain.sources[k].name;
+        for &k in chain.source_ids_of(id) {
+            let name = &chain.source_by_id(k).name;
             let Some(ready) = self.sources.get(name) else {
                 return Err(crate::exec::ExecError::Internal(format!("source `{name}` was not made ready")).into());
             };
@@ -302,7 +303,7 @@ impl Build<'_> {
         let mut req: StepRequest = request::request(chain, id, &self.seed.root, sources, layers, &self.vary);
         req.lineage = self.seed.name.clone();
         req.fresh = self.rebuild;
-        let named: Vec<(&str, Blake3)> = needs.iter().map(|(j, d)| (chain.steps[*j].name.as_str(), *d)).collect();
+        let named: Vec<(&str, Blake3)> = needs.iter().map(|(j, d)| (chain.step(*j).name.as_str(), *d)).collect();
         keyed.sort();
         let key = request::InputKey {
             arch: &chain.decl.arch,
@@ -362,10 +363,10 @@ impl Build<'_> {
         let receipt = Receipt {
             format: RECEIPT_FORMAT.to_string(),
             step: step.name.clone(),
-            stage: chain.stages()[step.stage].name.clone(),
+            stage: chain.stage(step.stage).name.clone(),
             seed: SeedRef { name: self.seed.name.clone(), digest: self.seed.digest, origin: self.seed.origin.clone() },
             input,
-            definition: self.plan.digests[id],
+            definition: self.plan.digest(id),
             sources: source_refs,
             needs: named.iter().map(|(n, d)| NeedRef { step: n.to_string(), output: *d }).collect(),
             status,

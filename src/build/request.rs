@@ -62,7 +62,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::chain::{Chain, Command};
+use crate::chain::{Chain, Command, StepId};
 use crate::exec::{SourceInput, StepRequest};
 use crate::hash::{Blake3, SeedId};
 use crate::plan::SANDBOX_CONTRACT_VERSION;
@@ -87,7 +87,7 @@ pub fn output_path(step: &crate::chain::model::Step, path: &str) -> String {
 }
 
 /// The sandbox environment of step `id` (see the module doc).
-pub fn environment(chain: &Chain, id: usize) -> BTreeMap<String, String> {
+pub fn environment(chain: &Chain, id: StepId) -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = [
         ("PATH", DEFAULT_PATH.to_string()),
         ("HOME", "/homeless".to_string()),
@@ -98,7 +98,7 @@ pub fn environment(chain: &Chain, id: usize) -> BTreeMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    env.extend(chain.steps[id].env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(chain.step(id).env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env
 }
 
@@ -119,8 +119,8 @@ pub const SCRIPT_SOURCE: &str = ".script";
 pub const SCRIPT_PATH: &str = "/src/.script";
 
 /// The text of step `id`'s script file, when its script has an interpreter.
-pub fn script_file(chain: &Chain, id: usize) -> Option<&str> {
-    match &chain.steps[id].command {
+pub fn script_file(chain: &Chain, id: StepId) -> Option<&str> {
+    match &chain.step(id).command {
         Command::Interpreted { script, .. } => Some(script),
         _ => None,
     }
@@ -133,14 +133,14 @@ pub fn script_file(chain: &Chain, id: usize) -> Option<&str> {
 /// written, `vary` the variations of this lineage (none outside `verify`).
 pub fn request(
     chain: &Chain,
-    id: usize,
+    id: StepId,
     seed_root: &crate::exec::Root,
     mut sources: Vec<(String, SourceInput)>,
     needs: Vec<PathBuf>,
     vary: &[crate::chain::model::Variation],
 ) -> StepRequest {
     use crate::chain::model::Variation;
-    let step = &chain.steps[id];
+    let step = chain.step(id);
     let workdir = normalize(step.workdir.as_deref().unwrap_or("/"));
     let mut outputs: Vec<String> = step.outputs.iter().map(|o| output_path(step, &o.path)).collect();
     outputs.sort();

@@ -32,7 +32,7 @@ use thiserror::Error;
 
 pub use cache::ParseCache;
 pub use diag::{ChainDiagnostic, Src};
-pub use model::{Chain, ChainFile, Command, CommitId, GitLocation, Output, Pin, Placement, Root, Seed, Source, Span, Stage, Step};
+pub use model::{Chain, ChainFile, Command, CommitId, GitLocation, Output, Pin, Placement, Root, Seed, Source, SourceId, Span, Stage, StageId, Step, StepId};
 pub use parse::{FileItems, FileKind};
 
 /// Every problem found while loading a chain. Never empty.
@@ -238,7 +238,8 @@ pub fn load(files: &dyn FileSet, opts: &LoadOptions) -> Result<Chain, ChainError
     let mut diagnostics: Vec<ChainDiagnostic> = Vec::new();
 
     let stages: Vec<String> = decl.as_ref().map(|d| d.stages.iter().map(|s| s.name.clone()).collect()).unwrap_or_default();
-    let mut stage_of_file = vec![usize::MAX; parsed.len()];
+    // Only stage files declare steps; chain/ files have no stage.
+    let mut stage_of_file: Vec<Option<model::StageId>> = vec![None; parsed.len()];
     let mut seen_stage = std::collections::HashSet::new();
     for (si, stage) in stages.iter().enumerate() {
         // A stage declared twice is reported by validation; load its files once.
@@ -248,7 +249,7 @@ pub fn load(files: &dyn FileSet, opts: &LoadOptions) -> Result<Chain, ChainError
         match files.stage_files(stage) {
             Ok(inputs) => {
                 let more = parse_inputs(inputs, |_| FileKind::Stage, opts);
-                stage_of_file.extend(std::iter::repeat_n(si, more.len()));
+                stage_of_file.extend(std::iter::repeat_n(Some(model::StageId(si)), more.len()));
                 parsed.extend(more);
             }
             Err(d) => diagnostics.extend(d),
@@ -284,9 +285,11 @@ pub fn load(files: &dyn FileSet, opts: &LoadOptions) -> Result<Chain, ChainError
             source.file = fi;
             g.sources.push(source);
         }
+        // The parser refuses a step outside a stage directory, so only
+        // files with a stage have any.
         for mut step in p.items.steps {
             step.file = fi;
-            step.stage = stage_of_file[fi];
+            step.stage = stage_of_file[fi].unwrap_or(step.stage);
             g.steps.push(step);
         }
         g.files.push(p.file);

@@ -13,6 +13,11 @@
 //!
 //! Items keep the byte span of their declaration and the index of their file
 //! so later stages (planning, verification) can point back at the KDL.
+//!
+//! Steps, stages and sources are named across the crate by [`StepId`],
+//! [`StageId`] and [`SourceId`] rather than bare indexes: only this module
+//! makes them, so one handed out by a loaded chain always indexes it, and a
+//! step index cannot be passed where a stage index is meant.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -356,9 +361,9 @@ pub struct Output {
 pub struct Step {
     /// The step's name, unique across the chain.
     pub name: String,
-    /// Index into [`Chain::stages`] (set by the loader).
-    #[serde(skip)]
-    pub stage: usize,
+    /// The stage whose directory declares it (set by the loader).
+    #[serde(skip, default = "StageId::unset")]
+    pub stage: StageId,
     /// File index of the declaration (set by the loader).
     #[serde(skip)]
     pub file: usize,
@@ -394,6 +399,63 @@ pub struct Step {
     pub unverified: bool,
 }
 
+/// A step of a loaded [`Chain`]: its position in [`Chain::steps`].
+///
+/// Only the `chain` module makes one (the field is private to it), so an id
+/// handed out by a loaded chain ([`Chain::step_id`], [`Chain::step_ids`],
+/// [`Chain::needs_of`], or a plan over that chain) always indexes that
+/// chain's steps, and [`Chain::step`] cannot go out of bounds with it (a
+/// loaded chain's steps and stages are never edited afterwards). Ids
+/// order like the steps do (by stage, then file name, then position), so
+/// "lowest id first" is declaration order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StepId(pub(super) usize);
+
+impl StepId {
+    /// The position in [`Chain::steps`], for tables kept per step (a plan's
+    /// digests, the loader's graph).
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// A stage of a loaded [`Chain`]: its position in [`Chain::stages`].
+///
+/// Like [`StepId`], only the `chain` module makes one, so an id handed out
+/// by a loaded chain ([`Chain::stage_id`], [`Chain::stage_ids`],
+/// [`Step::stage`]) always indexes that chain's stages. Ids order like the
+/// stages do, so `a <= b` means stage `a` comes no later than `b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StageId(pub(super) usize);
+
+impl StageId {
+    /// The position in [`Chain::stages`], for tables kept per stage.
+    pub fn index(self) -> usize {
+        self.0
+    }
+
+    /// What a parsed step holds until the loader sets its stage (and what a
+    /// cached parse deserializes to, the field being skipped).
+    pub(super) fn unset() -> StageId {
+        StageId(0)
+    }
+}
+
+/// A source of a loaded [`Chain`]: its position in [`Chain::sources`].
+///
+/// Like [`StepId`], only the `chain` module makes one, so an id handed out
+/// by a loaded chain ([`Chain::source_ids_of`]) always indexes that chain's
+/// sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceId(pub(super) usize);
+
+impl SourceId {
+    /// The position in [`Chain::sources`], for tables kept per source.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
 /// A loaded, validated chain. See the module doc for its invariants.
 #[derive(Debug, Clone)]
 pub struct Chain {
@@ -411,12 +473,13 @@ pub struct Chain {
     pub sources: Vec<Source>,
     /// Steps: by stage, then file name, then position in the file.
     pub steps: Vec<Step>,
-    pub(crate) step_index: BTreeMap<String, usize>,
-    pub(crate) source_index: BTreeMap<String, usize>,
-    /// Per step, the indexes of its needs in [`Chain::steps`], in the order written.
-    pub need_ids: Vec<Vec<usize>>,
-    /// Per step, the indexes of its sources in [`Chain::sources`], in the order written.
-    pub source_ids: Vec<Vec<usize>>,
+    pub(crate) step_index: BTreeMap<String, StepId>,
+    pub(crate) source_index: BTreeMap<String, SourceId>,
+    /// Per step (by [`StepId::index`]), its needs, in the order written.
+    pub(super) need_ids: Vec<Vec<StepId>>,
+    /// Per step (by [`StepId::index`]), the sources it mounts, in the order
+    /// written.
+    pub(super) source_ids: Vec<Vec<SourceId>>,
 }
 
 impl Chain {
@@ -425,19 +488,65 @@ impl Chain {
         &self.decl.stages
     }
 
-    /// The index of the step called `name`.
-    pub fn step_id(&self, name: &str) -> Option<usize> {
+    /// The step called `name`.
+    pub fn step_id(&self, name: &str) -> Option<StepId> {
         self.step_index.get(name).copied()
+    }
+
+    /// The step `id`.
+    pub fn step(&self, id: StepId) -> &Step {
+        &self.steps[id.0]
+    }
+
+    /// Every step, in the order of [`Chain::steps`].
+    pub fn step_ids(&self) -> impl DoubleEndedIterator<Item = StepId> + ExactSizeIterator + Clone + use<> {
+        (0..self.steps.len()).map(StepId)
+    }
+
+    /// The steps of stage `stage`, in the order of [`Chain::steps`].
+    pub fn steps_in(&self, stage: StageId) -> impl Iterator<Item = StepId> + Clone + '_ {
+        self.step_ids().filter(move |&i| self.steps[i.0].stage == stage)
+    }
+
+    /// The needs of step `id`, in the order written.
+    pub fn needs_of(&self, id: StepId) -> &[StepId] {
+        &self.need_ids[id.0]
+    }
+
+    /// The sources step `id` mounts, in the order written.
+    pub fn source_ids_of(&self, id: StepId) -> &[SourceId] {
+        &self.source_ids[id.0]
     }
 
     /// The source called `name`.
     pub fn source(&self, name: &str) -> Option<&Source> {
-        self.source_index.get(name).map(|&i| &self.sources[i])
+        self.source_index.get(name).map(|&i| self.source_by_id(i))
     }
 
-    /// The index of the stage called `name`.
-    pub fn stage_id(&self, name: &str) -> Option<usize> {
-        self.decl.stages.iter().position(|s| s.name == name)
+    /// The source `id`.
+    pub fn source_by_id(&self, id: SourceId) -> &Source {
+        &self.sources[id.0]
+    }
+
+    /// The stage called `name`.
+    pub fn stage_id(&self, name: &str) -> Option<StageId> {
+        self.decl.stages.iter().position(|s| s.name == name).map(StageId)
+    }
+
+    /// The stage `id`.
+    pub fn stage(&self, id: StageId) -> &Stage {
+        &self.decl.stages[id.0]
+    }
+
+    /// The last stage. A loaded chain has at least one (the parser refuses
+    /// a `chain` node without a `stage`).
+    pub fn last_stage(&self) -> StageId {
+        StageId(self.decl.stages.len().saturating_sub(1))
+    }
+
+    /// Every stage, in order.
+    pub fn stage_ids(&self) -> impl DoubleEndedIterator<Item = StageId> + ExactSizeIterator + Clone + use<> {
+        (0..self.decl.stages.len()).map(StageId)
     }
 
     /// 1-based line and column of a byte offset in file `file`.

@@ -1158,7 +1158,7 @@ impl Cx<'_> {
         let parent = format!("step `{step_name}`");
         let mut step = Step {
             name: name.name.clone(),
-            stage: 0,
+            stage: super::model::StageId::unset(),
             file: 0,
             span: name.span,
             node: sp(node.span()),

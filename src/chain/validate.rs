@@ -9,7 +9,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::diag::{ChainDiagnostic as D, Elsewhere, Src, did_you_mean};
-use super::model::{Chain, ChainDecl, ChainFile, Seed, Source, Span, Step};
+use super::model::{Chain, ChainDecl, ChainFile, Seed, Source, SourceId, Span, Step, StepId};
 
 /// Everything the loader gathered from all files.
 pub(crate) struct Gathered {
@@ -102,8 +102,16 @@ pub(crate) fn validate(g: Gathered, diags: &mut Vec<D>) -> Option<Chain> {
     if seed_index.len() < 2 {
         diags.push(D::TooFewSeeds { src: srcs[main].clone(), span: g.decl.span.into(), count: seed_index.len() });
     }
-    let source_index = index(srcs, Kind::Source, g.sources.iter().map(|s| (s.name.as_str(), At { file: s.file, span: s.span })), diags);
-    let step_index = index(srcs, Kind::Step, g.steps.iter().map(|s| (s.name.as_str(), At { file: s.file, span: s.span })), diags);
+    let source_index: BTreeMap<String, SourceId> =
+        index(srcs, Kind::Source, g.sources.iter().map(|s| (s.name.as_str(), At { file: s.file, span: s.span })), diags)
+            .into_iter()
+            .map(|(name, i)| (name, SourceId(i)))
+            .collect();
+    let step_index: BTreeMap<String, StepId> =
+        index(srcs, Kind::Step, g.steps.iter().map(|s| (s.name.as_str(), At { file: s.file, span: s.span })), diags)
+            .into_iter()
+            .map(|(name, i)| (name, StepId(i)))
+            .collect();
     // `build`, `plan`, `fetch`, `graph` and `audit` take a stage or a step
     // by name: one name must not mean both.
     for step in g.steps.iter().filter(|s| stage_at.contains_key(s.name.as_str())) {
@@ -111,12 +119,12 @@ pub(crate) fn validate(g: Gathered, diags: &mut Vec<D>) -> Option<Chain> {
     }
 
     // References, and the needs graph over the edges that are allowed.
-    let mut graph: DiGraph<usize, Span> = DiGraph::with_capacity(g.steps.len(), g.steps.len() * 2);
+    let mut graph: DiGraph<StepId, Span> = DiGraph::with_capacity(g.steps.len(), g.steps.len() * 2);
     for i in 0..g.steps.len() {
-        graph.add_node(i);
+        graph.add_node(StepId(i));
     }
-    let mut need_ids: Vec<Vec<usize>> = Vec::with_capacity(g.steps.len());
-    let mut source_ids: Vec<Vec<usize>> = Vec::with_capacity(g.steps.len());
+    let mut need_ids: Vec<Vec<StepId>> = Vec::with_capacity(g.steps.len());
+    let mut source_ids: Vec<Vec<SourceId>> = Vec::with_capacity(g.steps.len());
     for (i, step) in g.steps.iter().enumerate() {
         let src = &srcs[step.file];
         let mut ids = Vec::with_capacity(step.sources.len());
@@ -151,7 +159,7 @@ pub(crate) fn validate(g: Gathered, diags: &mut Vec<D>) -> Option<Chain> {
                 });
                 continue;
             };
-            let needed = &g.steps[j];
+            let needed = &g.steps[j.index()];
             if needed.stage > step.stage {
                 diags.push(D::LaterStageNeed {
                     src: src.clone(),
@@ -160,16 +168,16 @@ pub(crate) fn validate(g: Gathered, diags: &mut Vec<D>) -> Option<Chain> {
                         message: format!("`{}` is declared in {}", needed.name, srcs[needed.file].name()),
                         src: srcs[needed.file].clone(),
                         span: needed.span.into(),
-                        label: format!("in {}", g.decl.stages[needed.stage].name),
+                        label: format!("in {}", g.decl.stages[needed.stage.index()].name),
                     }],
                     step: step.name.clone(),
-                    stage: g.decl.stages[step.stage].name.clone(),
+                    stage: g.decl.stages[step.stage.index()].name.clone(),
                     name: need.name.clone(),
-                    need_stage: g.decl.stages[needed.stage].name.clone(),
+                    need_stage: g.decl.stages[needed.stage.index()].name.clone(),
                 });
                 continue;
             }
-            graph.add_edge(NodeIndex::new(i), NodeIndex::new(j), need.span);
+            graph.add_edge(NodeIndex::new(i), NodeIndex::new(j.index()), need.span);
             ids.push(j);
         }
         need_ids.push(ids);
@@ -195,7 +203,7 @@ pub(crate) fn validate(g: Gathered, diags: &mut Vec<D>) -> Option<Chain> {
 }
 
 /// Reports each strongly connected set of steps (and each self-need) once.
-fn cycles(graph: &DiGraph<usize, Span>, steps: &[Step], srcs: &[Src], diags: &mut Vec<D>) {
+fn cycles(graph: &DiGraph<StepId, Span>, steps: &[Step], srcs: &[Src], diags: &mut Vec<D>) {
     let mut sccs: Vec<Vec<NodeIndex>> = tarjan_scc(graph)
         .into_iter()
         .filter(|c| c.len() > 1 || graph.contains_edge(c[0], c[0]))
@@ -245,7 +253,7 @@ fn cycles(graph: &DiGraph<usize, Span>, steps: &[Step], srcs: &[Src], diags: &mu
 
 /// The shortest path from `start` back to itself inside `set` (without the
 /// final return to `start`).
-fn cycle_through(graph: &DiGraph<usize, Span>, start: NodeIndex, set: &HashSet<NodeIndex>) -> Vec<NodeIndex> {
+fn cycle_through(graph: &DiGraph<StepId, Span>, start: NodeIndex, set: &HashSet<NodeIndex>) -> Vec<NodeIndex> {
     let mut prev: HashMap<NodeIndex, NodeIndex> = HashMap::new();
     let mut queue = VecDeque::from([start]);
     let mut seen = HashSet::from([start]);

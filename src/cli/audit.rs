@@ -40,10 +40,10 @@ pub struct Args {
 pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
     let chain = cx.load()?;
     let trust = cx.session.trust()?;
-    let selected: Vec<usize> = match &args.target {
-        None => (0..chain.steps.len()).collect(),
+    let selected: Vec<crate::chain::StepId> = match &args.target {
+        None => chain.step_ids().collect(),
         Some(t) => match crate::plan::stage_target(&chain, t) {
-            Ok(stage) => (0..chain.steps.len()).filter(|&i| chain.steps[i].stage == stage).collect(),
+            Ok(stage) => chain.steps_in(stage).collect(),
             Err(e) => vec![chain.step_id(t).ok_or(e)?],
         },
     };

@@ -14,7 +14,7 @@ use super::{Context, write_json};
 use super::Error;
 use crate::build::{self, BuildError, Events, Outcome, StepFailed, StepsFailed, seed};
 use crate::session::Run;
-use crate::chain::Chain;
+use crate::chain::{Chain, StepId};
 use crate::hash::Blake3;
 use crate::plan::Plan;
 use crate::store::{LockMode, Store};
@@ -104,8 +104,8 @@ struct SeedReport<'a> {
 }
 
 /// The failure diagnostic of a step: what happened and its log's last lines.
-fn failure(chain: &Chain, store: &Store, id: usize, receipt: &crate::store::receipt::Receipt) -> StepFailed {
-    let step = &chain.steps[id];
+fn failure(chain: &Chain, store: &Store, id: StepId, receipt: &crate::store::receipt::Receipt) -> StepFailed {
+    let step = chain.step(id);
     let commands = match &step.command {
         crate::chain::Command::Run(argvs) => build::Commands::Run(argvs.len()),
         crate::chain::Command::Script { .. } | crate::chain::Command::Interpreted { .. } => build::Commands::Script,
@@ -164,16 +164,16 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         })
         .collect();
     let blocked: Vec<String> =
-        outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Blocked(_))).map(|(id, _)| chain.steps[*id].name.clone()).collect();
+        outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Blocked(_))).map(|(id, _)| chain.step(*id).name.clone()).collect();
     if cx.json {
         let steps = outcomes
             .iter()
             .map(|(id, o)| {
-                let step = &chain.steps[*id];
+                let step = chain.step(*id);
                 let r = o.receipt();
                 StepReport {
                     step: &step.name,
-                    stage: &chain.stages()[step.stage].name,
+                    stage: &chain.stage(step.stage).name,
                     outcome: o.as_str(),
                     input: r.map(|r| r.input),
                     output: r.and_then(|r| r.output),
@@ -197,13 +197,13 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     if failures.is_empty() { Ok(()) } else { Err(BuildError::Failed(StepsFailed { failures, blocked }).into()) }
 }
 
-fn write_table(chain: &Chain, seed: &build::SeedRoot, outcomes: &[(usize, Outcome)], out: &mut dyn Write) -> std::io::Result<()> {
+fn write_table(chain: &Chain, seed: &build::SeedRoot, outcomes: &[(StepId, Outcome)], out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "seed `{}` ({}), from {}", seed.name, seed.digest, seed.origin)?;
-    let w = outcomes.iter().map(|(id, _)| chain.steps[*id].name.len()).max().unwrap_or(4);
+    let w = outcomes.iter().map(|(id, _)| chain.step(*id).name.len()).max().unwrap_or(4);
     let mut counts = [0usize; 4];
     for (id, o) in outcomes {
-        let step = &chain.steps[*id];
-        let stage = &chain.stages()[step.stage].name;
+        let step = chain.step(*id);
+        let stage = &chain.stage(step.stage).name;
         let (k, word, detail) = match o {
             Outcome::Built(r) => (0, "built", format!("{}  {:.1}s", short(r.output), r.duration_ms as f64 / 1000.0)),
             Outcome::Cached(r) => (1, "cached", short(r.output)),

@@ -106,11 +106,10 @@ fn trust_summary(t: &Trust) -> TrustSummary {
 
 fn report<'a>(chain: &'a Chain, trust: Option<&Trust>) -> Report<'a> {
     let stages = chain
-        .stages()
-        .iter()
-        .enumerate()
+        .stage_ids()
+        .zip(chain.stages())
         .map(|(i, s)| {
-            let steps = chain.steps.iter().filter(|st| st.stage == i);
+            let steps = chain.steps_in(i).map(|id| chain.step(id));
             StageSummary {
                 name: &s.name,
                 description: s.description.as_deref(),

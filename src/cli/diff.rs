@@ -84,7 +84,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
         help: crate::chain::diag::did_you_mean(&args.step, chain.steps.iter().map(|s| s.name.as_str()))
             .unwrap_or_else(|| "`bootstrap plan` lists the steps".into()),
     })?;
-    let stage = chain.stages()[chain.steps[id].stage].name.clone();
+    let stage = chain.stage(chain.step(id).stage).name.clone();
     let nothing = || DiffError::Nothing { step: args.step.clone(), stage: stage.clone() };
     let receipt = stage::read_receipt(&cx.state, &stage).ok_or_else(nothing)?;
     let entry = receipt.step(&args.step).ok_or_else(nothing)?;

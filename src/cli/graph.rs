@@ -66,17 +66,16 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let chain = cx.load()?;
     let plan = Plan::new(&chain);
     let selected = plan.select(args.target.as_deref())?;
-    let mut in_plan = vec![false; chain.steps.len()];
-    for &i in &selected {
-        in_plan[i] = true;
-    }
     let stages: Vec<&str> = chain.stages().iter().map(|s| s.name.as_str()).collect();
     let nodes: Vec<Node<'_>> = selected
         .iter()
-        .map(|&i| Node { name: &chain.steps[i].name, stage: stages[chain.steps[i].stage], definition_digest: plan.digests[i].to_string() })
+        .map(|&i| {
+            let step = chain.step(i);
+            Node { name: &step.name, stage: &chain.stage(step.stage).name, definition_digest: plan.digest(i).to_string() }
+        })
         .collect();
     let edges: Vec<Edge<'_>> =
-        plan.edges(&selected, args.reduce).into_iter().map(|(n, i)| Edge { from: &chain.steps[n].name, to: &chain.steps[i].name }).collect();
+        plan.edges(&selected, args.reduce).into_iter().map(|(n, i)| Edge { from: &chain.step(n).name, to: &chain.step(i).name }).collect();
     let report = Report { chain: &chain.decl.name, stages, nodes, edges };
     if cx.json || matches!(args.format, Format::Json) {
         return write_json(out, &report);

@@ -48,15 +48,15 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let steps: Vec<PlannedStep<'_>> = selected
         .iter()
         .map(|&i| {
-            let s = &chain.steps[i];
+            let s = chain.step(i);
             PlannedStep {
-                stage: &chain.stages()[s.stage].name,
+                stage: &chain.stage(s.stage).name,
                 step: &s.name,
                 needs: s.needs.iter().map(|n| n.name.as_str()).collect(),
                 sources: s.sources.iter().map(|n| n.name.as_str()).collect(),
                 root: s.root.as_str(),
                 unverified: s.unverified,
-                definition_digest: plan.digests[i].to_string(),
+                definition_digest: plan.digest(i).to_string(),
             }
         })
         .collect();

@@ -84,12 +84,12 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let plan = Plan::new(&rerooted);
     let target = match &args.stage {
         Some(s) => crate::plan::stage_target(&rerooted, s)?,
-        None => rerooted.stages().len().saturating_sub(1),
+        None => rerooted.last_stage(),
     };
     let backend = cx.backend()?;
     let store = cx.open_store(LockMode::Exclusive)?;
     let bars = super::fetch::Bars::new(cx);
-    let selection: Vec<usize> = plan.order.iter().copied().filter(|&i| rerooted.steps[i].stage <= target).collect();
+    let selection = plan.through(target);
     let wanted = crate::build::Wanted { chain: &rerooted, seeds: &[seed_id], seed_args: std::slice::from_ref(&arg), at_least: 1, selection: &selection };
     let inputs = cx.session.ready(&wanted, &store, &bars, &backend)?;
     super::fetch::warn(&inputs.fetched, false);
@@ -102,8 +102,8 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let outcomes = cx.session.build(run, &root, sources, &progress, &selection)?;
     let trust = cx.session.rules()?;
     let mut stages: Vec<StageCompare> = Vec::new();
-    for i in 0..=target {
-        let stage = &rerooted.stages()[i].name;
+    for i in rerooted.stage_ids().take_while(|&i| i <= target) {
+        let stage = &rerooted.stage(i).name;
         let snap = Snapshot::read(&chain.dir, stage).map_err(crate::verify::VerifyError::from)?;
         let definition = crate::verify::stage::stage_digest(&rerooted, &plan, i);
         let sigs = trust.as_ref().map(|t| crate::sign::check_stage(t, &chain.dir, stage, &definition));

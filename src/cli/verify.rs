@@ -128,7 +128,7 @@ pub fn run(cx: &Context, args: &Args, out: &mut dyn Write) -> Result<(), Error> 
     let backend = cx.backend()?;
     let store = cx.open_store(LockMode::Exclusive)?;
     let fetch_bars = super::fetch::Bars::new(cx);
-    let selection: Vec<usize> = plan.order.iter().copied().filter(|&i| chain.steps[i].stage <= target).collect();
+    let selection = plan.through(target);
     // Verify compares: it needs two seeds, and every source, or says at
     // once all that is missing.
     let wanted = Wanted { chain: &chain, seeds: &ids, seed_args: &seed_args, at_least: 2, selection: &selection };

@@ -44,7 +44,7 @@
 //! step is in do not enter the digest: none of them changes the bytes a
 //! step produces.
 
-use crate::chain::{Chain, Command, Placement, Source};
+use crate::chain::{Chain, Command, Placement, Source, StepId};
 use crate::hash::Blake3;
 
 /// Version of the sandbox contract (ARCHITECTURE.md §3) that digests are made under.
@@ -81,10 +81,10 @@ impl Canon<'_> {
 }
 
 /// The definition digest of step `id` of `chain`, given the digests of all
-/// steps by index (those of its needs must be filled in). `buf` is scratch
-/// space, reused across calls.
-pub fn definition_digest(chain: &Chain, id: usize, digests: &[Blake3], buf: &mut Vec<u8>) -> Blake3 {
-    let step = &chain.steps[id];
+/// steps by [`StepId::index`] (those of its needs must be filled in). `buf`
+/// is scratch space, reused across calls.
+pub fn definition_digest(chain: &Chain, id: StepId, digests: &[Blake3], buf: &mut Vec<u8>) -> Blake3 {
+    let step = chain.step(id);
     buf.clear();
     let mut c = Canon(buf);
     c.field("format", b"bootstrap-definition-v2");
@@ -129,17 +129,17 @@ pub fn definition_digest(chain: &Chain, id: usize, digests: &[Blake3], buf: &mut
         }
     }
     c.number("source-count", step.sources.len() as u64);
-    for &k in &chain.source_ids[id] {
-        let source = &chain.sources[k];
+    for &k in chain.source_ids_of(id) {
+        let source = chain.source_by_id(k);
         let (content, placement) = pinned_content(source);
         c.field("source-name", source.name.as_bytes());
         c.field("source-content", content.as_bytes());
         c.field("source-placement", placement.as_bytes());
     }
-    let needs = &chain.need_ids[id];
+    let needs = chain.needs_of(id);
     c.number("needs-count", needs.len() as u64);
     for &j in needs {
-        c.field("needs", digests[j].to_string().as_bytes());
+        c.field("needs", digests[j.index()].to_string().as_bytes());
     }
     c.number("output-count", step.outputs.len() as u64);
     for output in &step.outputs {

@@ -16,7 +16,7 @@ use miette::Diagnostic;
 use petgraph::graph::{DiGraph, NodeIndex};
 use thiserror::Error;
 
-use crate::chain::Chain;
+use crate::chain::{Chain, StageId, StepId};
 use crate::hash::Blake3;
 
 pub use digest::{SANDBOX_CONTRACT_VERSION, definition_digest};
@@ -38,12 +38,13 @@ pub struct UnknownTarget {
 pub struct Plan<'c> {
     /// The chain planned.
     pub chain: &'c Chain,
-    /// Edge `a → b` means step `a` needs step `b`; node weights are step indexes.
-    pub graph: DiGraph<usize, ()>,
-    /// Every step index, in execution order.
-    pub order: Vec<usize>,
-    /// Definition digest per step index.
-    pub digests: Vec<Blake3>,
+    /// Edge `a → b` means step `a` needs step `b`; node `i` is the step
+    /// whose [`StepId::index`] is `i`, and holds its id.
+    pub graph: DiGraph<StepId, ()>,
+    /// Every step, in execution order.
+    pub order: Vec<StepId>,
+    /// Definition digest per step, by [`StepId::index`] ([`Plan::digest`]).
+    digests: Vec<Blake3>,
 }
 
 /// How many steps of a selection can run at once ([`Plan::width`]).
@@ -61,27 +62,28 @@ impl<'c> Plan<'c> {
     pub fn new(chain: &'c Chain) -> Self {
         let n = chain.steps.len();
         let mut graph = DiGraph::with_capacity(n, n * 2);
-        for i in 0..n {
+        for i in chain.step_ids() {
             graph.add_node(i);
         }
-        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+        // Per step, by index: the steps that need it, and how many of its
+        // needs are not yet ordered.
+        let mut dependents: Vec<Vec<StepId>> = vec![Vec::new(); n];
         let mut pending: Vec<usize> = vec![0; n];
-        let needs = &chain.need_ids;
-        for (i, ids) in needs.iter().enumerate() {
-            for &j in ids {
-                graph.add_edge(NodeIndex::new(i), NodeIndex::new(j), ());
-                dependents[j].push(i);
-                pending[i] += 1;
+        for i in chain.step_ids() {
+            for &j in chain.needs_of(i) {
+                graph.add_edge(NodeIndex::new(i.index()), NodeIndex::new(j.index()), ());
+                dependents[j.index()].push(i);
+                pending[i.index()] += 1;
             }
         }
-        // Kahn's algorithm, always taking the lowest ready index.
-        let mut ready: BinaryHeap<Reverse<usize>> = (0..n).filter(|&i| pending[i] == 0).map(Reverse).collect();
+        // Kahn's algorithm, always taking the lowest ready id.
+        let mut ready: BinaryHeap<Reverse<StepId>> = chain.step_ids().filter(|i| pending[i.index()] == 0).map(Reverse).collect();
         let mut order = Vec::with_capacity(n);
         while let Some(Reverse(i)) = ready.pop() {
             order.push(i);
-            for &d in &dependents[i] {
-                pending[d] -= 1;
-                if pending[d] == 0 {
+            for &d in &dependents[i.index()] {
+                pending[d.index()] -= 1;
+                if pending[d.index()] == 0 {
                     ready.push(Reverse(d));
                 }
             }
@@ -89,7 +91,7 @@ impl<'c> Plan<'c> {
         let mut digests = vec![Blake3([0; 32]); n];
         let mut buf = Vec::with_capacity(4096);
         for &i in &order {
-            digests[i] = definition_digest(chain, i, &digests, &mut buf);
+            digests[i.index()] = definition_digest(chain, i, &digests, &mut buf);
         }
         Plan { chain, graph, order, digests }
     }
@@ -100,12 +102,12 @@ impl<'c> Plan<'c> {
     /// levels, and the most steps any level holds: with S seeds, at most
     /// S times that many steps ever run at once (what a cluster can keep
     /// busy).
-    pub fn width(&self, selection: &[usize]) -> Width {
+    pub fn width(&self, selection: &[StepId]) -> Width {
         let chain = self.chain;
-        let mut level: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+        let mut level: std::collections::HashMap<StepId, usize> = std::collections::HashMap::new();
         // `selection` is in execution order: needs come first.
         for &i in selection {
-            let l = chain.need_ids[i].iter().filter_map(|j| level.get(j)).max().map_or(0, |m| m + 1);
+            let l = chain.needs_of(i).iter().filter_map(|j| level.get(j)).max().map_or(0, |m| m + 1);
             level.insert(i, l);
         }
         let levels = level.values().max().map_or(0, |m| m + 1);
@@ -123,20 +125,20 @@ impl<'c> Plan<'c> {
     /// its needs (the transitive reduction: the same order of steps, far
     /// fewer lines to draw; a step's root still holds only its direct
     /// needs' layers, which the full list shows).
-    pub fn edges(&self, selection: &[usize], reduce: bool) -> Vec<(usize, usize)> {
+    pub fn edges(&self, selection: &[StepId], reduce: bool) -> Vec<(StepId, StepId)> {
         let chain = self.chain;
         // What each step reaches through its needs, built in execution order.
-        let mut reach: std::collections::HashMap<usize, std::collections::HashSet<usize>> = std::collections::HashMap::new();
+        let mut reach: std::collections::HashMap<StepId, std::collections::HashSet<StepId>> = std::collections::HashMap::new();
         let mut out = Vec::new();
         for &i in selection {
-            let needs = &chain.need_ids[i];
+            let needs = chain.needs_of(i);
             for &n in needs {
                 let implied = reduce && needs.iter().any(|&m| m != n && reach.get(&m).is_some_and(|r| r.contains(&n)));
                 if !implied {
                     out.push((n, i));
                 }
             }
-            let mut r: std::collections::HashSet<usize> = std::collections::HashSet::new();
+            let mut r: std::collections::HashSet<StepId> = std::collections::HashSet::new();
             for &n in needs {
                 r.insert(n);
                 if let Some(rn) = reach.get(&n) {
@@ -151,11 +153,11 @@ impl<'c> Plan<'c> {
     /// The steps to run for `target` (a stage or a step; `None` for the
     /// whole chain), with everything they transitively need, in execution
     /// order.
-    pub fn select(&self, target: Option<&str>) -> Result<Vec<usize>, UnknownTarget> {
+    pub fn select(&self, target: Option<&str>) -> Result<Vec<StepId>, UnknownTarget> {
         let chain = self.chain;
         let Some(target) = target else { return Ok(self.order.clone()) };
-        let roots: Vec<usize> = if let Some(stage) = chain.stage_id(target) {
-            (0..chain.steps.len()).filter(|&i| chain.steps[i].stage == stage).collect()
+        let roots: Vec<StepId> = if let Some(stage) = chain.stage_id(target) {
+            chain.steps_in(stage).collect()
         } else if let Some(step) = chain.step_id(target) {
             vec![step]
         } else {
@@ -169,23 +171,39 @@ impl<'c> Plan<'c> {
         let mut wanted = vec![false; chain.steps.len()];
         let mut stack = roots;
         while let Some(i) = stack.pop() {
-            if std::mem::replace(&mut wanted[i], true) {
+            if std::mem::replace(&mut wanted[i.index()], true) {
                 continue;
             }
-            stack.extend(self.graph.neighbors(NodeIndex::new(i)).map(|n| n.index()));
+            stack.extend(self.graph.neighbors(NodeIndex::new(i.index())).map(|n| self.graph[n]));
         }
-        Ok(self.order.iter().copied().filter(|&i| wanted[i]).collect())
+        Ok(self.order.iter().copied().filter(|i| wanted[i.index()]).collect())
+    }
+
+    /// The definition digest of step `id`.
+    pub fn digest(&self, id: StepId) -> Blake3 {
+        self.digests[id.index()]
+    }
+
+    /// The steps of stages up to and including `last`, in execution order
+    /// (what verifying or re-rooting through `last` runs).
+    pub fn through(&self, last: StageId) -> Vec<StepId> {
+        self.order.iter().copied().filter(|&i| self.chain.step(i).stage <= last).collect()
+    }
+
+    /// The steps of stage `stage`, in execution order.
+    pub fn in_stage(&self, stage: StageId) -> Vec<StepId> {
+        self.order.iter().copied().filter(|&i| self.chain.step(i).stage == stage).collect()
     }
 }
 
-/// The index of the stage called `name`, for commands that take a stage
-/// (not a step): a step's name points to its stage, anything else to a close
-/// stage name or the list of stages.
-pub fn stage_target(chain: &Chain, name: &str) -> Result<usize, UnknownTarget> {
+/// The stage called `name`, for commands that take a stage (not a step): a
+/// step's name points to its stage, anything else to a close stage name or
+/// the list of stages.
+pub fn stage_target(chain: &Chain, name: &str) -> Result<StageId, UnknownTarget> {
     chain.stage_id(name).ok_or_else(|| {
         let stages = || chain.stages().iter().map(|s| s.name.as_str());
         let help = match chain.step_id(name) {
-            Some(i) => format!("`{name}` is a step; name its stage: `{}`", chain.stages()[chain.steps[i].stage].name),
+            Some(i) => format!("`{name}` is a step; name its stage: `{}`", chain.stage(chain.step(i).stage).name),
             None => crate::chain::diag::did_you_mean(name, stages())
                 .unwrap_or_else(|| format!("the stages are {}", stages().collect::<Vec<_>>().join(", "))),
         };
@@ -194,11 +212,11 @@ pub fn stage_target(chain: &Chain, name: &str) -> Result<usize, UnknownTarget> {
 }
 
 /// The sources the given steps mount, in declaration order, each once.
-pub fn sources_of<'c>(chain: &'c Chain, steps: &[usize]) -> Vec<&'c crate::chain::Source> {
+pub fn sources_of<'c>(chain: &'c Chain, steps: &[StepId]) -> Vec<&'c crate::chain::Source> {
     let mut used = vec![false; chain.sources.len()];
     for &i in steps {
-        for &k in &chain.source_ids[i] {
-            used[k] = true;
+        for &k in chain.source_ids_of(i) {
+            used[k.index()] = true;
         }
     }
     chain.sources.iter().zip(used).filter(|(_, u)| *u).map(|(s, _)| s).collect()

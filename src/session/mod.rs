@@ -261,8 +261,8 @@ impl Session {
         seed: &crate::build::SeedRoot,
         sources: std::collections::BTreeMap<String, crate::build::ReadySource>,
         events: &dyn crate::build::Events,
-        selection: &[usize],
-    ) -> Result<Vec<(usize, crate::build::Outcome)>, crate::build::BuildError> {
+        selection: &[crate::chain::StepId],
+    ) -> Result<Vec<(crate::chain::StepId, crate::build::Outcome)>, crate::build::BuildError> {
         let build = crate::build::Build {
             chain: run.chain,
             plan: run.plan,
@@ -287,7 +287,7 @@ impl Session {
     pub fn verify<'a>(
         &self,
         run: Run<'a>,
-        target: usize,
+        target: crate::chain::StageId,
         seeds: &'a [crate::build::SeedRoot],
         sources: &std::collections::BTreeMap<String, crate::build::ReadySource>,
         events: &[&'a dyn crate::build::Events],

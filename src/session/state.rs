@@ -125,7 +125,7 @@ impl Session {
         let trust = trust.filter(|t| !t.rules.is_empty());
         let mut blocker: Option<Locked> = None;
         let mut states = Vec::new();
-        for (i, s) in chain.stages().iter().enumerate() {
+        for (i, s) in chain.stage_ids().zip(chain.stages()) {
             let receipt = stage::read_receipt(&self.state, &s.name);
             let definition = stage::stage_digest(chain, plan, i);
             let verification = verification(receipt.as_ref(), &definition, |o| crate::store::check_layer_unlocked(&self.state, o));

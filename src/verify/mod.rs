@@ -26,7 +26,7 @@ use miette::Diagnostic;
 use thiserror::Error;
 
 use crate::build::{Build, BuildError, Outcome, request, schedule};
-use crate::chain::Chain;
+use crate::chain::{Chain, StageId, StepId};
 use crate::chain::trust::Trust;
 use crate::hash::Blake3;
 use crate::plan::Plan;
@@ -144,20 +144,20 @@ impl Verifier<'_> {
         self.lineages.iter().any(|l| l.rebuild)
     }
 
-    /// Verifies stages `0..=target` in order, stopping at the first that is
-    /// not verified.
-    pub fn verify(&self, target: usize, progress: &dyn Progress) -> Result<Report, VerifyError> {
+    /// Verifies the stages up to and including `target` in order, stopping
+    /// at the first that is not verified.
+    pub fn verify(&self, target: StageId, progress: &dyn Progress) -> Result<Report, VerifyError> {
         let chain = self.chain;
         // Outputs of verified steps, per seed.
-        let verified: Mutex<HashMap<usize, Vec<Blake3>>> = Mutex::default();
+        let verified: Mutex<HashMap<StepId, Vec<Blake3>>> = Mutex::default();
         let host = crate::machine::kernel();
         let mut report = Report { stages: Vec::new(), locked: Vec::new(), signatures: Vec::new() };
         // Read once, and only when some stage has a receipt to trust.
         let layers = OnceLock::new();
         let seeds: Vec<SeedEntry> =
             self.lineages.iter().map(|b| SeedEntry { name: b.seed.name.clone(), digest: b.seed.digest }).collect();
-        for stage in 0..=target {
-            let name = &chain.stages()[stage].name;
+        for stage in chain.stage_ids().take_while(|&s| s <= target) {
+            let name = &chain.stage(stage).name;
             if report.verdict() != Verdict::Verified || report.unsigned().is_some() {
                 report.locked.push(name.clone());
                 continue;
@@ -189,11 +189,12 @@ impl Verifier<'_> {
                 continue;
             }
             let snap = Snapshot::read(&chain.dir, name)?;
-            let selection: Vec<usize> = self.plan.order.iter().copied().filter(|&i| chain.steps[i].stage == stage).collect();
+            let selection: Vec<StepId> = self.plan.in_stage(stage);
             progress.stage(name, selection.len());
-            let pos: HashMap<usize, usize> = selection.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+            // The scheduler works on positions in `selection`, not on ids.
+            let pos: HashMap<StepId, usize> = selection.iter().enumerate().map(|(p, &i)| (i, p)).collect();
             let needs: Vec<Vec<usize>> =
-                selection.iter().map(|&i| chain.need_ids[i].iter().filter_map(|j| pos.get(j).copied()).collect()).collect();
+                selection.iter().map(|&i| chain.needs_of(i).iter().filter_map(|j| pos.get(j).copied()).collect()).collect();
             let done = schedule::run(
                 &needs,
                 self.jobs,
@@ -220,7 +221,7 @@ impl Verifier<'_> {
                             .filter(|&&q| steps[q].verdict != Verdict::Verified)
                             .map(|&q| format!("needs `{}`, which is {}", steps[q].step, steps[q].verdict.as_str()))
                             .collect();
-                        StepEntry { step: chain.steps[selection[p]].name.clone(), verdict: Verdict::Blocked, reasons, runs: Vec::new() }
+                        StepEntry { step: chain.step(selection[p]).name.clone(), verdict: Verdict::Blocked, reasons, runs: Vec::new() }
                     }
                 };
                 steps.push(entry);
@@ -320,18 +321,18 @@ impl Verifier<'_> {
     /// Runs step `id` on every seed at once and judges the results.
     fn unit(
         &self,
-        id: usize,
-        verified: &Mutex<HashMap<usize, Vec<Blake3>>>,
+        id: StepId,
+        verified: &Mutex<HashMap<StepId, Vec<Blake3>>>,
         host: &(String, String),
         snap: Option<&Snapshot>,
         progress: &dyn Progress,
     ) -> Result<Unit, BuildError> {
         let chain = self.chain;
-        let step = &chain.steps[id];
-        let per_seed_needs: Vec<Vec<(usize, Blake3)>> = {
+        let step = chain.step(id);
+        let per_seed_needs: Vec<Vec<(StepId, Blake3)>> = {
             let v = verified.lock().map_err(|_| crate::exec::ExecError::Internal("a verify thread panicked".into()))?;
             (0..self.lineages.len())
-                .map(|s| chain.need_ids[id].iter().filter_map(|&j| v.get(&j).and_then(|o| o.get(s)).map(|d| (j, *d))).collect())
+                .map(|s| chain.needs_of(id).iter().filter_map(|&j| v.get(&j).and_then(|o| o.get(s)).map(|d| (j, *d))).collect())
                 .collect()
         };
         let results: Vec<Result<Outcome, BuildError>> = std::thread::scope(|scope| {
@@ -381,8 +382,8 @@ impl Verifier<'_> {
     }
 
     /// The verdict of a step from its outcome on every seed.
-    fn judge(&self, id: usize, outcomes: &[Outcome], snap: Option<&Snapshot>) -> (Verdict, Vec<String>) {
-        let step = &self.chain.steps[id];
+    fn judge(&self, id: StepId, outcomes: &[Outcome], snap: Option<&Snapshot>) -> (Verdict, Vec<String>) {
+        let step = self.chain.step(id);
         let seed = |s: usize| &self.lineages[s].seed.name;
         let failed: Vec<String> = outcomes
             .iter()
@@ -426,7 +427,7 @@ impl Verifier<'_> {
         {
             reasons.push(format!(
                 "snapshots/{}.kdl has {} but the seeds agreed on {tree}",
-                self.chain.stages()[step.stage].name,
+                self.chain.stage(step.stage).name,
                 pinned.tree
             ));
         }

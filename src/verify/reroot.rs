@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::build::Outcome;
-use crate::chain::Chain;
+use crate::chain::{Chain, StageId, StepId};
 use crate::hash::Blake3;
 use crate::sign::StageSignatures;
 use crate::store::receipt::FileRecord;
@@ -135,14 +135,14 @@ fn differences(files: &[FileRecord], entries: &[SnapshotEntry]) -> Vec<FileDiff>
 /// with its snapshot and signatures (`None`: the chain has no rules).
 pub fn compare_stage(
     chain: &Chain,
-    stage: usize,
-    outcomes: &[(usize, Outcome)],
+    stage: StageId,
+    outcomes: &[(StepId, Outcome)],
     snapshot: Option<&Snapshot>,
     signatures: Option<StageSignatures>,
 ) -> StageCompare {
     let mut steps = Vec::new();
-    for (id, o) in outcomes.iter().filter(|(id, _)| chain.steps[*id].stage == stage) {
-        let name = &chain.steps[*id].name;
+    for (id, o) in outcomes.iter().filter(|(id, _)| chain.step(*id).stage == stage) {
+        let name = &chain.step(*id).name;
         let pinned = snapshot.and_then(|s| s.step(name));
         let output = o.output();
         let agrees = pinned.is_some_and(|p| Some(p.tree) == output);
@@ -163,5 +163,5 @@ pub fn compare_stage(
     } else {
         Convergence::Converged
     };
-    StageCompare { stage: chain.stages()[stage].name.clone(), result, signatures, steps }
+    StageCompare { stage: chain.stage(stage).name.clone(), result, signatures, steps }
 }

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::chain::Chain;
+use crate::chain::{Chain, StageId};
 use crate::hash::Blake3;
 use crate::plan::Plan;
 use crate::plan::digest::Canon;
@@ -28,17 +28,15 @@ use crate::store::{LayerState, Store, StoreError};
 /// The `format` of stage receipts.
 pub const STAGE_RECEIPT_FORMAT: &str = "bootstrap-stage-receipt-v1";
 
-/// The definition digest of stage `stage` (an index into the chain's stages).
-pub fn stage_digest(chain: &Chain, plan: &Plan<'_>, stage: usize) -> Blake3 {
-    let mut steps: Vec<(&str, String)> = (0..chain.steps.len())
-        .filter(|&i| chain.steps[i].stage == stage)
-        .map(|i| (chain.steps[i].name.as_str(), plan.digests[i].to_string()))
-        .collect();
+/// The definition digest of stage `stage`.
+pub fn stage_digest(chain: &Chain, plan: &Plan<'_>, stage: StageId) -> Blake3 {
+    let mut steps: Vec<(&str, String)> =
+        chain.steps_in(stage).map(|i| (chain.step(i).name.as_str(), plan.digest(i).to_string())).collect();
     steps.sort();
     let mut buf = Vec::new();
     let mut c = Canon(&mut buf);
     c.field("format", b"bootstrap-stage-v1");
-    c.field("stage", chain.stages()[stage].name.as_bytes());
+    c.field("stage", chain.stage(stage).name.as_bytes());
     c.number("step-count", steps.len() as u64);
     for (name, digest) in steps {
         c.field("step", name.as_bytes());
@@ -51,7 +49,7 @@ pub fn stage_digest(chain: &Chain, plan: &Plan<'_>, stage: usize) -> Blake3 {
 /// not part of definition digests, yet change verdicts): fields `format` =
 /// `bootstrap-pins-v1`, then per step sorted by name `step`, and per pinned
 /// output in order `output` and `sha256`.
-pub fn pins_digest(chain: &Chain, stage: usize) -> String {
+pub fn pins_digest(chain: &Chain, stage: StageId) -> String {
     let mut steps: Vec<&crate::chain::model::Step> = chain.steps.iter().filter(|s| s.stage == stage).collect();
     steps.sort_by(|a, b| a.name.cmp(&b.name));
     let mut buf = Vec::new();
