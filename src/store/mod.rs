@@ -18,6 +18,8 @@
 //! cache/parse/                  the chain parse cache (see `chain::cache`)
 //! cache/stages/<stage>.bin       binary twins of the stage receipts (see `verify::stage`)
 //! settings.kdl                  remembered seed locations and distfiles directories (`chain::settings`), with a .gitignore
+//! worker-blobs/<sha256 hex>[.x]   `bootstrap worker`: files the server sent, by content (`.x`: executable)
+//! worker-roots/<n>/             `bootstrap worker`: input roots kept between leases (emptied when a worker starts)
 //! ```
 //!
 //! Every object is written under `tmp/`, fsynced, and renamed to its final
@@ -168,6 +170,16 @@ impl Store {
             }
         }
         Ok(names)
+    }
+
+    /// `bootstrap worker`'s cache of the files its server sent, by content.
+    pub fn worker_blobs(&self) -> PathBuf {
+        self.root.join("worker-blobs")
+    }
+
+    /// `bootstrap worker`'s input roots kept between leases.
+    pub fn worker_roots(&self) -> PathBuf {
+        self.root.join("worker-roots")
     }
 
     /// The temporary directory; same filesystem as the objects, so renames are atomic.

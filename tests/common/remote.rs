@@ -30,10 +30,15 @@ pub fn server() -> Option<(String, String)> {
 /// directory, serving `properties`; it is killed when the test process
 /// ends (its parent-death signal is set from a thread that never ends).
 pub fn worker(properties: &[&str]) -> Child {
+    worker_at(&tempfile::tempdir().unwrap().keep(), properties)
+}
+
+/// [`worker`] with its state directory at `state`.
+pub fn worker_at(state: &std::path::Path, properties: &[&str]) -> Child {
     let (url, instance) = server().expect("a server");
-    let state = tempfile::tempdir().unwrap().keep();
+    std::fs::create_dir_all(state).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
-    cmd.args(["--state"]).arg(&state).args(["--remote", &url, "--remote-instance", &instance, "worker"]);
+    cmd.args(["--state"]).arg(state).args(["--remote", &url, "--remote-instance", &instance, "worker"]);
     for p in properties {
         cmd.args(["--property", p]);
     }

@@ -280,38 +280,6 @@ fn batches<T>(items: Vec<T>, size: impl Fn(&T) -> i64) -> Vec<Vec<T>> {
     out
 }
 
-impl Cas {
-    /// Every directory of the tree under `root` (the server's `GetTree`),
-    /// by digest, each checked against its digest.
-    pub async fn tree(&self, root: &re::Digest) -> Result<std::collections::HashMap<String, re::Directory>, CasError> {
-        let mut out = std::collections::HashMap::new();
-        let mut token = String::new();
-        loop {
-            let req = re::GetTreeRequest { instance_name: self.instance.clone(), root_digest: Some(root.clone()), page_size: 0, page_token: token.clone(), digest_function: 0 };
-            let mut stream = match retry(|| { let mut c = self.cas.clone(); let a = req.clone(); async move { c.get_tree(a).await } }).await {
-                Ok(s) => s.into_inner(),
-                Err(s) if s.code() == tonic::Code::NotFound => return Err(CasError::Missing(show(root))),
-                Err(s) => return Err(s.into()),
-            };
-            let mut next = String::new();
-            while let Some(page) = stream.message().await? {
-                for d in page.directories {
-                    out.insert(super::merkle::message(&d).0.hash, d);
-                }
-                next = page.next_page_token;
-            }
-            if next.is_empty() {
-                break;
-            }
-            token = next;
-        }
-        if !out.contains_key(&root.hash) && root.size_bytes != 0 {
-            return Err(CasError::Missing(show(root)));
-        }
-        Ok(out)
-    }
-}
-
 fn read(blob: &Blob) -> Result<Vec<u8>, CasError> {
     match blob {
         Blob::Bytes(b) => Ok(b.clone()),

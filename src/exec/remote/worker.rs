@@ -4,15 +4,18 @@
 //! same contract as on this machine: no network, no host paths, its own
 //! namespaces, only its outputs kept.
 //!
-//! One lease at a time. For each: the action (in the lease, or by digest),
-//! its command and input root are read from the CAS (every blob checked
-//! against its digest; files kept in a cache under the state directory and
-//! hard-linked into each root); the input root becomes the step's root
-//! directory; the command runs as the step's one command, with the
-//! action's environment, working directory, output paths, timeout and the
-//! hostname of its `bootstrap-hostname` property; the log and the outputs
-//! go back to the CAS and the `ActionResult` into the lease. While a step
-//! runs the session is kept alive, so the server does not give it away.
+//! One lease at a time per slot (`--jobs` slots, one bot session each).
+//! For each: the action (in the lease, or by digest), its command and
+//! input root are read from the CAS (every blob checked against its
+//! digest; directories kept in memory, files in a cache under the state
+//! directory); the input root is made on disk by changing the kept root
+//! that shares the most with it ([`Roots`]: the previous step of the same
+//! lineage, usually) and becomes the step's read-only root directory; the
+//! command runs as the step's one command, with the action's environment,
+//! working directory, output paths, timeout and the hostname of its
+//! `bootstrap-hostname` property; the log and the outputs go back to the
+//! CAS and the `ActionResult` into the lease. While a step runs the
+//! session is kept alive, so the server does not give it away.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -83,10 +86,12 @@ pub fn serve(opts: &WorkerOptions, local: &LocalBackend, store: &Store, cancel: 
     let rt = super::runtime()?;
     let channel = super::channel(&rt, &opts.endpoint)?;
     let cas = Cas::new(channel.clone(), &opts.instance);
-    let blobs = store.root().join("worker-blobs");
+    let blobs = store.worker_blobs();
     fs::create_dir_all(&blobs).map_err(|e| ExecError::Io { what: format!("create {}", blobs.display()), message: e.to_string() })?;
     let slots = opts.slots.max(1);
-    let shared = Shared { opts, local, store, cancel, say, rt: &rt, channel: &channel, cas: &cas, blobs: &blobs };
+    let dirs = DirCache::default();
+    let roots = Roots::new(store.worker_roots(), slots + 2);
+    let shared = Shared { opts, local, store, cancel, say, rt: &rt, channel: &channel, cas: &cas, blobs: &blobs, dirs: &dirs, roots: &roots };
     // One bot session per slot, each taking one lease at a time.
     let results: Vec<Result<(), ExecError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..slots)
@@ -112,6 +117,9 @@ pub fn serve(opts: &WorkerOptions, local: &LocalBackend, store: &Store, cancel: 
     first
 }
 
+/// The lease a slot runs: its id, its thread, and word from it when it ends.
+type Running<'s> = (String, std::thread::ScopedJoinHandle<'s, Result<Done, ExecError>>, tokio::sync::oneshot::Receiver<()>);
+
 /// What every slot of a worker shares.
 struct Shared<'a> {
     opts: &'a WorkerOptions,
@@ -123,13 +131,76 @@ struct Shared<'a> {
     channel: &'a tonic::transport::Channel,
     cas: &'a Cas,
     blobs: &'a Path,
+    dirs: &'a DirCache,
+    roots: &'a Roots,
+}
+
+/// The directories of input roots seen so far, by digest, each checked
+/// against it: the roots of one lineage's steps share nearly all of them
+/// (the seed's), so a lease asks the server only for the few it has not
+/// seen, not for its whole tree again.
+#[derive(Default)]
+struct DirCache(std::sync::Mutex<HashMap<String, re::Directory>>);
+
+/// How many directories [`DirCache`] keeps before it starts over.
+const DIR_CACHE_MAX: usize = 200_000;
+
+impl DirCache {
+    /// Every directory of the tree under `root`, by digest: from the
+    /// cache, the rest read from the CAS a level at a time.
+    async fn tree(&self, cas: &Cas, root: &re::Digest) -> Result<Tree, CasError> {
+        let poisoned = || CasError::Io("the worker's directory cache is poisoned".into());
+        let mut out: HashMap<String, re::Directory> = HashMap::new();
+        let mut level = vec![root.clone()];
+        while !level.is_empty() {
+            let mut unknown = Vec::new();
+            {
+                let known = self.0.lock().map_err(|_| poisoned())?;
+                for d in level.drain(..) {
+                    match known.get(&d.hash) {
+                        Some(dir) => {
+                            out.insert(d.hash.clone(), dir.clone());
+                        }
+                        None => unknown.push(d),
+                    }
+                }
+            }
+            let mut read = Vec::new();
+            cas.read_each(unknown, |d, bytes| {
+                let dir = re::Directory::decode(bytes.as_slice()).map_err(|e| CasError::Corrupt(format!("{} is not a directory: {e}", super::cas::show(d))))?;
+                read.push((d.hash.clone(), dir));
+                Ok(())
+            })
+            .await?;
+            let mut known = self.0.lock().map_err(|_| poisoned())?;
+            if known.len() + read.len() > DIR_CACHE_MAX {
+                known.clear();
+            }
+            let mut next = Vec::new();
+            for (hash, dir) in read {
+                known.insert(hash.clone(), dir.clone());
+                out.insert(hash, dir);
+            }
+            drop(known);
+            // The next level: subdirectories not yet in hand.
+            for d in out.values() {
+                for c in d.directories.iter().filter_map(|c| c.digest.as_ref()) {
+                    if !out.contains_key(&c.hash) && !next.iter().any(|n: &re::Digest| n.hash == c.hash) {
+                        next.push(c.clone());
+                    }
+                }
+            }
+            level = next;
+        }
+        Ok(Tree { root: root.hash.clone(), dirs: out })
+    }
 }
 
 impl Shared<'_> {
     /// One bot session, serving leases one at a time until cancelled.
     fn session(&self, bot_id: &str) -> Result<(), ExecError> {
         let (opts, local, store, cancel, say, rt, cas) = (self.opts, self.local, self.store, self.cancel, self.say, self.rt, self.cas);
-        let (channel, blobs) = (self.channel, self.blobs.to_path_buf());
+        let (channel, blobs, dirs, roots) = (self.channel, self.blobs.to_path_buf(), self.dirs, self.roots);
         let err = |what: &str, e: &tonic::Status| remote_err(&opts.endpoint, what, status_text(e));
         let mut props: Vec<(String, String)> = super::PLATFORM.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         props.extend(opts.properties.iter().cloned());
@@ -157,8 +228,7 @@ impl Shared<'_> {
             .map_err(|e| err("start a bot session", &e))?
             .into_inner();
             say(&format!("worker {}: serving instance `{}` of {} as {}", bot_id, opts.instance, opts.endpoint, session.name));
-            // The lease running, its thread, and word from it when it ends.
-            let mut running: Option<(String, std::thread::ScopedJoinHandle<'_, Result<Done, ExecError>>, tokio::sync::oneshot::Receiver<()>)> = None;
+            let mut running: Option<Running<'_>> = None;
             let mut done: HashMap<String, Done> = HashMap::new();
             loop {
                 if cancel.is_cancelled() {
@@ -200,7 +270,7 @@ impl Shared<'_> {
                                 say(&format!("worker {bot_id}: running lease {}", lease.id));
                                 let (ended, ends) = tokio::sync::oneshot::channel();
                                 let thread = scope.spawn(move || {
-                                    let done = handle.block_on(run_lease(&endpoint, &cas, local, store, &blobs, payload));
+                                    let done = handle.block_on(run_lease(&endpoint, &cas, dirs, roots, local, store, &blobs, payload));
                                     let _ = ended.send(());
                                     done
                                 });
@@ -250,7 +320,8 @@ impl Shared<'_> {
 }
 
 /// Runs one lease's action: its result, or why it could not be run.
-async fn run_lease(endpoint: &str, cas: &Cas, local: &LocalBackend, store: &Store, blobs: &Path, payload: Option<prost_types::Any>) -> Result<Done, ExecError> {
+#[allow(clippy::too_many_arguments)]
+async fn run_lease(endpoint: &str, cas: &Cas, known: &DirCache, roots: &Roots, local: &LocalBackend, store: &Store, blobs: &Path, payload: Option<prost_types::Any>) -> Result<Done, ExecError> {
     let cas_err = |what: &str, e: CasError| remote_err(endpoint, what, e);
     let started = std::time::Instant::now();
     let payload = payload.ok_or_else(|| remote_err(endpoint, "read a lease", "it carries no action"))?;
@@ -267,15 +338,15 @@ async fn run_lease(endpoint: &str, cas: &Cas, local: &LocalBackend, store: &Stor
     let command = re::Command::decode(cas.read(&cd).await.map_err(|e| cas_err("read the action's command", e))?.as_slice())
         .map_err(|e| remote_err(endpoint, "read the action's command", e))?;
     let root_digest = action.input_root_digest.clone().unwrap_or_default();
-    let dirs = match cas.tree(&root_digest).await {
+    let tree = match known.tree(cas, &root_digest).await {
         Ok(d) => d,
         Err(CasError::Missing(m)) => {
             return Ok(Done { phases: String::new(), result: re::ActionResult::default(), status: failed(tonic::Code::FailedPrecondition, format!("the input root lacks {m}")) });
         }
         Err(e) => return Err(cas_err("read the action's input root", e)),
     };
-    let root = store.temp_dir()?;
-    if let Err(e) = materialize(cas, &dirs, &root_digest, root.path(), blobs).await {
+    let root = roots.take(&tree).map_err(|e| cas_err("keep the action's input root", e))?;
+    if let Err(e) = root.become_tree(cas, &tree, blobs).await {
         return match e {
             CasError::Missing(m) => Ok(Done { phases: String::new(), result: re::ActionResult::default(), status: failed(tonic::Code::FailedPrecondition, format!("the input root lacks {m}")) }),
             e => Err(cas_err("write the action's input root", e)),
@@ -301,7 +372,7 @@ async fn run_lease(endpoint: &str, cas: &Cas, local: &LocalBackend, store: &Stor
     let env: BTreeMap<String, String> = command.environment_variables.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
     let timeout = action.timeout.map_or(DEFAULT_TIMEOUT, |t| Duration::from_secs(t.seconds.max(1) as u64));
     let req = StepRequest {
-        root: Root::Dir(root.path().to_path_buf()),
+        root: Root::Dir(root.path.clone()),
         sources: Vec::new(),
         layers: Vec::new(),
         commands: vec![command.arguments.clone()],
@@ -317,7 +388,7 @@ async fn run_lease(endpoint: &str, cas: &Cas, local: &LocalBackend, store: &Stor
     };
     let ran = local.run(&req, store, &NoEcho)?;
     let executed = started.elapsed();
-    drop(root);
+    roots.put(root, tree);
     let mut result = re::ActionResult::default();
     let log = fs::read(store.log_path(&ran.log)).map_err(|e| ExecError::Io { what: "read the step's log".into(), message: e.to_string() })?;
     let log_digest = super::merkle::digest(&log);
@@ -408,68 +479,216 @@ fn tree_of(dir: &Path, upload: &mut BTreeMap<String, (re::Digest, Blob)>) -> Res
     Ok(re::Tree { root: Some(root), children })
 }
 
-/// Writes the tree `root` (its directories in `dirs`) at `to`: files
-/// hard-linked from the blob cache `blobs`, the missing ones first read
-/// from the CAS all together ([`Cas::read_each`]).
-async fn materialize(cas: &Cas, dirs: &HashMap<String, re::Directory>, root: &re::Digest, to: &Path, blobs: &Path) -> Result<(), CasError> {
-    let io = |p: &Path, e: std::io::Error| CasError::Io(format!("{}: {e}", p.display()));
-    // The empty directory is every server's without being stored.
-    let empty = re::Directory::default();
-    let empty_hash = super::merkle::digest(&[]).hash;
-    let dir = |hash: &str| if hash == empty_hash { Ok(&empty) } else { dirs.get(hash).ok_or_else(|| CasError::Missing(hash.to_string())) };
-    let cached = |f: &re::FileNode| blobs.join(format!("{}{}", f.digest.as_ref().map_or("", |d| d.hash.as_str()), if f.is_executable { ".x" } else { "" }));
-    // Every file node of the tree the cache lacks (once per digest and mode).
-    let mut wanted: HashMap<String, bool> = HashMap::new();
-    let mut fetch = Vec::new();
-    let mut stack = vec![root.hash.clone()];
-    while let Some(hash) = stack.pop() {
-        let d = dir(&hash)?;
-        for f in &d.files {
-            let digest = f.digest.clone().unwrap_or_default();
-            let key = format!("{}{}", digest.hash, if f.is_executable { ".x" } else { "" });
-            if !wanted.contains_key(&key) && !cached(f).exists() {
-                wanted.insert(key, f.is_executable);
-                fetch.push(digest);
-            }
-        }
-        stack.extend(d.directories.iter().map(|c| c.digest.as_ref().map(|d| d.hash.clone()).unwrap_or_default()));
+/// The directories of one input root, by digest (the empty one always
+/// among them: servers need not store it).
+struct Tree {
+    root: String,
+    dirs: HashMap<String, re::Directory>,
+}
+
+impl Tree {
+    fn empty() -> Tree {
+        Tree { root: super::merkle::digest(&[]).hash, dirs: HashMap::new() }
     }
-    let tag = format!("{}.{:?}", std::process::id(), std::thread::current().id());
-    cas.read_each(fetch, |d, bytes| {
-        for exec in [false, true] {
-            let key = format!("{}{}", d.hash, if exec { ".x" } else { "" });
-            if !wanted.contains_key(&key) {
+
+    fn get(&self, hash: &str) -> Option<std::borrow::Cow<'_, re::Directory>> {
+        match self.dirs.get(hash) {
+            Some(d) => Some(std::borrow::Cow::Borrowed(d)),
+            None if hash == super::merkle::digest(&[]).hash => Some(std::borrow::Cow::Owned(re::Directory::default())),
+            None => None,
+        }
+    }
+}
+
+/// Input roots kept between leases (under the state directory), each with
+/// the tree it holds, so that the next lease of the same lineage changes
+/// only what differs (its new sources and layers) instead of linking the
+/// whole seed again: thousands of files, a tenth of a second and more per
+/// step. A root is only ever a read-only lower layer of the step's
+/// overlay, so what is on disk stays the tree it was made as.
+struct Roots {
+    dir: PathBuf,
+    keep: usize,
+    free: std::sync::Mutex<Vec<(PathBuf, Tree)>>,
+    made: std::sync::atomic::AtomicU64,
+}
+
+/// A root one lease holds; removed from disk if it is not given back.
+struct Held {
+    path: PathBuf,
+    tree: Tree,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+impl Roots {
+    /// The roots under `dir`, at most `keep` kept; what a previous worker
+    /// left there is removed (its trees are not known).
+    fn new(dir: PathBuf, keep: usize) -> Roots {
+        let _ = fs::remove_dir_all(&dir);
+        Roots { dir, keep, free: std::sync::Mutex::default(), made: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// The kept root sharing the most directories with `want`, or a new
+    /// empty one.
+    fn take(&self, want: &Tree) -> Result<Held, CasError> {
+        let mut free = self.free.lock().map_err(|_| CasError::Io("the worker's root pool is poisoned".into()))?;
+        let shared = |t: &Tree| want.dirs.keys().filter(|h| t.dirs.contains_key(*h)).count();
+        let best = free.iter().enumerate().map(|(i, (_, t))| (shared(t), i)).filter(|(n, _)| *n > 0).max();
+        if let Some((_, i)) = best {
+            let (path, tree) = free.remove(i);
+            return Ok(Held { path, tree });
+        }
+        drop(free);
+        let n = self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = self.dir.join(n.to_string());
+        fs::create_dir_all(&path).map_err(|e| CasError::Io(format!("{}: {e}", path.display())))?;
+        Ok(Held { path, tree: Tree::empty() })
+    }
+
+    /// Gives `held` back, now holding `tree`; the oldest root beyond
+    /// `keep` is removed.
+    fn put(&self, mut held: Held, tree: Tree) {
+        let path = std::mem::take(&mut held.path);
+        let Ok(mut free) = self.free.lock() else {
+            let _ = fs::remove_dir_all(&path);
+            return;
+        };
+        free.push((path, tree));
+        let over = free.len().saturating_sub(self.keep);
+        let extra: Vec<PathBuf> = free.drain(..over).map(|(p, _)| p).collect();
+        drop(free);
+        for p in extra {
+            let _ = fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// One entry of a directory, as a root on disk holds it.
+#[derive(PartialEq)]
+enum Entry<'a> {
+    File(&'a str, bool),
+    Link(&'a str),
+    Dir(&'a str),
+}
+
+fn entries(d: &re::Directory) -> Result<BTreeMap<&str, Entry<'_>>, CasError> {
+    let bad = |what: &str, name: &str| CasError::Corrupt(format!("a {what} named {name:?}"));
+    let mut out = BTreeMap::new();
+    for f in &d.files {
+        let name = super::plain(&f.name).ok_or_else(|| bad("file", &f.name))?;
+        out.insert(name, Entry::File(f.digest.as_ref().map_or("", |d| d.hash.as_str()), f.is_executable));
+    }
+    for l in &d.symlinks {
+        out.insert(super::plain(&l.name).ok_or_else(|| bad("symlink", &l.name))?, Entry::Link(&l.target));
+    }
+    for c in &d.directories {
+        out.insert(super::plain(&c.name).ok_or_else(|| bad("directory", &c.name))?, Entry::Dir(c.digest.as_ref().map_or("", |d| d.hash.as_str())));
+    }
+    Ok(out)
+}
+
+/// The blob cache's file for content `hash`, executable or not.
+fn cached(blobs: &Path, hash: &str, exec: bool) -> PathBuf {
+    blobs.join(format!("{hash}{}", if exec { ".x" } else { "" }))
+}
+
+impl Held {
+    /// Makes this root hold `tree`: the blobs the cache lacks read from the
+    /// CAS all together ([`Cas::read_each`]), then every directory that
+    /// differs from what the root holds changed in place (files hard-linked
+    /// from the cache `blobs`); a directory the same as before is not
+    /// looked into. On failure the root is left to be removed.
+    async fn become_tree(&self, cas: &Cas, tree: &Tree, blobs: &Path) -> Result<(), CasError> {
+        let io = |p: &Path, e: std::io::Error| CasError::Io(format!("{}: {e}", p.display()));
+        // The files the cache lacks, in directories the old tree did not
+        // have (its files were all cached when it was made).
+        let mut wanted: HashMap<String, bool> = HashMap::new();
+        let mut fetch = Vec::new();
+        let mut stack = vec![tree.root.clone()];
+        while let Some(hash) = stack.pop() {
+            if self.tree.dirs.contains_key(&hash) {
                 continue;
             }
-            let tmp = blobs.join(format!(".{key}.{tag}"));
-            fs::write(&tmp, &bytes).map_err(|e| io(&tmp, e))?;
-            fs::set_permissions(&tmp, fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 })).map_err(|e| io(&tmp, e))?;
-            let to = blobs.join(&key);
-            fs::rename(&tmp, &to).map_err(|e| io(&to, e))?;
+            let d = tree.get(&hash).ok_or_else(|| CasError::Missing(hash.clone()))?;
+            for f in &d.files {
+                let digest = f.digest.clone().unwrap_or_default();
+                let file = cached(blobs, &digest.hash, f.is_executable);
+                let key = file.to_string_lossy().into_owned();
+                if !wanted.contains_key(&key) && !file.exists() {
+                    wanted.insert(key, f.is_executable);
+                    fetch.push(digest);
+                }
+            }
+            stack.extend(d.directories.iter().map(|c| c.digest.as_ref().map(|d| d.hash.clone()).unwrap_or_default()));
         }
-        Ok(())
-    })
-    .await?;
-    let mut stack: Vec<(String, PathBuf)> = vec![(root.hash.clone(), to.to_path_buf())];
-    while let Some((hash, at)) = stack.pop() {
-        let d = dir(&hash)?;
-        fs::create_dir_all(&at).map_err(|e| io(&at, e))?;
-        for f in &d.files {
-            let name = super::plain(&f.name).ok_or_else(|| CasError::Corrupt(format!("a file named {:?}", f.name)))?;
-            let dest = at.join(name);
-            let from = cached(f);
-            if fs::hard_link(&from, &dest).is_err() {
-                fs::copy(&from, &dest).map_err(|e| io(&dest, e))?;
+        let tag = format!("{}.{:?}", std::process::id(), std::thread::current().id());
+        cas.read_each(fetch, |d, bytes| {
+            for exec in [false, true] {
+                let to = cached(blobs, &d.hash, exec);
+                if !wanted.contains_key(to.to_string_lossy().as_ref()) {
+                    continue;
+                }
+                let tmp = blobs.join(format!(".{}.{tag}", d.hash));
+                fs::write(&tmp, &bytes).map_err(|e| io(&tmp, e))?;
+                fs::set_permissions(&tmp, fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 })).map_err(|e| io(&tmp, e))?;
+                fs::rename(&tmp, &to).map_err(|e| io(&to, e))?;
+            }
+            Ok(())
+        })
+        .await?;
+        // (where, what it holds now if known, what it must hold)
+        let mut stack: Vec<(PathBuf, Option<String>, String)> = vec![(self.path.clone(), Some(self.tree.root.clone()), tree.root.clone())];
+        while let Some((at, had, want)) = stack.pop() {
+            if had.as_deref() == Some(want.as_str()) {
+                continue;
+            }
+            let new = tree.get(&want).ok_or_else(|| CasError::Missing(want.clone()))?;
+            let old = had.as_deref().and_then(|h| self.tree.get(h));
+            if old.is_none() {
+                fs::create_dir_all(&at).map_err(|e| io(&at, e))?;
+            }
+            let old_entries = match &old {
+                Some(o) => entries(o)?,
+                None => BTreeMap::new(),
+            };
+            let new_entries = entries(&new)?;
+            for (name, e) in &old_entries {
+                match (e, new_entries.get(name)) {
+                    (Entry::Dir(_), Some(Entry::Dir(_))) => {}
+                    (e, Some(n)) if e == n => {}
+                    (Entry::Dir(_), _) => fs::remove_dir_all(at.join(name)).map_err(|e| io(&at, e))?,
+                    _ => fs::remove_file(at.join(name)).map_err(|e| io(&at, e))?,
+                }
+            }
+            for (name, e) in new_entries {
+                let dest = at.join(name);
+                let before = old_entries.get(name);
+                match e {
+                    Entry::Dir(h) => {
+                        let had = match before {
+                            Some(Entry::Dir(o)) => Some(o.to_string()),
+                            _ => None,
+                        };
+                        stack.push((dest, had, h.to_string()));
+                    }
+                    _ if before == Some(&e) => {}
+                    Entry::File(h, exec) => {
+                        let from = cached(blobs, h, exec);
+                        if fs::hard_link(&from, &dest).is_err() {
+                            fs::copy(&from, &dest).map_err(|e| io(&dest, e))?;
+                        }
+                    }
+                    Entry::Link(target) => std::os::unix::fs::symlink(target, &dest).map_err(|e| io(&dest, e))?,
+                }
             }
         }
-        for l in &d.symlinks {
-            let name = super::plain(&l.name).ok_or_else(|| CasError::Corrupt(format!("a symlink named {:?}", l.name)))?;
-            std::os::unix::fs::symlink(&l.target, at.join(name)).map_err(|e| io(&at, e))?;
-        }
-        for c in &d.directories {
-            let name = super::plain(&c.name).ok_or_else(|| CasError::Corrupt(format!("a directory named {:?}", c.name)))?;
-            stack.push((c.digest.as_ref().map(|d| d.hash.clone()).unwrap_or_default(), at.join(name)));
-        }
+        Ok(())
     }
-    Ok(())
 }
