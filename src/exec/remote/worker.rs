@@ -153,13 +153,16 @@ impl DirCache {
         let mut out: HashMap<String, re::Directory> = HashMap::new();
         let mut level = vec![root.clone()];
         while !level.is_empty() {
+            // The directories this level brought, known or read.
+            let mut arrived: Vec<String> = Vec::new();
             let mut unknown = Vec::new();
             {
                 let known = self.0.lock().map_err(|_| poisoned())?;
-                for d in level.drain(..) {
+                for d in level {
                     match known.get(&d.hash) {
                         Some(dir) => {
                             out.insert(d.hash.clone(), dir.clone());
+                            arrived.push(d.hash);
                         }
                         None => unknown.push(d),
                     }
@@ -176,21 +179,21 @@ impl DirCache {
             if known.len() + read.len() > DIR_CACHE_MAX {
                 known.clear();
             }
-            let mut next = Vec::new();
             for (hash, dir) in read {
                 known.insert(hash.clone(), dir.clone());
-                out.insert(hash, dir);
+                out.insert(hash.clone(), dir);
+                arrived.push(hash);
             }
             drop(known);
-            // The next level: subdirectories not yet in hand.
-            for d in out.values() {
-                for c in d.directories.iter().filter_map(|c| c.digest.as_ref()) {
-                    if !out.contains_key(&c.hash) && !next.iter().any(|n: &re::Digest| n.hash == c.hash) {
-                        next.push(c.clone());
-                    }
-                }
-            }
-            level = next;
+            // The next level: their subdirectories not yet in hand, once each.
+            let mut seen = std::collections::HashSet::new();
+            level = arrived
+                .iter()
+                .filter_map(|h| out.get(h))
+                .flat_map(|d| d.directories.iter().filter_map(|c| c.digest.as_ref()))
+                .filter(|c| !out.contains_key(&c.hash) && seen.insert(c.hash.clone()))
+                .cloned()
+                .collect();
         }
         Ok(Tree { root: root.hash.clone(), dirs: out })
     }
