@@ -191,6 +191,10 @@ impl Cas {
                 continue;
             }
             if d.size_bytes == 0 {
+                // Nothing to ask for, but only the empty blob is empty.
+                if digest(&[]) != d {
+                    return Err(CasError::Corrupt(show(&d)));
+                }
                 each(&d, Vec::new())?;
             } else if d.size_bytes <= BATCH_BLOB {
                 small.push(d);
