@@ -1,8 +1,9 @@
 //! `bootstrap worker`: takes steps from a Remote Execution API server
 //! (`--remote`, `--remote-instance`) as a bot of its Remote Workers API and
 //! runs each in this machine's sandbox ([`crate::exec::remote::worker`]),
-//! `--jobs` of them at once (one bot session each), until interrupted. Its state directory (`--state`) holds the steps'
-//! logs and outputs and a cache of the files it was sent; one worker per
+//! `--jobs` of them at once (one bot session each), until interrupted. Its
+//! state directory (`--state`) holds the steps' logs and outputs, a cache
+//! of the files it was sent and the input roots it keeps; one worker per
 //! state directory.
 
 use std::io::Write;

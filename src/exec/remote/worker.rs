@@ -73,6 +73,13 @@ struct Done {
     phases: String,
 }
 
+impl Done {
+    /// A lease that ended without running its step: `code` and why.
+    fn failed(code: tonic::Code, message: String) -> Done {
+        Done { phases: String::new(), result: re::ActionResult::default(), status: failed(code, message) }
+    }
+}
+
 fn ok() -> rpc::Status {
     rpc::Status { code: 0, message: String::new(), details: Vec::new() }
 }
@@ -249,10 +256,10 @@ impl Shared<'_> {
                         // The step could not be run here at all: the server may try another worker.
                         Ok(Err(e)) => {
                             say(&format!("worker {bot_id}: lease {id}: {e}"));
-                            done.insert(id, Done { phases: String::new(), result: re::ActionResult::default(), status: failed(tonic::Code::Unavailable, e.to_string()) });
+                            done.insert(id, Done::failed(tonic::Code::Unavailable, e.to_string()));
                         }
                         Err(_) => {
-                            done.insert(id, Done { phases: String::new(), result: re::ActionResult::default(), status: failed(tonic::Code::Internal, "the worker's step thread panicked".into()) });
+                            done.insert(id, Done::failed(tonic::Code::Internal, "the worker's step thread panicked".into()));
                         }
                     }
                 }
@@ -344,14 +351,14 @@ async fn run_lease(endpoint: &str, cas: &Cas, known: &DirCache, roots: &Roots, l
     let tree = match known.tree(cas, &root_digest).await {
         Ok(d) => d,
         Err(CasError::Missing(m)) => {
-            return Ok(Done { phases: String::new(), result: re::ActionResult::default(), status: failed(tonic::Code::FailedPrecondition, format!("the input root lacks {m}")) });
+            return Ok(Done::failed(tonic::Code::FailedPrecondition, format!("the input root lacks {m}")));
         }
         Err(e) => return Err(cas_err("read the action's input root", e)),
     };
     let root = roots.take(&tree).map_err(|e| cas_err("keep the action's input root", e))?;
     if let Err(e) = root.become_tree(cas, &tree, blobs).await {
         return match e {
-            CasError::Missing(m) => Ok(Done { phases: String::new(), result: re::ActionResult::default(), status: failed(tonic::Code::FailedPrecondition, format!("the input root lacks {m}")) }),
+            CasError::Missing(m) => Ok(Done::failed(tonic::Code::FailedPrecondition, format!("the input root lacks {m}"))),
             e => Err(cas_err("write the action's input root", e)),
         };
     }
@@ -482,24 +489,18 @@ fn tree_of(dir: &Path, upload: &mut BTreeMap<String, (re::Digest, Blob)>) -> Res
     Ok(re::Tree { root: Some(root), children })
 }
 
-/// The directories of one input root, by digest (the empty one always
-/// among them: servers need not store it).
+/// The directories of one input root, by digest: every one it holds
+/// ([`DirCache::tree`] reads the empty one too, as the empty blob).
 struct Tree {
     root: String,
     dirs: HashMap<String, re::Directory>,
 }
 
 impl Tree {
+    /// The tree of one empty directory (what a new root holds).
     fn empty() -> Tree {
-        Tree { root: super::merkle::digest(&[]).hash, dirs: HashMap::new() }
-    }
-
-    fn get(&self, hash: &str) -> Option<std::borrow::Cow<'_, re::Directory>> {
-        match self.dirs.get(hash) {
-            Some(d) => Some(std::borrow::Cow::Borrowed(d)),
-            None if hash == super::merkle::digest(&[]).hash => Some(std::borrow::Cow::Owned(re::Directory::default())),
-            None => None,
-        }
+        let root = super::merkle::digest(&[]).hash;
+        Tree { dirs: HashMap::from([(root.clone(), re::Directory::default())]), root }
     }
 }
 
@@ -612,20 +613,19 @@ impl Held {
         let io = |p: &Path, e: std::io::Error| CasError::Io(format!("{}: {e}", p.display()));
         // The files the cache lacks, in directories the old tree did not
         // have (its files were all cached when it was made).
-        let mut wanted: HashMap<String, bool> = HashMap::new();
+        let mut wanted: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
         let mut fetch = Vec::new();
         let mut stack = vec![tree.root.clone()];
         while let Some(hash) = stack.pop() {
             if self.tree.dirs.contains_key(&hash) {
                 continue;
             }
-            let d = tree.get(&hash).ok_or_else(|| CasError::Missing(hash.clone()))?;
+            let d = tree.dirs.get(&hash).ok_or_else(|| CasError::Missing(hash.clone()))?;
             for f in &d.files {
                 let digest = f.digest.clone().unwrap_or_default();
                 let file = cached(blobs, &digest.hash, f.is_executable);
-                let key = file.to_string_lossy().into_owned();
-                if !wanted.contains_key(&key) && !file.exists() {
-                    wanted.insert(key, f.is_executable);
+                if !wanted.contains(&file) && !file.exists() {
+                    wanted.insert(file);
                     fetch.push(digest);
                 }
             }
@@ -635,7 +635,7 @@ impl Held {
         cas.read_each(fetch, |d, bytes| {
             for exec in [false, true] {
                 let to = cached(blobs, &d.hash, exec);
-                if !wanted.contains_key(to.to_string_lossy().as_ref()) {
+                if !wanted.contains(&to) {
                     continue;
                 }
                 let tmp = blobs.join(format!(".{}.{tag}", d.hash));
@@ -652,16 +652,16 @@ impl Held {
             if had.as_deref() == Some(want.as_str()) {
                 continue;
             }
-            let new = tree.get(&want).ok_or_else(|| CasError::Missing(want.clone()))?;
-            let old = had.as_deref().and_then(|h| self.tree.get(h));
+            let new = tree.dirs.get(&want).ok_or_else(|| CasError::Missing(want.clone()))?;
+            let old = had.as_deref().and_then(|h| self.tree.dirs.get(h));
             if old.is_none() {
                 fs::create_dir_all(&at).map_err(|e| io(&at, e))?;
             }
-            let old_entries = match &old {
+            let old_entries = match old {
                 Some(o) => entries(o)?,
                 None => BTreeMap::new(),
             };
-            let new_entries = entries(&new)?;
+            let new_entries = entries(new)?;
             for (name, e) in &old_entries {
                 match (e, new_entries.get(name)) {
                     (Entry::Dir(_), Some(Entry::Dir(_))) => {}
